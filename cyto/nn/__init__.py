@@ -1,0 +1,3 @@
+"""PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
+
+__all__: list[str] = []
