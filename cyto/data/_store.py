@@ -1,0 +1,494 @@
+"""The HDF5 crop store: one file of cell-centred crops plus their labels.
+
+File layout (``format_version`` 1)::
+
+    /crops        (N, C, S, S) float16 or float32, chunked along N, compressed
+    /protein_id   (N,) variable-length UTF-8 str
+    /fov_id       (N,) variable-length UTF-8 str
+    /centers      (N, 2) int32  (row, col of the crop centre in the processed field)
+    /nucleus_id   (N,) int32    (label of the nucleus the crop is centred on)
+    attrs: format_version=1, cyto_version, channels (JSON list), crop_size,
+           params (JSON of the preprocessing parameters)
+
+Writers may add further datasets (the batch preprocessor keeps a ``/fovs`` group
+listing every field of view it processed, including those without crops);
+readers ignore what they do not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CHANNEL_NAMES", "FORMAT_VERSION", "CropStore", "write_crop_store"]
+
+FORMAT_VERSION = 1
+#: Channel names a store may hold, in any order.
+CHANNEL_NAMES = ("protein", "distance", "nucleus")
+_REQUIRED = ("crops", "protein_id", "fov_id", "centers", "nucleus_id")
+# Target size of one compressed chunk of /crops: small enough for random access
+# from a DataLoader, large enough to compress well.
+_CHUNK_BYTES = 1 << 18
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+def _str_dtype():
+    return _h5py().string_dtype("utf-8")
+
+
+def _check_channels(channels: Sequence[str], n_channels: int | None = None) -> tuple[str, ...]:
+    if isinstance(channels, str) or not isinstance(channels, Sequence):
+        raise TypeError(
+            f"`channels` must be a sequence of channel names, got {type(channels).__name__} "
+            f"{channels!r}; expected e.g. ('protein', 'distance')"
+        )
+    channels = tuple(channels)
+    unknown = [c for c in channels if c not in CHANNEL_NAMES]
+    if unknown or not channels:
+        raise ValueError(
+            f"`channels` {channels!r} must be non-empty names from {list(CHANNEL_NAMES)}"
+        )
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"`channels` {channels!r} contains duplicates")
+    if n_channels is not None and len(channels) != n_channels:
+        raise ValueError(
+            f"`channels` names {len(channels)} channels {channels!r} but `crops` has "
+            f"{n_channels} channels (axis 1)"
+        )
+    return channels
+
+
+def _as_str_array(values: Any, n: int, name: str) -> np.ndarray:
+    if isinstance(values, str):
+        values = [values] * n
+    arr = np.asarray(values, dtype=object).reshape(-1)
+    if arr.shape != (n,):
+        raise ValueError(f"`{name}` has {arr.shape[0]} entries, expected {n} (one per crop)")
+    return np.array([str(v) for v in arr], dtype=object)
+
+
+def _crop_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    per_crop = max(1, int(np.prod(shape[1:])) * itemsize)
+    rows = max(1, min(max(shape[0], 1), _CHUNK_BYTES // per_crop))
+    return (rows, *shape[1:])
+
+
+class _StoreWriter:
+    """Append crops to a new store file (internal; used by the batch writer).
+
+    Writes to ``path`` directly: callers write to a temporary name and rename.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        channels: Sequence[str],
+        crop_size: int,
+        dtype: np.dtype,
+        params: dict | None,
+    ) -> None:
+        h5py = _h5py()
+        from cyto import __version__
+
+        self.channels = _check_channels(channels)
+        self.crop_size = int(crop_size)
+        self.dtype = np.dtype(dtype)
+        c, s = len(self.channels), self.crop_size
+        params_json = json.dumps(params if params is not None else {}, sort_keys=True)
+        self._f = h5py.File(path, "w")
+        f = self._f
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["cyto_version"] = __version__
+        f.attrs["channels"] = json.dumps(list(self.channels))
+        f.attrs["crop_size"] = s
+        f.attrs["params"] = params_json
+        shape = (0, c, s, s)
+        f.create_dataset(
+            "crops",
+            shape=shape,
+            maxshape=(None, c, s, s),
+            dtype=self.dtype,
+            chunks=_crop_chunks(shape, self.dtype.itemsize),
+            compression="lzf",
+            shuffle=True,
+        )
+        sdt = _str_dtype()
+        for name in ("protein_id", "fov_id"):
+            f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=sdt, chunks=(4096,))
+        f.create_dataset("centers", shape=(0, 2), maxshape=(None, 2), dtype=np.int32, chunks=True)
+        f.create_dataset("nucleus_id", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=True)
+        self.n = 0
+
+    def append(
+        self,
+        crops: np.ndarray,
+        protein_ids: np.ndarray,
+        fov_ids: np.ndarray,
+        centers: np.ndarray,
+        nucleus_ids: np.ndarray,
+    ) -> None:
+        k = crops.shape[0]
+        if k == 0:
+            return
+        f, a, b = self._f, self.n, self.n + k
+        for name in _REQUIRED:
+            f[name].resize(b, axis=0)
+        f["crops"][a:b] = crops.astype(self.dtype, copy=False)
+        f["protein_id"][a:b] = protein_ids
+        f["fov_id"][a:b] = fov_ids
+        f["centers"][a:b] = centers
+        f["nucleus_id"][a:b] = nucleus_ids
+        self.n = b
+
+    @property
+    def file(self):
+        return self._f
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+            self._f.close()
+            self._f = None
+
+
+def _atomic_target(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_crop_store(
+    path: str | os.PathLike,
+    crops: np.ndarray,
+    protein_ids: Sequence[str] | np.ndarray | str,
+    *,
+    fov_ids: Sequence[str] | np.ndarray | str | None = None,
+    centers: np.ndarray | None = None,
+    nucleus_ids: np.ndarray | None = None,
+    channels: Sequence[str] = ("protein", "distance"),
+    params: dict | None = None,
+) -> Path:
+    """Write crops and their labels to a new HDF5 crop store, atomically.
+
+    The file is written under a temporary name in the target folder and renamed
+    over ``path`` only when complete, so a crash never leaves a half-written store.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output ``.h5`` file; replaced if it exists. Its folder must exist.
+    crops : (N, C, S, S) ndarray
+        Floating-point crops. float16 is stored as float16, any other float as float32.
+    protein_ids : sequence of str, length N, or str
+        Protein (class) label of each crop; a single str labels all crops.
+    fov_ids : sequence of str or str, optional
+        Field-of-view id of each crop (default ``"fov0"`` for all).
+    centers : (N, 2) int array, optional
+        Crop centres (row, col) in the processed field (default zeros).
+    nucleus_ids : (N,) int array, optional
+        Nucleus label each crop is centred on (default ``1..N``).
+    channels : sequence of str
+        Channel names, one per axis-1 entry of ``crops``, from
+        ``("protein", "distance", "nucleus")``.
+    params : dict, optional
+        JSON-serializable preprocessing parameters, stored as the ``params`` attribute.
+
+    Returns
+    -------
+    path : Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If shapes or lengths disagree, crops are not square, or channel names are unknown.
+    TypeError
+        If ``crops`` is not floating point or ``params`` is not JSON-serializable.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from cyto.data import write_crop_store, CropStore
+    >>> crops = np.zeros((3, 2, 8, 8), dtype=np.float16)
+    >>> p = write_crop_store(os.path.join(tempfile.mkdtemp(), "c.h5"), crops, ["A", "A", "B"])
+    >>> with CropStore(p) as s:
+    ...     len(s), s.channels, s.crop_size, s.read([2, 0]).shape
+    (3, ('protein', 'distance'), 8, (2, 2, 8, 8))
+    """
+    path = Path(path)
+    crops = np.asarray(crops)
+    if crops.ndim != 4:
+        raise ValueError(f"`crops` must be 4-D (N, C, S, S), got shape {crops.shape}")
+    if not np.issubdtype(crops.dtype, np.floating):
+        raise TypeError(f"`crops` must be floating point, got dtype {crops.dtype}")
+    n, c, s, s2 = crops.shape
+    if s != s2 or s < 1:
+        raise ValueError(f"`crops` must be square (N, C, S, S), got shape {crops.shape}")
+    channels = _check_channels(channels, c)
+    pids = _as_str_array(protein_ids, n, "protein_ids")
+    fids = _as_str_array("fov0" if fov_ids is None else fov_ids, n, "fov_ids")
+    if centers is None:
+        centers = np.zeros((n, 2), dtype=np.int32)
+    centers = np.asarray(centers)
+    if centers.shape != (n, 2):
+        raise ValueError(f"`centers` must have shape ({n}, 2), got {centers.shape}")
+    if nucleus_ids is None:
+        nucleus_ids = np.arange(1, n + 1, dtype=np.int32)
+    nucleus_ids = np.asarray(nucleus_ids)
+    if nucleus_ids.shape != (n,):
+        raise ValueError(f"`nucleus_ids` must have shape ({n},), got {nucleus_ids.shape}")
+    try:
+        json.dumps(params if params is not None else {})
+    except TypeError as err:
+        raise TypeError(f"`params` must be JSON-serializable: {err}") from None
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"folder of `path` does not exist: {path.parent}")
+
+    dtype = np.float16 if crops.dtype == np.float16 else np.float32
+    tmp = _atomic_target(path)
+    try:
+        w = _StoreWriter(tmp, channels=channels, crop_size=s, dtype=dtype, params=params)
+        try:
+            w.append(
+                crops,
+                pids,
+                fids,
+                centers.astype(np.int32, copy=False),
+                nucleus_ids.astype(np.int32, copy=False),
+            )
+        finally:
+            w.close()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+class CropStore:
+    """Read-only access to an HDF5 crop store.
+
+    Labels and metadata are loaded on open; crops are read on demand with
+    :meth:`read`. The object is picklable (it re-opens the file lazily, e.g. in
+    DataLoader worker processes) and a context manager.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A file written by :func:`write_crop_store` or ``cyto preprocess``.
+
+    Attributes
+    ----------
+    path : Path
+    channels : tuple of str
+    crop_size : int
+    protein_ids, fov_ids : (N,) ndarray of str
+    centers : (N, 2) int32 ndarray
+    nucleus_ids : (N,) int32 ndarray
+    params : dict
+        Preprocessing parameters stored with the crops.
+    format_version : int
+    cyto_version : str
+    dtype : numpy dtype of the stored crops
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not HDF5 (or truncated), is not a cyto crop store, or has an
+        unsupported ``format_version``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from cyto.data import write_crop_store, CropStore
+    >>> p = write_crop_store(os.path.join(tempfile.mkdtemp(), "c.h5"),
+    ...                      np.ones((4, 1, 6, 6), np.float32), "P1", channels=("protein",))
+    >>> with CropStore(p) as s:
+    ...     x = s.read(slice(1, 3))
+    >>> x.shape, x.dtype
+    ((2, 1, 6, 6), dtype('float32'))
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._file = None
+        self._pid = None
+        f = self._open()
+        try:
+            self._load_metadata(f)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -----------------------------------------------------------
+    def _open(self):
+        h5py = _h5py()
+        if not self.path.exists():
+            raise FileNotFoundError(f"crop store not found: {self.path}")
+        if self.path.is_dir():
+            raise ValueError(f"crop store path is a folder, expected an HDF5 file: {self.path}")
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as err:
+            raise ValueError(
+                f"{self.path} is not a readable HDF5 crop store (truncated, corrupted or "
+                f"not HDF5): {err}"
+            ) from None
+        self._file = f
+        self._pid = os.getpid()
+        return f
+
+    def _load_metadata(self, f) -> None:
+        attrs = f.attrs
+        if "format_version" not in attrs or not all(k in f for k in _REQUIRED):
+            missing = [k for k in _REQUIRED if k not in f]
+            raise ValueError(
+                f"{self.path} is not a cyto crop store (missing "
+                f"{'format_version attribute' if 'format_version' not in attrs else ''}"
+                f"{' datasets ' + ', '.join(missing) if missing else ''})"
+            )
+        version = int(np.asarray(attrs["format_version"]).item())
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{self.path} has crop store format_version {version}; this cyto reads "
+                f"format_version {FORMAT_VERSION}"
+            )
+        try:
+            self.format_version = version
+            self.cyto_version = str(attrs.get("cyto_version", "unknown"))
+            self.channels = tuple(json.loads(attrs["channels"]))
+            self.crop_size = int(attrs["crop_size"])
+            self.params = json.loads(attrs.get("params", "{}"))
+            crops = f["crops"]
+            self.dtype = crops.dtype
+            self._n = int(crops.shape[0])
+            self.protein_ids = np.asarray(f["protein_id"].asstr()[()], dtype=str)
+            self.fov_ids = np.asarray(f["fov_id"].asstr()[()], dtype=str)
+            self.centers = np.asarray(f["centers"][()], dtype=np.int32)
+            self.nucleus_ids = np.asarray(f["nucleus_id"][()], dtype=np.int32)
+        except (KeyError, OSError, json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{self.path} is a damaged cyto crop store: {err}") from None
+        c, s = len(self.channels), self.crop_size
+        if crops.ndim != 4 or crops.shape[1:] != (c, s, s):
+            raise ValueError(
+                f"{self.path} is a damaged cyto crop store: /crops has shape {crops.shape}, "
+                f"expected (N, {c}, {s}, {s})"
+            )
+        lengths = {
+            "protein_id": len(self.protein_ids),
+            "fov_id": len(self.fov_ids),
+            "centers": len(self.centers),
+            "nucleus_id": len(self.nucleus_ids),
+        }
+        bad = {k: v for k, v in lengths.items() if v != self._n}
+        if bad:
+            raise ValueError(
+                f"{self.path} is a damaged cyto crop store: /crops has {self._n} rows but {bad}"
+            )
+
+    def _handle(self):
+        if self._file is None or self._pid != os.getpid():
+            # Never reuse an HDF5 handle across fork: open a fresh one in this process.
+            self._file = None
+            self._open()
+        return self._file
+
+    # -- public API --------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    def read(self, indices: slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        """Read crops as float32.
+
+        Parameters
+        ----------
+        indices : slice or 1-D int array-like
+            Which crops, in the order wanted (unsorted and repeated indices are fine,
+            negative indices count from the end).
+
+        Returns
+        -------
+        crops : (n, C, S, S) float32 ndarray
+
+        Raises
+        ------
+        IndexError
+            If an index is out of range.
+        TypeError
+            If ``indices`` is neither a slice nor integers.
+        """
+        crops = self._handle()["crops"]
+        if isinstance(indices, slice):
+            return np.asarray(crops[indices], dtype=np.float32)
+        idx = np.asarray(indices)
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
+        if idx.size == 0:
+            return np.empty((0, *crops.shape[1:]), dtype=np.float32)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(
+                f"`indices` must be a slice or a 1-D array of integers, got "
+                f"{idx.dtype} array of shape {idx.shape}"
+            )
+        n = self._n
+        if idx.min() < -n or idx.max() >= n:
+            raise IndexError(f"`indices` out of range for a store of {n} crops")
+        idx = np.where(idx < 0, idx + n, idx)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        lo, hi = int(uniq[0]), int(uniq[-1]) + 1
+        if hi - lo <= 4 * len(uniq):  # dense enough: one contiguous read
+            block = crops[lo:hi]
+            out = block[uniq - lo]
+        else:
+            out = crops[uniq]
+        return np.asarray(out[inverse.reshape(-1)], dtype=np.float32)
+
+    def close(self) -> None:
+        """Close the file handle (metadata stay available)."""
+        if self._file is not None:
+            try:
+                if self._pid == os.getpid():
+                    self._file.close()
+            finally:
+                self._file = None
+
+    def __enter__(self) -> CropStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return (
+            f"CropStore({str(self.path)!r}, n={self._n}, channels={self.channels}, "
+            f"crop_size={self.crop_size})"
+        )

@@ -1,0 +1,171 @@
+"""The HDF5 crop store: round trip, atomic writes, rejection of foreign files."""
+
+from __future__ import annotations
+
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+
+from cyto.data import CropStore, write_crop_store
+
+
+@pytest.fixture
+def crops(rng: np.random.Generator) -> np.ndarray:
+    return rng.random((7, 2, 10, 10), dtype=np.float32)
+
+
+def _write(tmp_path, crops, **kw):
+    pids = ["A", "A", "B", "B", "B", "Ç", "A"][: len(crops)]
+    return write_crop_store(tmp_path / "c.h5", crops, pids, **kw)
+
+
+def test_round_trip_float32(tmp_path, crops) -> None:
+    centers = np.arange(14).reshape(7, 2)
+    p = _write(
+        tmp_path,
+        crops,
+        fov_ids=[f"f{i // 3}" for i in range(7)],
+        centers=centers,
+        nucleus_ids=np.arange(10, 17),
+        params={"downsample": 2, "channels": ["protein", "distance"]},
+    )
+    with CropStore(p) as s:
+        assert len(s) == 7
+        assert s.channels == ("protein", "distance")
+        assert s.crop_size == 10
+        assert s.protein_ids.tolist() == ["A", "A", "B", "B", "B", "Ç", "A"]
+        assert s.fov_ids.tolist()[:4] == ["f0", "f0", "f0", "f1"]
+        np.testing.assert_array_equal(s.centers, centers)
+        assert s.centers.dtype == np.int32
+        np.testing.assert_array_equal(s.nucleus_ids, np.arange(10, 17))
+        assert s.params == {"downsample": 2, "channels": ["protein", "distance"]}
+        assert s.dtype == np.float32
+        np.testing.assert_array_equal(s.read(slice(None)), crops)
+        idx = np.array([5, 0, 3, 3, -1])
+        out = s.read(idx)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, crops[[5, 0, 3, 3, 6]])
+        # sparse access path (span much larger than the count)
+        np.testing.assert_array_equal(s.read([6, 0]), crops[[6, 0]])
+        assert s.read([]).shape == (0, 2, 10, 10)
+        with pytest.raises(IndexError, match="out of range"):
+            s.read([7])
+        with pytest.raises(TypeError, match="indices"):
+            s.read(np.array([0.5]))
+    with h5py.File(p, "r") as f:
+        assert f.attrs["format_version"] == 1
+        assert f["crops"].chunks[0] >= 1 and f["crops"].compression is not None
+
+
+def test_float16_kept_and_read_as_float32(tmp_path, crops) -> None:
+    p = _write(tmp_path, crops.astype(np.float16))
+    with CropStore(p) as s:
+        assert s.dtype == np.float16
+        x = s.read([1, 2])
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, crops[[1, 2]], atol=1e-3)
+
+
+def test_empty_store(tmp_path) -> None:
+    p = write_crop_store(
+        tmp_path / "e.h5", np.zeros((0, 1, 8, 8), np.float32), [], channels=("protein",)
+    )
+    with CropStore(p) as s:
+        assert len(s) == 0 and s.protein_ids.shape == (0,)
+        assert s.read(slice(None)).shape == (0, 1, 8, 8)
+
+
+def test_pickle_reopens(tmp_path, crops) -> None:
+    p = _write(tmp_path, crops)
+    s = CropStore(p)
+    s2 = pickle.loads(pickle.dumps(s))
+    s.close()
+    np.testing.assert_array_equal(s2.read([2]), crops[[2]])
+    s2.close()
+    # reading after close re-opens transparently
+    np.testing.assert_array_equal(s2.read([1]), crops[[1]])
+    s2.close()
+
+
+def test_write_is_atomic_and_replaces(tmp_path, crops) -> None:
+    p = _write(tmp_path, crops)
+    write_crop_store(p, crops[:2], ["X", "Y"])
+    with CropStore(p) as s:
+        assert len(s) == 2
+    # a failing write leaves the old file untouched and no temp files behind
+    with pytest.raises(TypeError, match="params"):
+        write_crop_store(p, crops, ["A"] * 7, params={"bad": object()})
+    with CropStore(p) as s:
+        assert len(s) == 2
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.h5"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"crops": np.zeros((2, 10, 10), np.float32)}, ValueError, "4-D"),
+        ({"crops": np.zeros((2, 2, 10, 9), np.float32)}, ValueError, "square"),
+        ({"crops": np.zeros((2, 2, 10, 10), np.uint8)}, TypeError, "floating"),
+        ({"protein_ids": ["A"]}, ValueError, "protein_ids.*expected 2"),
+        ({"channels": ("protein",)}, ValueError, "channels"),
+        ({"channels": ("protein", "dist")}, ValueError, "must be non-empty names"),
+        ({"channels": "protein"}, TypeError, "channels"),
+        ({"centers": np.zeros((2, 3))}, ValueError, "centers"),
+        ({"nucleus_ids": np.zeros(3)}, ValueError, "nucleus_ids"),
+        ({"fov_ids": ["a", "b", "c"]}, ValueError, "fov_ids"),
+    ],
+)
+def test_write_rejects_bad_input(tmp_path, kwargs, exc, match) -> None:
+    args = {"crops": np.zeros((2, 2, 10, 10), np.float32), "protein_ids": ["A", "B"]}
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        write_crop_store(tmp_path / "x.h5", args.pop("crops"), args.pop("protein_ids"), **args)
+
+
+def test_open_missing(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        CropStore(tmp_path / "nope.h5")
+
+
+def test_open_truncated(tmp_path, crops) -> None:
+    p = _write(tmp_path, np.repeat(crops, 20, axis=0)[:7])
+    data = p.read_bytes()
+    bad = tmp_path / "trunc.h5"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        CropStore(bad)
+
+
+def test_open_not_hdf5(tmp_path) -> None:
+    bad = tmp_path / "text.h5"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        CropStore(bad)
+    with pytest.raises(ValueError, match="folder"):
+        CropStore(tmp_path)
+
+
+def test_open_non_cyto_hdf5(tmp_path) -> None:
+    bad = tmp_path / "other.h5"
+    with h5py.File(bad, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(ValueError, match="not a cyto crop store"):
+        CropStore(bad)
+
+
+def test_open_wrong_version(tmp_path, crops) -> None:
+    p = _write(tmp_path, crops)
+    with h5py.File(p, "r+") as f:
+        f.attrs["format_version"] = 99
+    with pytest.raises(ValueError, match="format_version 99"):
+        CropStore(p)
+
+
+def test_open_inconsistent_lengths(tmp_path, crops) -> None:
+    p = _write(tmp_path, crops)
+    with h5py.File(p, "r+") as f:
+        f["nucleus_id"].resize(3, axis=0)
+    with pytest.raises(ValueError, match="damaged"):
+        CropStore(p)
