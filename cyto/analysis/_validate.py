@@ -103,7 +103,15 @@ def encode_labels(
         raise TypeError(f"`{name}` must hold str, int or float labels, got dtype {arr.dtype}")
     if excl_vals:
         keep &= ~np.isin(values, np.asarray(excl_vals))
-    classes, inverse = np.unique(values[keep], return_inverse=True)
     codes = np.full(n, -1, dtype=np.int64)
+    kept = values[keep]
+    if kept.dtype == np.int64 and kept.size and 0 <= kept.min() and kept.max() < 4 * n + 1024:
+        # small non-negative integers: O(n) factorisation through a lookup table
+        present = np.bincount(kept) > 0
+        classes = np.flatnonzero(present)
+        lookup = np.cumsum(present) - 1
+        codes[keep] = lookup[kept]
+        return codes, classes
+    classes, inverse = np.unique(kept, return_inverse=True)
     codes[keep] = inverse.ravel()
     return codes, classes
