@@ -1,3 +1,17 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
-__all__: list[str] = []
+from .quantize import (
+    VectorQuantizer,
+    VQOutput,
+    create_quantizer,
+    list_quantizers,
+    register_quantizer,
+)
+
+__all__: list[str] = [
+    "VQOutput",
+    "VectorQuantizer",
+    "create_quantizer",
+    "list_quantizers",
+    "register_quantizer",
+]

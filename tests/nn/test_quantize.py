@@ -1,0 +1,198 @@
+"""Tests of the vector quantizer (torch backend, codebook care, registry)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cyto.nn import VectorQuantizer, VQOutput, create_quantizer, list_quantizers, register_quantizer
+from cyto.nn.quantize._reference import nearest_code_torch, perplexity_from_counts
+
+
+def _dense_vq(z: torch.Tensor, codebook: torch.Tensor, split: int, beta: float):
+    """Naive dense quantizer: full N x K distances, one-hot, matmul (as in VQ-VAE papers)."""
+    b, c, h, w = z.shape
+    d = c // split
+    v = z.reshape(b, split, d, h, w).permute(0, 1, 3, 4, 2).reshape(-1, d)
+    dist = torch.cdist(v.double(), codebook.double()) ** 2
+    idx = dist.argmin(1)
+    one_hot = F.one_hot(idx, codebook.shape[0]).to(v.dtype)
+    q = one_hot @ codebook
+    codebook_loss = F.mse_loss(q, v.detach())
+    commitment = F.mse_loss(v, q.detach())
+    q_st = v + (q - v).detach()
+    quantized = q_st.reshape(b, split, h, w, d).permute(0, 1, 4, 2, 3).reshape(b, c, h, w)
+    avg = one_hot.mean(0)
+    perplexity = torch.exp(-(avg * torch.log(avg + 1e-30)).sum())
+    return quantized, idx.reshape(b, split, h, w), codebook_loss + beta * commitment, perplexity
+
+
+@pytest.fixture
+def z() -> torch.Tensor:
+    return torch.randn(3, 12, 5, 4, generator=torch.Generator().manual_seed(0))
+
+
+def test_output_shapes_and_types(z: torch.Tensor) -> None:
+    vq = VectorQuantizer(32, 4, split=3, backend="torch")
+    out = vq(z)
+    assert isinstance(out, VQOutput)
+    assert out.quantized.shape == z.shape
+    assert out.indices.shape == (3, 3, 5, 4) and out.indices.dtype == torch.int64
+    assert out.counts.shape == (32,) and int(out.counts.sum()) == 3 * 3 * 5 * 4
+    for name in ("loss", "codebook_loss", "commitment_loss", "perplexity"):
+        assert getattr(out, name).shape == ()
+    assert vq.backend_ == "torch"
+
+
+def test_default_init_is_uniform_005() -> None:
+    vq = VectorQuantizer(512, 16, backend="torch")
+    cb = vq.codebook.detach()
+    assert cb.abs().max() <= 0.05 and cb.abs().max() > 0.045
+    assert abs(float(cb.mean())) < 0.005
+
+
+@pytest.mark.parametrize("split", [1, 3])
+def test_matches_naive_dense_implementation(z: torch.Tensor, split: int) -> None:
+    torch.manual_seed(1)
+    vq = VectorQuantizer(64, 12 // split, split=split, beta=0.3, backend="torch", chunk_size=7)
+    with torch.no_grad():
+        vq.codebook.normal_()
+    z1 = z.clone().requires_grad_(True)
+    z2 = z.clone().requires_grad_(True)
+    cb2 = vq.codebook.detach().clone().requires_grad_(True)
+    out = vq(z1)
+    q, idx, loss, perp = _dense_vq(z2, cb2, split, 0.3)
+    torch.testing.assert_close(out.indices, idx, rtol=0, atol=0)
+    assert torch.equal(out.quantized, vq.lookup(idx))
+    torch.testing.assert_close(out.quantized, q)
+    torch.testing.assert_close(out.loss, loss)
+    torch.testing.assert_close(out.perplexity, perp)
+    w = torch.randn_like(z)
+    ((out.quantized * w).sum() + out.loss).backward()
+    ((q * w).sum() + loss).backward()
+    torch.testing.assert_close(z1.grad, z2.grad)
+    torch.testing.assert_close(vq.codebook.grad, cb2.grad)
+
+
+def test_split_equals_quantizing_reshaped_subvectors(z: torch.Tensor) -> None:
+    split, d = 3, 4
+    vq_split = VectorQuantizer(16, d, split=split, backend="torch")
+    vq_one = VectorQuantizer(16, d, split=1, backend="torch")
+    vq_one.load_state_dict(vq_split.state_dict())
+    out = vq_split(z)
+    b, _, h, w = z.shape
+    # sub-vector s of position (h, w) is channels [s*d, (s+1)*d): fold splits into the batch
+    z_sub = z.reshape(b, split, d, h, w).reshape(b * split, d, h, w)
+    ref = vq_one(z_sub)
+    assert torch.equal(out.indices.reshape(b * split, 1, h, w), ref.indices)
+    assert torch.equal(out.quantized, ref.quantized.reshape(b, split * d, h, w))
+    torch.testing.assert_close(out.loss, ref.loss)
+    assert torch.equal(out.counts, ref.counts)
+
+
+def test_gradients_straight_through_and_codebook(z: torch.Tensor) -> None:
+    vq = VectorQuantizer(16, 4, split=3, beta=0.25, backend="torch")
+    x = z.clone().requires_grad_(True)
+    out = vq(x)
+    out.quantized.sum().backward()
+    # straight-through: d(sum quantized)/dz is exactly one, and no codebook gradient
+    assert torch.equal(x.grad, torch.ones_like(x))
+    assert vq.codebook.grad is None or not vq.codebook.grad.any()
+    x.grad = None
+    vq.zero_grad()
+    vq(x).codebook_loss.backward()
+    assert x.grad is None or not x.grad.any()
+    assert vq.codebook.grad.abs().sum() > 0
+    vq.zero_grad()
+    vq(x).commitment_loss.backward()
+    assert x.grad.abs().sum() > 0
+    assert vq.codebook.grad is None or not vq.codebook.grad.any()
+
+
+def test_chunking_does_not_change_result() -> None:
+    g = torch.Generator().manual_seed(3)
+    v, cb = torch.randn(1000, 8, generator=g), torch.randn(50, 8, generator=g)
+    ref_idx, ref_val = nearest_code_torch(v, cb, chunk_size=1000)
+    for chunk in (1, 7, 64, 999):
+        idx, val = nearest_code_torch(v, cb, chunk_size=chunk)
+        assert torch.equal(idx, ref_idx)
+        torch.testing.assert_close(val, ref_val)
+    exact = torch.cdist(v.double(), cb.double()) ** 2
+    torch.testing.assert_close(
+        (ref_val + v.pow(2).sum(1)).double(), exact.min(1).values, rtol=1e-5, atol=1e-4
+    )
+
+
+def test_perplexity_formula() -> None:
+    assert float(perplexity_from_counts(torch.tensor([4, 0, 0]))) == pytest.approx(1.0)
+    assert float(perplexity_from_counts(torch.tensor([1, 1, 1, 1]))) == pytest.approx(4.0)
+    counts = torch.tensor([1, 3, 0, 6])
+    p = torch.tensor([0.1, 0.3, 0.6])
+    expected = math.exp(-float((p * p.log()).sum()))
+    assert float(perplexity_from_counts(counts)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_lookup_roundtrip_and_errors(z: torch.Tensor) -> None:
+    vq = VectorQuantizer(16, 4, split=3, backend="torch")
+    out = vq(z)
+    assert torch.equal(vq.lookup(out.indices), out.quantized)
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        vq.lookup(torch.full((1, 3, 2, 2), 16))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        vq.lookup(torch.zeros(1, 2, 2, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_embeddings": 0}, ValueError, "num_embeddings"),
+        ({"embedding_dim": 2.5}, TypeError, "embedding_dim"),
+        ({"split": 0}, ValueError, "split"),
+        ({"beta": -1.0}, ValueError, "beta"),
+        ({"backend": "cuda"}, ValueError, r"backend.*\['auto', 'torch', 'triton'\].*'cuda'"),
+        ({"update": "adam"}, ValueError, r"update.*\['loss', 'ema'\]"),
+        ({"decay": 1.0}, ValueError, "decay"),
+        ({"chunk_size": 0}, ValueError, "chunk_size"),
+        ({"dead_code_threshold": -1}, ValueError, "dead_code_threshold"),
+    ],
+)
+def test_bad_arguments_raise(kwargs: dict, error: type, match: str) -> None:
+    args = {"num_embeddings": 8, "embedding_dim": 4, **kwargs}
+    with pytest.raises(error, match=match):
+        VectorQuantizer(args.pop("num_embeddings"), args.pop("embedding_dim"), **args)
+
+
+def test_bad_input_channels_raise() -> None:
+    vq = VectorQuantizer(8, 4, split=3, backend="torch")
+    with pytest.raises(ValueError, match=r"\(B, 12, H, W\).*split=3.*got \(2, 10, 3, 3\)"):
+        vq(torch.randn(2, 10, 3, 3))
+    with pytest.raises(ValueError, match="shape"):
+        vq(torch.randn(12, 3, 3))
+
+
+@pytest.mark.parametrize("name", list_quantizers())
+def test_registry_contract(name: str, z: torch.Tensor) -> None:
+    vq = create_quantizer(name, 16, 4, split=3, backend="torch")
+    vq.train()
+    x = z.clone().requires_grad_(True)
+    out = vq(x)
+    assert isinstance(out, VQOutput)
+    assert out.quantized.shape == z.shape and out.indices.shape == (3, 3, 5, 4)
+    assert torch.isfinite(out.quantized).all() and torch.isfinite(out.loss)
+    (out.quantized.square().mean() + out.loss).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    vq.eval()  # training may move the codes (EMA, restarts); eval must not
+    out = vq(z)
+    assert torch.equal(vq.lookup(out.indices), out.quantized)
+
+
+def test_registry_errors_and_custom_entry() -> None:
+    with pytest.raises(ValueError, match=r"unknown quantizer 'nope'.*'vq'"):
+        create_quantizer("nope", 8, 4)
+    with pytest.raises(ValueError, match="already registered"):
+        register_quantizer("vq", VectorQuantizer)
+    vq = create_quantizer(VectorQuantizer, 8, 4, backend="torch")
+    assert isinstance(vq, VectorQuantizer)
