@@ -4,15 +4,45 @@ Importing this package is cheap: umap-learn, cuML and matplotlib are imported in
 functions that need them.
 """
 
+from cyto.analysis._ground_truth import (
+    labels_for,
+    load_annotations,
+    load_complexes,
+    load_ground_truth,
+)
 from cyto.analysis._score import ScoreTable, class_medians, clustering_score, clustering_score_table
+from cyto.analysis._spectra import (
+    Biclusters,
+    FeatureSpectra,
+    bicluster,
+    code_correlation,
+    code_histograms,
+    feature_spectra,
+    localize,
+    mean_by_label,
+    representative_images,
+)
 from cyto.analysis._umap import AtlasUMAP, aligned_umap, umap_embed
 
 __all__ = [
     "AtlasUMAP",
+    "Biclusters",
+    "FeatureSpectra",
     "ScoreTable",
     "aligned_umap",
+    "bicluster",
     "class_medians",
     "clustering_score",
     "clustering_score_table",
+    "code_correlation",
+    "code_histograms",
+    "feature_spectra",
+    "labels_for",
+    "load_annotations",
+    "load_complexes",
+    "load_ground_truth",
+    "localize",
+    "mean_by_label",
+    "representative_images",
     "umap_embed",
 ]

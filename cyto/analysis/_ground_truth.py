@@ -1,0 +1,279 @@
+"""Ground-truth tables: OpenCell localization annotations and protein complexes."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["labels_for", "load_annotations", "load_complexes", "load_ground_truth"]
+
+_ANNOTATION_COLUMNS = ("target_name", "annotation_name", "annotation_grade")
+
+
+def _read_rows(path: str | os.PathLike, required: Iterable[str]) -> list[dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ground-truth table not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f"`{path.name}` lacks column(s) {missing}; its header is {header}")
+        reader.fieldnames = header
+        return [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+
+
+def load_annotations(
+    path: str | os.PathLike,
+    *,
+    min_grade: int = 2,
+    single_localization: bool = True,
+    key: str = "target_name",
+    families: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Read an OpenCell localization annotation table into ``{protein: localization}``.
+
+    The table has one row per (protein, localization) with columns ``ensg_id``,
+    ``target_name``, ``annotation_name`` and ``annotation_grade`` (the public OpenCell
+    export, e.g. ``2021-09-29-public-annotations-flat.csv``).
+
+    How grades are treated: OpenCell grades each annotation 3 (prominent), 2 (clear but
+    less prominent) or 1 (weak or uncertain). Annotations graded below ``min_grade`` are
+    ignored. With ``single_localization=True`` (the paper's organelle-level ground truth:
+    proteins with a unique localization) a protein is kept only when exactly **one**
+    annotation remains; proteins seen at several places are dropped. With
+    ``single_localization=False`` each protein gets its highest-graded localization, and
+    proteins whose top grade is shared by several localizations are dropped as ambiguous.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file.
+    min_grade : int, default 2
+        Lowest grade that counts as a localization (1–3). On the 2021-09-29 export,
+        ``min_grade=2`` keeps 516 of 1,310 proteins and ``min_grade=3`` keeps 868 (those
+        with a single *prominent* localization, possibly with weaker ones).
+    single_localization : bool, default True
+        Keep only proteins with exactly one localization (see above).
+    key : {"target_name", "ensg_id"}, default "target_name"
+        Column used as the protein id (cyto uses the gene name as ``protein_id``).
+    families : mapping of str to str, optional
+        Renames localizations into coarser families (e.g. ``{"nucleolus_gc": "nucleolus",
+        "nucleolus_fc_dfc": "nucleolus"}``), applied before the single-localization rule;
+        names not in the mapping are kept as they are.
+
+    Returns
+    -------
+    labels : dict of str to str
+        Protein id → localization, sorted by protein id.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If a required column is missing, a grade is not an integer, or an option is out
+        of range.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "annotations.csv"
+    >>> _ = p.write_text(
+    ...     "ensg_id,target_name,annotation_name,annotation_grade\\n"
+    ...     "E1,BCAP31,er,3\\n"
+    ...     "E2,AAMP,cytoplasmic,3\\nE2,AAMP,nucleoplasm,2\\n"
+    ...     "E3,NPM1,nucleolus_gc,3\\nE3,NPM1,nucleoplasm,1\\n")
+    >>> load_annotations(p)
+    {'BCAP31': 'er', 'NPM1': 'nucleolus_gc'}
+    >>> load_annotations(p, min_grade=3)
+    {'AAMP': 'cytoplasmic', 'BCAP31': 'er', 'NPM1': 'nucleolus_gc'}
+    """
+    if key not in ("target_name", "ensg_id"):
+        raise ValueError(f"`key` must be 'target_name' or 'ensg_id', got {key!r}")
+    if min_grade not in (1, 2, 3):
+        raise ValueError(f"`min_grade` must be 1, 2 or 3, got {min_grade!r}")
+    rows = _read_rows(path, (*_ANNOTATION_COLUMNS, key))
+    per_protein: dict[str, dict[str, int]] = defaultdict(dict)
+    for line, row in enumerate(rows, start=2):
+        try:
+            grade = int(float(row["annotation_grade"]))
+        except ValueError:
+            raise ValueError(
+                f"`{Path(path).name}` line {line}: annotation_grade must be an integer, "
+                f"got {row['annotation_grade']!r}"
+            ) from None
+        protein, name = row[key], row["annotation_name"]
+        if not protein or not name:
+            continue
+        if families is not None:
+            name = families.get(name, name)
+        locs = per_protein[protein]
+        locs[name] = max(grade, locs.get(name, 0))
+    out: dict[str, str] = {}
+    for protein in sorted(per_protein):
+        locs = {n: g for n, g in per_protein[protein].items() if g >= min_grade}
+        if not locs:
+            continue
+        if single_localization:
+            if len(locs) == 1:
+                out[protein] = next(iter(locs))
+        else:
+            top = max(locs.values())
+            best = [n for n, g in locs.items() if g == top]
+            if len(best) == 1:
+                out[protein] = best[0]
+    return out
+
+
+def load_complexes(path: str | os.PathLike, *, min_size: int = 2) -> dict[str, str]:
+    """Read a protein-complex table (``protein_id,complex``) into ``{protein: complex}``.
+
+    Follows the paper's selection of CORUM complexes: a protein listed in several
+    complexes is dropped (no overlapping subunits), and complexes with fewer than
+    ``min_size`` remaining subunits are dropped.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV with columns ``protein_id`` and ``complex`` (extra columns are ignored).
+    min_size : int, default 2
+        Smallest number of subunits for a complex to be kept.
+
+    Returns
+    -------
+    labels : dict of str to str
+        Protein id → complex name, sorted by protein id.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If a required column is missing or ``min_size < 1``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "complexes.csv"
+    >>> _ = p.write_text("protein_id,complex\\nA,ribosome\\nB,ribosome\\nC,proteasome\\n"
+    ...                  "D,proteasome\\nD,ribosome\\nE,nup\\n")
+    >>> load_complexes(p)
+    {'A': 'ribosome', 'B': 'ribosome'}
+    """
+    if int(min_size) < 1:
+        raise ValueError(f"`min_size` must be >= 1, got {min_size!r}")
+    rows = _read_rows(path, ("protein_id", "complex"))
+    memberships: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row["protein_id"] and row["complex"]:
+            memberships[row["protein_id"]].add(row["complex"])
+    unique = {p: next(iter(c)) for p, c in memberships.items() if len(c) == 1}
+    sizes: dict[str, int] = defaultdict(int)
+    for c in unique.values():
+        sizes[c] += 1
+    return {p: unique[p] for p in sorted(unique) if sizes[unique[p]] >= min_size}
+
+
+def load_ground_truth(path: str | os.PathLike, **kwargs: Any) -> dict[str, dict[str, str]]:
+    """Read any cyto ground-truth table into ``{level: {protein: label}}``.
+
+    The format is recognised from the header:
+
+    - ``ensg_id,target_name,annotation_name,annotation_grade`` (OpenCell annotations) →
+      ``{"organelle": ...}`` via :func:`load_annotations` (``kwargs`` passed on);
+    - ``protein_id,family[,complex]`` (``ground_truth.csv`` written by ``cyto synth``) →
+      ``{"organelle": ..., "complex": ...}``; empty cells are unlabelled;
+    - ``protein_id,complex`` → ``{"complex": ...}`` via :func:`load_complexes`.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file.
+    **kwargs
+        Options of :func:`load_annotations` for annotation tables.
+
+    Returns
+    -------
+    levels : dict of str to dict of str to str
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the header matches none of the formats.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "ground_truth.csv"
+    >>> _ = p.write_text("protein_id,family,complex\\nA,er,\\nB,er,c1\\nC,golgi,c1\\n")
+    >>> load_ground_truth(p)
+    {'organelle': {'A': 'er', 'B': 'er', 'C': 'golgi'}, 'complex': {'B': 'c1', 'C': 'c1'}}
+    """
+    rows = _read_rows(path, ())
+    header = set(rows[0]) if rows else set()
+    if not rows:
+        with open(path, encoding="utf-8-sig") as fh:
+            header = {h.strip() for h in fh.readline().split(",")}
+    if set(_ANNOTATION_COLUMNS) <= header:
+        return {"organelle": load_annotations(path, **kwargs)}
+    if {"protein_id", "family"} <= header:
+        levels: dict[str, dict[str, str]] = {"organelle": {}}
+        if "complex" in header:
+            levels["complex"] = {}
+        for row in rows:
+            p = row["protein_id"]
+            if p and row["family"]:
+                levels["organelle"][p] = row["family"]
+            if "complex" in levels and p and row["complex"]:
+                levels["complex"][p] = row["complex"]
+        return levels
+    if {"protein_id", "complex"} <= header:
+        return {"complex": load_complexes(path)}
+    raise ValueError(
+        f"`{Path(path).name}` is not a known ground-truth table; expected the OpenCell "
+        f"annotation columns {list(_ANNOTATION_COLUMNS)}, or protein_id,family[,complex], "
+        f"or protein_id,complex; got {sorted(header)}"
+    )
+
+
+def labels_for(protein_ids: Any, mapping: Mapping[str, str]) -> np.ndarray:
+    """Label each crop by its protein id; proteins without a label get ``None``.
+
+    Parameters
+    ----------
+    protein_ids : (n,) array_like of str
+        Protein id per crop (e.g. the ``protein_id`` dataset of an embeddings file;
+        bytes are decoded as UTF-8).
+    mapping : mapping of str to str
+        Protein id → label, e.g. from :func:`load_annotations`.
+
+    Returns
+    -------
+    labels : (n,) object ndarray
+        Labels, ``None`` for unlabelled crops (ignored by
+        :func:`~cyto.analysis.clustering_score`).
+
+    Examples
+    --------
+    >>> labels_for(["NPM1", "NPM1", "XYZ"], {"NPM1": "nucleolus_gc"}).tolist()
+    ['nucleolus_gc', 'nucleolus_gc', None]
+    """
+    ids = np.asarray(protein_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"`protein_ids` must be 1-D, got shape {ids.shape}")
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    lut = np.empty(uniq.shape[0], dtype=object)
+    for i, p in enumerate(uniq):
+        name = p.decode("utf-8") if isinstance(p, bytes) else str(p)
+        lut[i] = mapping.get(name)
+    return lut[inverse.ravel()]
