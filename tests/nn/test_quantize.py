@@ -196,3 +196,84 @@ def test_registry_errors_and_custom_entry() -> None:
         register_quantizer("vq", VectorQuantizer)
     vq = create_quantizer(VectorQuantizer, 8, 4, backend="torch")
     assert isinstance(vq, VectorQuantizer)
+
+
+def _clusters(n_per: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[3.0, 0, 0, 0], [-3, 0, 0, 0], [0, 3, 0, 0], [0, 0, -3, 0]])
+    pts = centres.repeat_interleave(n_per, 0) + 0.1 * torch.randn(4 * n_per, 4, generator=g)
+    return pts[torch.randperm(len(pts), generator=g)], centres
+
+
+def _as_image(vectors: torch.Tensor) -> torch.Tensor:
+    # (N, D) -> (N, D, 1, 1): one vector per image
+    return vectors[:, :, None, None]
+
+
+def test_kmeans_init_finds_clusters() -> None:
+    torch.manual_seed(0)
+    pts, _ = _clusters()
+    vq = VectorQuantizer(32, 4, backend="torch", kmeans_init=True)
+    plain = VectorQuantizer(32, 4, backend="torch")
+    out = vq(_as_image(pts))
+    assert bool(vq.initialized)
+    assert (
+        float(out.commitment_loss.detach())
+        < 0.02
+        < float(plain(_as_image(pts)).commitment_loss.detach())
+    )
+    before = vq.codebook.detach().clone()
+    vq(_as_image(pts + 1.0))  # initialised once only
+    assert torch.equal(vq.codebook.detach(), before)
+
+
+def test_ema_update_formula() -> None:
+    torch.manual_seed(0)
+    decay, eps = 0.5, 1e-5
+    vq = VectorQuantizer(6, 2, backend="torch", update="ema", decay=decay, epsilon=eps)
+    assert not vq.codebook.requires_grad
+    x = torch.randn(10, 2)
+    cb0 = vq.codebook.detach().clone()
+    idx = (torch.cdist(x, cb0)).argmin(1)
+    out = vq(_as_image(x))
+    assert float(out.codebook_loss.detach()) == 0.0
+    torch.testing.assert_close(out.loss, 0.25 * out.commitment_loss)
+    counts = torch.bincount(idx, minlength=6).float()
+    sums = torch.zeros(6, 2).index_add_(0, idx, x)
+    size = torch.full((6,), 10 / 6) * decay + (1 - decay) * counts
+    embed = cb0 * (10 / 6) * decay + (1 - decay) * sums
+    n = size.sum()
+    expected = embed / ((size + eps) / (n + 6 * eps) * n)[:, None]
+    torch.testing.assert_close(vq.codebook.detach(), expected)
+    torch.testing.assert_close(vq.cluster_size, size)
+    # eval mode leaves the codebook alone
+    vq.eval()
+    vq(_as_image(x))
+    torch.testing.assert_close(vq.codebook.detach(), expected)
+
+
+def test_ema_converges_to_cluster_means() -> None:
+    torch.manual_seed(0)
+    pts, centres = _clusters()
+    vq = VectorQuantizer(4, 4, backend="torch", update="ema", decay=0.8, kmeans_init=True)
+    for _ in range(30):
+        vq(_as_image(pts))
+    dist = torch.cdist(centres, vq.codebook.detach())
+    assert float(dist.min(1).values.max()) < 0.1
+
+
+def test_dead_codes_restart_from_batch() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4, backend="torch", dead_code_threshold=1.0, decay=0.5)
+    with torch.no_grad():
+        vq.codebook.fill_(100.0)
+        vq.codebook[0] = 0.0  # the only live code
+    x = torch.randn(64, 4)
+    for _ in range(4):
+        out = vq(_as_image(x))
+    # restarted codes are batch vectors and now get used
+    cb = vq.codebook.detach()
+    restarted = cb[1:]
+    assert (restarted[:, None, :] == x[None]).all(-1).any(1).all()
+    assert int((out.counts > 0).sum()) > 1
+    assert float(out.perplexity) > 2.0

@@ -18,7 +18,6 @@ import os
 import torch
 from torch import Tensor
 
-from ..._optional import require
 from ._reference import nearest_code_torch
 
 __all__ = ["launch_nearest_kernel", "nearest_code_triton", "require_triton"]
@@ -39,7 +38,11 @@ INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 def require_triton() -> None:
     """Raise ImportError naming the ``[triton]`` extra when Triton is unavailable."""
     if _IMPORT_ERROR is not None:
-        require("triton", "triton", purpose='VectorQuantizer(backend="triton")')
+        raise ImportError(
+            "'triton' is needed for VectorQuantizer(backend=\"triton\") but could not be "
+            f'imported ({_IMPORT_ERROR}); install it with `pip install "cyto[triton]"` '
+            'or use backend="torch"'
+        ) from _IMPORT_ERROR
 
 
 if _IMPORT_ERROR is None:

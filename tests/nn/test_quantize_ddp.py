@@ -1,0 +1,63 @@
+"""Codebook care stays identical on all ranks under torch.distributed (2 gloo processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from cyto.nn import VectorQuantizer
+
+
+def _worker(rank: int, world: int, init_file: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(1234 + rank)  # ranks see different data and RNG streams
+        torch.set_num_threads(1)
+        for update in ("ema", "loss"):
+            vq = VectorQuantizer(
+                24,
+                4,
+                split=2,
+                backend="torch",
+                update=update,
+                kmeans_init=True,
+                kmeans_iters=3,
+                dead_code_threshold=2.0,
+                decay=0.8,
+            )
+            # make the initial codebooks differ per rank: identical state must come
+            # from the synchronised k-means, EMA and restarts, not from luck
+            with torch.no_grad():
+                vq.codebook.add_(rank)
+            model: torch.nn.Module = vq
+            if update == "loss":
+                model = torch.nn.parallel.DistributedDataParallel(vq, broadcast_buffers=False)
+            opt = torch.optim.SGD(vq.parameters(), lr=0.5) if update == "loss" else None
+            start = None
+            for step in range(6):
+                x = torch.randn(3 + rank, 8, 2, 3) * (1 + step)
+                out = model(x)
+                if opt is not None:
+                    opt.zero_grad()
+                    out.loss.backward()
+                    opt.step()
+                if step == 0:
+                    start = vq.codebook.detach().clone()
+            for name, t in [("codebook", vq.codebook.detach()), ("cluster_size", vq.cluster_size)]:
+                gathered = [torch.empty_like(t) for _ in range(world)]
+                dist.all_gather(gathered, t.contiguous())
+                if not torch.equal(gathered[0], gathered[1]):
+                    raise AssertionError(f"{update}: {name} differs between ranks")
+            if torch.equal(start, vq.codebook.detach()):
+                raise AssertionError(f"{update}: codebook never changed")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_codebooks_identical_across_ranks(tmp_path: Path) -> None:
+    mp.spawn(_worker, args=(2, str(tmp_path / "init")), nprocs=2, join=True)
