@@ -1,5 +1,23 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
+from ._checkpoint import load_checkpoint, save_checkpoint
+from ._dataset import (
+    SPLIT_NAMES,
+    BlockShuffleSampler,
+    CropDataset,
+    DihedralAugment,
+    encode_labels,
+    split_crops,
+)
+from ._train import (
+    NonFiniteLossError,
+    PlateauState,
+    TrainConfig,
+    evaluate,
+    read_config_file,
+    train,
+    train_one_epoch,
+)
 from .quantize import (
     VectorQuantizer,
     VQOutput,
@@ -9,9 +27,24 @@ from .quantize import (
 )
 
 __all__: list[str] = [
+    "SPLIT_NAMES",
+    "BlockShuffleSampler",
+    "CropDataset",
+    "DihedralAugment",
+    "NonFiniteLossError",
+    "PlateauState",
+    "TrainConfig",
     "VQOutput",
     "VectorQuantizer",
     "create_quantizer",
+    "encode_labels",
+    "evaluate",
     "list_quantizers",
+    "load_checkpoint",
+    "read_config_file",
     "register_quantizer",
+    "save_checkpoint",
+    "split_crops",
+    "train",
+    "train_one_epoch",
 ]

@@ -1,0 +1,429 @@
+"""Lazy torch access to the HDF5 crop store: dataset, augmentation, split, sampler.
+
+Nothing here loads the store into memory. A :class:`CropDataset` keeps only the
+path; every process (the main one and each DataLoader worker) opens its own
+read-only handle on first use, so the dataset works with any number of workers and
+with both the ``fork`` and ``spawn`` start methods (no lambdas, everything pickles).
+Batches are read with one sorted HDF5 read each (``__getitems__``), so a batch costs
+one decompression per touched chunk rather than one per crop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+__all__ = [
+    "SPLIT_NAMES",
+    "BlockShuffleSampler",
+    "CropDataset",
+    "DihedralAugment",
+    "encode_labels",
+    "split_crops",
+]
+
+#: Codes stored in ``split.npz`` / the embedding file: 0 train, 1 val, 2 test.
+SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """Vectorised SplitMix64 finaliser: a fast, well-mixed hash of uint64 values."""
+    with np.errstate(over="ignore"):
+        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return z ^ (z >> np.uint64(31))
+
+
+class DihedralAugment:
+    """Random 90° rotations and flips (the 8 symmetries of the square), on the fly.
+
+    Each crop gets one of the 8 dihedral transforms, chosen by a hash of
+    ``(seed, epoch, crop index)``. The choice therefore does not depend on which
+    DataLoader worker reads the crop or on the batch it lands in, which makes a
+    resumed run see exactly the augmentations of an uninterrupted one. All four
+    rotations occur (the reference implementation only ever produced 0° and 180°).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Base seed.
+
+    Examples
+    --------
+    >>> aug = DihedralAugment(seed=0)
+    >>> x = np.arange(2 * 1 * 2 * 2, dtype=np.float32).reshape(2, 1, 2, 2)
+    >>> aug(x, np.array([0, 1]), epoch=0).shape
+    (2, 1, 2, 2)
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def codes(self, indices: np.ndarray, *, epoch: int) -> np.ndarray:
+        """Code ``k`` in 0..7 per crop index: ``k % 4`` quarter turns, flipped if ``k >= 4``."""
+        idx = np.asarray(indices, dtype=np.uint64)
+        key = _splitmix64(np.uint64(self.seed & 0xFFFFFFFF) << np.uint64(32) | np.uint64(epoch))
+        return (_splitmix64(idx ^ key) >> np.uint64(61)).astype(np.int64)
+
+    def __call__(self, batch: np.ndarray, indices: np.ndarray, *, epoch: int) -> np.ndarray:
+        """Apply the transforms to ``batch`` (n, C, S, S) for crops ``indices`` (n,)."""
+        codes = self.codes(indices, epoch=epoch)
+        out = np.empty_like(batch)
+        for code in np.unique(codes):
+            sel = codes == code
+            part = batch[sel]
+            if code >= 4:
+                part = part[..., ::-1]
+            out[sel] = np.rot90(part, k=int(code % 4), axes=(-2, -1))
+        return out
+
+    def __repr__(self) -> str:
+        return f"DihedralAugment(seed={self.seed})"
+
+
+class CropDataset(Dataset):
+    """Crops of a :class:`cyto.data.CropStore` as ``(image, label)`` tensor pairs.
+
+    Parameters
+    ----------
+    store : str or Path
+        Path of the HDF5 crop store.
+    indices : (M,) array of int, optional
+        Store rows served by this dataset (sorted internally); default all rows.
+    labels : (N,) array of int, optional
+        Label of every store row (e.g. from :func:`encode_labels`); default 0.
+    augment : DihedralAugment, optional
+        On-the-fly augmentation; ``None`` serves the crops unchanged.
+
+    Notes
+    -----
+    The store is opened lazily, once per process, so workers never share an HDF5
+    handle. ``__getitems__`` reads a whole batch with one sorted read.
+    Call :meth:`set_epoch` before each epoch so the augmentation changes.
+
+    Examples
+    --------
+    >>> ds = CropDataset("crops.h5", indices=[0, 1, 2])  # doctest: +SKIP
+    >>> image, label = ds[0]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike,
+        indices: Sequence[int] | np.ndarray | None = None,
+        *,
+        labels: np.ndarray | None = None,
+        augment: DihedralAugment | None = None,
+    ) -> None:
+        from cyto.data import CropStore
+
+        self.path = Path(store)
+        with CropStore(self.path) as s:  # validates the store up front
+            n = len(s)
+            self.channels = tuple(s.channels)
+            self.crop_size = int(s.crop_size)
+        if indices is None:
+            idx = np.arange(n, dtype=np.int64)
+        else:
+            idx = np.sort(np.asarray(indices, dtype=np.int64).ravel())
+            if idx.size and (idx[0] < 0 or idx[-1] >= n):
+                raise ValueError(
+                    f"`indices` must lie in [0, {n}) for a store of {n} crops; "
+                    f"got values in [{idx[0]}, {idx[-1]}]"
+                )
+        if labels is None:
+            lab = np.zeros(n, dtype=np.int64)
+        else:
+            lab = np.asarray(labels, dtype=np.int64)
+            if lab.shape != (n,):
+                raise ValueError(f"`labels` must have shape ({n},); got {lab.shape}")
+        self.indices = idx
+        self.labels = lab
+        self.augment = augment
+        self.epoch = 0
+        self._store: Any = None
+        self._pid: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation of ``epoch`` (call before building the iterator)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def _handle(self) -> Any:
+        if self._store is None or self._pid != os.getpid():
+            from cyto.data import CropStore
+
+            self._store = CropStore(self.path)
+            self._pid = os.getpid()
+        return self._store
+
+    def read(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Read dataset positions as ``(crops (n, C, S, S) float32, labels (n,))``.
+
+        The rows are read from the store in sorted order with one HDF5 call and
+        returned in the order of ``positions``.
+        """
+        pos = np.asarray(positions, dtype=np.int64)
+        rows = self.indices[pos]
+        out = self._handle().read(rows)  # one sorted HDF5 read, returned in `rows` order
+        if self.augment is not None:
+            out = self.augment(out, rows, epoch=self.epoch)
+        return np.ascontiguousarray(out, dtype=np.float32), self.labels[rows]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.read([i])
+        return torch.from_numpy(x[0]), torch.tensor(y[0])
+
+    def __getitems__(self, positions: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.read(positions)
+        xt = torch.from_numpy(x)
+        yt = torch.from_numpy(y)
+        return [(xt[i], yt[i]) for i in range(len(positions))]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_store"] = None
+        state["_pid"] = None
+        return state
+
+    def close(self) -> None:
+        """Close this process's store handle (reopened on the next read)."""
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+        self._pid = None
+
+    def __repr__(self) -> str:
+        return f"CropDataset({str(self.path)!r}, n={len(self)}, augment={self.augment!r})"
+
+
+class BlockShuffleSampler(DistributedSampler):
+    """A :class:`~torch.utils.data.DistributedSampler` that can shuffle in blocks.
+
+    With ``block_size=1`` this is an ordinary seeded random permutation (per
+    epoch), sharded over ``num_replicas`` ranks. With ``block_size=b > 1`` runs of
+    ``b`` consecutive rows are permuted as units and then shuffled within each
+    batch-sized window, so a batch of 32 touches only ``32 / b`` regions of the
+    HDF5 file: much faster reads from a compressed store on a slow disk, at the
+    cost of batches made of ``32 / b`` groups of neighbouring crops.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset to sample (only its length is used).
+    num_replicas, rank : int, default 1, 0
+        Distributed world size and this process's rank.
+    shuffle : bool, default True
+        Permute every epoch (from ``seed`` and the epoch set by :meth:`set_epoch`).
+    seed : int, default 0
+        Base seed (must be the same on all ranks).
+    block_size : int, default 1
+        Rows that stay together when shuffling.
+    even : bool, default True
+        Pad by repeating rows so all ranks get the same count (training). With
+        ``even=False`` each row is served exactly once overall (evaluation).
+    skip : int, default 0
+        Leave out the first ``skip`` rows of this rank's order (resume mid-epoch).
+
+    Examples
+    --------
+    >>> s = BlockShuffleSampler(range(10), seed=0)
+    >>> sorted(s) == list(range(10))
+    True
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        block_size: int = 1,
+        even: bool = True,
+        skip: int = 0,
+    ) -> None:
+        if int(block_size) < 1:
+            raise ValueError(f"`block_size` must be >= 1; got {block_size}")
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.block_size = int(block_size)
+        self.even = bool(even)
+        self.skip = int(skip)
+
+    def _order(self) -> np.ndarray:
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n, dtype=np.int64)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        b = self.block_size
+        if b == 1:
+            return rng.permutation(n).astype(np.int64)
+        nblocks = math.ceil(n / b)
+        starts = rng.permutation(nblocks) * b
+        order = (starts[:, None] + np.arange(b)[None, :]).ravel()
+        order = order[order < n]
+        # shuffle inside consecutive windows of 8 blocks so batches mix their blocks
+        w = 8 * b
+        for lo in range(0, order.size, w):
+            rng.shuffle(order[lo : lo + w])
+        return order
+
+    def _shard(self) -> np.ndarray:
+        order = self._order()
+        n = order.size
+        r, k = self.rank, self.num_replicas
+        if self.even:
+            per = math.ceil(n / k) if n else 0
+            total = per * k
+            if total > n:
+                order = np.concatenate([order, order[: total - n]])
+            return order[r * per : (r + 1) * per]
+        bounds = np.linspace(0, n, k + 1).astype(np.int64)
+        return order[bounds[r] : bounds[r + 1]]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._shard()[self.skip :].tolist())
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        if self.even:
+            per = math.ceil(n / self.num_replicas) if n else 0
+        else:
+            bounds = np.linspace(0, n, self.num_replicas + 1).astype(np.int64)
+            per = int(bounds[self.rank + 1] - bounds[self.rank])
+        return max(per - self.skip, 0)
+
+
+def encode_labels(protein_ids: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer labels from protein ids: index into the sorted unique ids.
+
+    Parameters
+    ----------
+    protein_ids : (N,) array of str
+        Protein id of every crop.
+
+    Returns
+    -------
+    labels : (N,) ndarray of int64
+        Class index of every crop.
+    classes : (K,) ndarray of str
+        Sorted unique protein ids (``classes[labels] == protein_ids``).
+
+    Examples
+    --------
+    >>> labels, classes = encode_labels(["b", "a", "b"])
+    >>> labels.tolist(), classes.tolist()
+    ([1, 0, 1], ['a', 'b'])
+    """
+    ids = np.asarray(protein_ids).astype(str)
+    classes, labels = np.unique(ids, return_inverse=True)
+    return labels.astype(np.int64).ravel(), classes
+
+
+def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    frac = np.asarray(fractions, dtype=np.float64).ravel()
+    if frac.shape != (3,) or np.any(frac < 0) or not np.isfinite(frac).all() or frac.sum() <= 0:
+        raise ValueError(
+            "`fractions` must be three non-negative numbers (train, val, test) with a "
+            f"positive sum; got {tuple(np.asarray(fractions).ravel().tolist())}"
+        )
+    return frac / frac.sum()
+
+
+def split_crops(
+    protein_ids: Sequence[str] | np.ndarray,
+    fov_ids: Sequence[str] | np.ndarray | None = None,
+    *,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    group_by_fov: bool = True,
+) -> np.ndarray:
+    """Deterministic train/validation/test split of the crops, per protein.
+
+    With ``group_by_fov`` (the default) the crops of one field of view never
+    straddle two splits: for every protein its fields are sorted by crop count
+    (largest first, ties in a seeded random order) and each field goes to the
+    split that is furthest below its target share, as in the published pipeline.
+    A protein imaged in a single field therefore lands entirely in train.
+    Without grouping, each protein's crops are shuffled and cut at the fractions.
+
+    Parameters
+    ----------
+    protein_ids : (N,) array of str
+        Protein id of every crop.
+    fov_ids : (N,) array of str, optional
+        Field of view of every crop; required when ``group_by_fov``.
+    fractions : (3,) sequence of float, default (0.8, 0.1, 0.1)
+        Train, validation and test shares (normalised to sum 1).
+    seed : int, default 0
+        Seed of the tie-breaking / shuffling.
+    group_by_fov : bool, default True
+        Keep the crops of a field in one split.
+
+    Returns
+    -------
+    split : (N,) ndarray of int8
+        0 = train, 1 = validation, 2 = test (see :data:`SPLIT_NAMES`).
+
+    Raises
+    ------
+    ValueError
+        If the fractions are invalid or the id arrays do not match.
+
+    Examples
+    --------
+    >>> prot = ["a"] * 10
+    >>> fov = [f"f{i}" for i in range(10)]
+    >>> np.bincount(split_crops(prot, fov, seed=0), minlength=3).tolist()
+    [8, 1, 1]
+    """
+    frac = _check_fractions(fractions)
+    prot = np.asarray(protein_ids).astype(str).ravel()
+    n = prot.size
+    if group_by_fov:
+        if fov_ids is None:
+            raise ValueError("`fov_ids` is required when `group_by_fov` is True; got None")
+        fov = np.asarray(fov_ids).astype(str).ravel()
+        if fov.size != n:
+            raise ValueError(
+                f"`fov_ids` must have one entry per crop ({n}); got {fov.size} entries"
+            )
+    rng = np.random.default_rng(seed)
+    split = np.zeros(n, dtype=np.int8)
+    classes, pinv = np.unique(prot, return_inverse=True)
+    pinv = pinv.ravel()
+    order = np.argsort(pinv, kind="stable")
+    bounds = np.searchsorted(pinv[order], np.arange(classes.size + 1))
+    for p in range(classes.size):
+        rows = order[bounds[p] : bounds[p + 1]]
+        target = frac * rows.size
+        if group_by_fov:
+            fields, finv, counts = np.unique(fov[rows], return_inverse=True, return_counts=True)
+            tie = rng.permutation(fields.size)
+            field_order = np.lexsort((tie, -counts))
+            filled = np.zeros(3)
+            assign = np.empty(fields.size, dtype=np.int8)
+            for f in field_order:
+                s = int(np.argmax(target - filled))
+                assign[f] = s
+                filled[s] += counts[f]
+            split[rows] = assign[finv.ravel()]
+        else:
+            perm = rng.permutation(rows)
+            cuts = np.round(np.cumsum(target)[:2]).astype(np.int64)
+            split[perm[cuts[0] : cuts[1]]] = 1
+            split[perm[cuts[1] :]] = 2
+    return split

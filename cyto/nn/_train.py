@@ -1,0 +1,1269 @@
+"""Training as plain functions: ``train_one_epoch``, ``evaluate`` and ``train``.
+
+``train`` owns the run directory, the device, the optimizer, the learning-rate
+plateau schedule, early stopping and the checkpoints; the model only computes its
+outputs and its loss. A run directory holds::
+
+    config.json          model + training configuration, store description, classes
+    split.npz            split (0 train / 1 val / 2 test per crop) and class names
+    metrics.jsonl        one JSON record per logged step and per epoch
+    checkpoints/last.pt  full state after the latest epoch (or mid-epoch save)
+    checkpoints/best.pt  model weights of the best validation epoch
+    summary.json         written when training ends (best epoch, stop reason)
+
+Launch on several GPUs or nodes with ``torchrun``; every rank runs ``train`` and
+only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._checkpoint import (
+    CHECKPOINT_FORMAT,
+    _default_mode,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from ._dataset import (
+    SPLIT_NAMES,
+    BlockShuffleSampler,
+    CropDataset,
+    DihedralAugment,
+    encode_labels,
+    split_crops,
+)
+from ._distributed import (
+    DistInfo,
+    all_reduce_sum,
+    broadcast_buffers,
+    replica_divergence,
+    setup_distributed,
+    teardown_distributed,
+)
+
+__all__ = [
+    "NonFiniteLossError",
+    "PlateauState",
+    "TrainConfig",
+    "evaluate",
+    "read_config_file",
+    "train",
+    "train_one_epoch",
+]
+
+_AMP_CHOICES = ("bf16", "fp16", "off")
+# Fields that may change when a run is resumed (they do not change the result).
+_RESUMABLE = frozenset(
+    {
+        "max_epochs",
+        "num_workers",
+        "device",
+        "progress",
+        "log_every",
+        "checkpoint_every",
+        "tensorboard",
+    }
+)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters (frozen, validated, JSON/TOML-safe).
+
+    Defaults follow the paper: Adam at 4e-4, learning rate ×0.1 after 4 epochs
+    without validation improvement (floor 1e-8), early stop after 12 such epochs
+    with the best weights restored, 8:1:1 split grouped by field of view, random
+    90° rotations and flips.
+
+    Parameters
+    ----------
+    preset : str, default "paper"
+        Model preset used when :func:`train` gets no ``model_config``.
+    batch_size : int, default 32
+        Crops per step and per process.
+    max_epochs : int, default 100
+        Upper bound on epochs.
+    lr : float, default 4e-4
+        Initial Adam learning rate.
+    lr_factor : float, default 0.1
+        Factor applied to the learning rate on a plateau.
+    lr_patience : int, default 4
+        Epochs without improvement before the learning rate drops (the counter
+        restarts after each drop and on every improvement).
+    min_lr : float, default 1e-8
+        Learning-rate floor.
+    early_stop_patience : int, default 12
+        Epochs without improvement before training stops.
+    min_delta : float, default 0.0
+        Validation-loss decrease that counts as an improvement.
+    split : (float, float, float), default (0.8, 0.1, 0.1)
+        Train, validation, test fractions.
+    group_by_fov : bool, default True
+        Keep the crops of one field of view in one split.
+    seed : int, default 0
+        Seed of the split, the model initialisation, shuffling and augmentation.
+    augment : bool, default True
+        Random 90° rotations and flips of the training crops.
+    num_workers : int, default 2
+        DataLoader worker processes per rank (each opens its own HDF5 handle).
+    shuffle_block : int, default 1
+        Consecutive crops shuffled as one unit (see
+        :class:`~cyto.nn.BlockShuffleSampler`); 1 is a plain random permutation.
+    device : str, default "auto"
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+    amp : {"bf16", "fp16", "off"}, default "bf16"
+        Mixed precision on CUDA (ignored on other devices).
+    channels_last : bool, default True
+        Channels-last memory format on CUDA (ignored on other devices).
+    deterministic : bool, default False
+        ``torch.use_deterministic_algorithms(True)`` during training.
+    log_every : int, default 10
+        Steps between per-step metric records (and progress-bar updates).
+    checkpoint_every : int, default 0
+        Also save ``last.pt`` every this many steps inside an epoch (0: only at
+        the end of each epoch). Resuming from such a save continues mid-epoch.
+    variance_samples : int, default 4096
+        Training crops sampled to estimate the pixel variance that scales the
+        reconstruction loss.
+    grad_clip : float, default 0.0
+        Clip the gradient norm to this value (0: no clipping).
+    tensorboard : bool, default False
+        Also write TensorBoard event files (needs the ``tensorboard`` extra).
+    progress : bool, default True
+        Show a progress bar.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(batch_size=64)
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    preset: str = "paper"
+    batch_size: int = 32
+    max_epochs: int = 100
+    lr: float = 4e-4
+    lr_factor: float = 0.1
+    lr_patience: int = 4
+    min_lr: float = 1e-8
+    early_stop_patience: int = 12
+    min_delta: float = 0.0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    group_by_fov: bool = True
+    seed: int = 0
+    augment: bool = True
+    num_workers: int = 2
+    shuffle_block: int = 1
+    device: str = "auto"
+    amp: str = "bf16"
+    channels_last: bool = True
+    deterministic: bool = False
+    log_every: int = 10
+    checkpoint_every: int = 0
+    variance_samples: int = 4096
+    grad_clip: float = 0.0
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, low in (
+            ("batch_size", 1),
+            ("max_epochs", 0),
+            ("lr_patience", 1),
+            ("early_stop_patience", 1),
+            ("num_workers", 0),
+            ("shuffle_block", 1),
+            ("log_every", 1),
+            ("checkpoint_every", 0),
+            ("variance_samples", 1),
+            ("seed", 0),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"`{name}` must be an int >= {low}; got {value!r}")
+        for name in ("lr", "lr_factor", "min_lr", "min_delta", "grad_clip"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}")
+        if self.lr <= 0:
+            raise ValueError(f"`lr` must be > 0; got {self.lr!r}")
+        if not 0 < self.lr_factor < 1:
+            raise ValueError(f"`lr_factor` must be in (0, 1); got {self.lr_factor!r}")
+        for name in (
+            "group_by_fov",
+            "augment",
+            "channels_last",
+            "deterministic",
+            "tensorboard",
+            "progress",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be a bool; got {getattr(self, name)!r}")
+        if self.amp not in _AMP_CHOICES:
+            raise ValueError(f"`amp` must be one of {list(_AMP_CHOICES)}; got {self.amp!r}")
+        if not isinstance(self.preset, str) or not isinstance(self.device, str):
+            raise ValueError(
+                f"`preset` and `device` must be str; got {self.preset!r}, {self.device!r}"
+            )
+        split = tuple(float(v) for v in np.asarray(self.split, dtype=float).ravel())
+        if len(split) != 3 or min(split) < 0 or split[0] <= 0:
+            raise ValueError(
+                f"`split` must be three fractions (train, val, test) >= 0 with train > 0; "
+                f"got {self.split!r}"
+            )
+        object.__setattr__(self, "split", split)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the fields (``split`` as a list)."""
+        d = dataclasses.asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a dict; unknown keys raise a ValueError listing the valid ones."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; valid options are {names}")
+        values = dict(values)
+        if "split" in values:
+            values["split"] = tuple(values["split"])
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with some fields changed."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def read_config_file(path: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any]]:
+    """Read a TOML run configuration.
+
+    The file has a ``[train]`` table (fields of :class:`TrainConfig`) and an
+    optional ``[model]`` table (fields of :class:`~cyto.nn.CytoselfConfig`
+    overriding the preset; ``preset = "small"`` may also be given there).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.toml`` file.
+
+    Returns
+    -------
+    config : TrainConfig
+    model_overrides : dict
+        Model fields to override (without ``preset``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it is not valid TOML or has unknown tables or keys.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "run.toml")
+    >>> _ = open(p, "w").write('[train]\\nbatch_size = 8\\n[model]\\npreset = "tiny"\\n')
+    >>> cfg, model = read_config_file(p)
+    >>> cfg.batch_size, cfg.preset, model
+    (8, 'tiny', {})
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path} is not valid TOML: {err}") from None
+    unknown = sorted(set(data) - {"train", "model"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {unknown}; expected [train] and [model]")
+    train_values = dict(data.get("train", {}))
+    model_values = dict(data.get("model", {}))
+    if "preset" in model_values:
+        train_values["preset"] = model_values.pop("preset")
+    return TrainConfig.from_dict(train_values), model_values
+
+
+@dataclass
+class PlateauState:
+    """Learning-rate plateau schedule and early stopping on the validation loss.
+
+    Both counters restart on every improvement (the reference code forgot to
+    restart the learning-rate counter); the learning-rate counter also restarts
+    after each reduction. Semantics follow Keras' ``ReduceLROnPlateau`` and
+    ``EarlyStopping``, which trained the published model: with patience 4 the
+    rate drops after the 4th consecutive epoch without improvement.
+
+    Examples
+    --------
+    >>> s = PlateauState()
+    >>> cfg = TrainConfig(lr_patience=2, early_stop_patience=3)
+    >>> [s.update(v, epoch=i, config=cfg)[1:] for i, v in enumerate([1.0, 2.0, 2.0, 2.0])]
+    [(False, False), (False, False), (True, False), (False, True)]
+    """
+
+    best: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    lr_bad_epochs: int = 0
+
+    def update(self, value: float, *, epoch: int, config: TrainConfig) -> tuple[bool, bool, bool]:
+        """Record an epoch's validation loss; returns ``(improved, reduce_lr, stop)``."""
+        improved = value < self.best - config.min_delta
+        if improved:
+            self.best, self.best_epoch = float(value), int(epoch)
+            self.bad_epochs = self.lr_bad_epochs = 0
+            return True, False, False
+        self.bad_epochs += 1
+        self.lr_bad_epochs += 1
+        reduce = self.lr_bad_epochs >= config.lr_patience
+        if reduce:
+            self.lr_bad_epochs = 0
+        return False, reduce, self.bad_epochs >= config.early_stop_patience
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-number state for checkpoints."""
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        for key, value in state.items():
+            setattr(self, key, type(getattr(self, key))(value))
+
+
+# --------------------------------------------------------------------------- metrics
+class _MetricsLog:
+    """Append-only JSONL metrics file (+ optional TensorBoard), rank 0 only."""
+
+    def __init__(self, path: Path | None, *, tensorboard: bool = False) -> None:
+        self.path = path
+        self._fh = None
+        self._tb = None
+        if path is not None:
+            self._fh = open(path, "a", encoding="utf-8")
+            if tensorboard:
+                from cyto._optional import require
+
+                tb = require("torch.utils.tensorboard", "tensorboard", purpose="TensorBoard logs")
+                self._tb = tb.SummaryWriter(log_dir=str(path.parent / "tensorboard"))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        self._fh.write(json.dumps(record, allow_nan=True) + "\n")
+        self._fh.flush()
+        if self._tb is not None:
+            kind = record.get("kind", "step")
+            step = record.get("step", 0)
+            for key, value in record.items():
+                if key not in ("kind", "step", "epoch") and isinstance(value, int | float):
+                    self._tb.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records written after ``step`` (a killed run's lost work), atomically."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by the kill
+        if int(rec.get("step", 0)) <= step:
+            keep.append(line)
+    _atomic_text(path, "".join(k + "\n" for k in keep))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        _default_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _loss_values(loss: Any) -> dict[str, torch.Tensor | float]:
+    values: dict[str, torch.Tensor | float] = {"loss": loss.total.detach()}
+    for name, term in loss.terms.items():
+        values[name] = term.detach()
+    for name in ("perplexity_local", "perplexity_global", "accuracy_local", "accuracy_global"):
+        value = getattr(loss, name, None)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def _stack(values: Mapping[str, torch.Tensor | float], device: torch.device) -> torch.Tensor:
+    return torch.stack(
+        [
+            torch.as_tensor(v, dtype=torch.float32, device=device).reshape(())
+            for v in values.values()
+        ]
+    ).float()
+
+
+# --------------------------------------------------------------------------- loops
+@dataclass
+class _EpochProgress:
+    """Running sums of one training epoch (saved in mid-epoch checkpoints)."""
+
+    names: list[str] = field(default_factory=list)
+    sums: torch.Tensor | None = None
+    count: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "sums": self.sums.detach().cpu() if self.sums is not None else torch.zeros(0),
+            "count": self.count,
+            "batches": self.batches,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None, device: torch.device) -> _EpochProgress:
+        if not state:
+            return cls()
+        sums = state["sums"].to(device) if len(state["names"]) else None
+        return cls(
+            list(state["names"]),
+            sums,
+            int(state["count"]),
+            int(state["batches"]),
+            float(state["seconds"]),
+        )
+
+
+def _autocast(device: torch.device, amp: str) -> Any:
+    if device.type != "cuda" or amp == "off":
+        return nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Any,
+    optimizer: torch.optim.Optimizer,
+    *,
+    device: torch.device,
+    reconstruction_scale: float,
+    epoch: int = 0,
+    step: int = 0,
+    amp: str = "off",
+    channels_last: bool = False,
+    scaler: Any = None,
+    grad_clip: float = 0.0,
+    log_every: int = 10,
+    log: Callable[[dict[str, Any]], None] | None = None,
+    progress: Any = None,
+    state: _EpochProgress | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[int, _EpochProgress], None] | None = None,
+) -> tuple[dict[str, float], int]:
+    """Train ``model`` for one pass over ``loader``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A :class:`~cyto.nn.Cytoself`, possibly wrapped in ``DistributedDataParallel``;
+        ``model(x)`` gives the output and ``loss(x, y, output, reconstruction_scale=)``
+        of the unwrapped module gives the loss.
+    loader : iterable of (x, y)
+        Training batches.
+    optimizer : torch.optim.Optimizer
+    device : torch.device
+    reconstruction_scale : float
+        Training-set pixel variance (divides the reconstruction MSE).
+    epoch, step : int
+        Epoch number and global step count before this epoch (for logging).
+    amp : {"bf16", "fp16", "off"}
+        Autocast precision (CUDA only).
+    channels_last : bool
+        Feed channels-last inputs.
+    scaler : torch.amp.GradScaler, optional
+        Loss scaler for fp16.
+    grad_clip : float
+        Gradient-norm clip (0: off).
+    log_every : int
+        Steps between metric records given to ``log``.
+    log : callable, optional
+        Receives one dict per logged step.
+    progress : tqdm, optional
+        Progress bar to advance.
+    state : _EpochProgress, optional
+        Running sums to continue (resume mid-epoch).
+    checkpoint_every : int
+        Call ``on_checkpoint(step, state)`` every this many steps (0: never).
+    on_checkpoint : callable, optional
+
+    Returns
+    -------
+    metrics : dict of str to float
+        Means over the epoch of the loss, each term, perplexities and accuracies,
+        plus ``images_per_s``; summed over ranks under DDP.
+    step : int
+        Global step count after the epoch.
+
+    Raises
+    ------
+    NonFiniteLossError
+        If the loss becomes NaN or infinite; the message names the step.
+    """
+    core = model.module if hasattr(model, "module") else model
+    model.train()
+    state = state if state is not None else _EpochProgress()
+    pending: list[tuple[int, torch.Tensor]] = []
+    window_images, window_start = 0, time.perf_counter()
+    epoch_start = time.perf_counter() - state.seconds
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def check_pending() -> None:
+        if not pending:
+            return
+        totals = torch.stack([t for _, t in pending]).cpu()
+        bad = (~torch.isfinite(totals)).nonzero()
+        if bad.numel():
+            at = pending[int(bad[0, 0])][0]
+            raise NonFiniteLossError(
+                f"the training loss became {float(totals[int(bad[0, 0])])} at step {at} "
+                f"(epoch {epoch}); training stopped"
+            )
+        pending.clear()
+
+    for x, y in loader:
+        x = x.to(device, non_blocking=True, memory_format=memory_format)
+        y = y.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            output = model(x)
+            loss = core.loss(x, y, output, reconstruction_scale=reconstruction_scale)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss.total).backward()
+            if grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.total.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+        step += 1
+        values = _loss_values(loss)
+        vec = _stack(values, device)
+        n = int(x.shape[0])
+        if state.sums is None:
+            state.names = list(values)
+            state.sums = torch.zeros(len(values), dtype=torch.float64, device=device)
+        state.sums += vec.double() * n
+        state.count += n
+        state.batches += 1
+        window_images += n
+        pending.append((step, vec[0]))
+        if progress is not None:
+            progress.update(1)
+        if step % log_every == 0:
+            check_pending()
+            now = time.perf_counter()
+            rate = window_images / max(now - window_start, 1e-9)
+            record = {"kind": "step", "epoch": epoch, "step": step}
+            record.update(zip(values, vec.tolist()))
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            record["images_per_s"] = rate
+            if log is not None:
+                log(record)
+            if progress is not None:
+                progress.set_postfix(loss=f"{record['loss']:.4g}", img_s=f"{rate:.0f}")
+            window_images, window_start = 0, now
+        if checkpoint_every and on_checkpoint is not None and step % checkpoint_every == 0:
+            check_pending()
+            state.seconds = time.perf_counter() - epoch_start
+            on_checkpoint(step, state)
+    check_pending()
+    state.seconds = time.perf_counter() - epoch_start
+    return _epoch_means(state, getattr(loader, "dist_info", None)), step
+
+
+def _epoch_means(state: _EpochProgress, info: DistInfo | None) -> dict[str, float]:
+    if state.sums is None:
+        return {}
+    packed = torch.cat([state.sums, state.sums.new_tensor([state.count, state.seconds])])
+    if info is not None:
+        all_reduce_sum(packed, info)
+    count = float(packed[-2])
+    sums = packed[:-2] / max(count, 1.0)
+    out = dict(zip(state.names, sums.tolist()))
+    world = info.world_size if info is not None else 1
+    out["images_per_s"] = count / max(float(packed[-1]) / world, 1e-9)
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Any,
+    *,
+    device: torch.device,
+    reconstruction_scale: float,
+    amp: str = "off",
+    channels_last: bool = False,
+    dist_info: DistInfo | None = None,
+) -> dict[str, float]:
+    """Mean loss terms, perplexities and accuracies of ``model`` over ``loader``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The (unwrapped) model, evaluated in eval mode.
+    loader : iterable of (x, y)
+    device : torch.device
+    reconstruction_scale : float
+    amp : {"bf16", "fp16", "off"}
+    channels_last : bool
+    dist_info : DistInfo, optional
+        Under DDP the sums are reduced over ranks (each rank holds a shard).
+
+    Returns
+    -------
+    metrics : dict of str to float
+        Per-crop means (empty when the loader is empty on every rank).
+    """
+    core = model.module if hasattr(model, "module") else model
+    was_training = core.training
+    core.eval()
+    names: list[str] = []
+    sums: torch.Tensor | None = None
+    count = 0
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    try:
+        for x, y in loader:
+            x = x.to(device, non_blocking=True, memory_format=memory_format)
+            y = y.to(device, non_blocking=True)
+            with _autocast(device, amp):
+                output = core(x)
+                loss = core.loss(x, y, output, reconstruction_scale=reconstruction_scale)
+            values = _loss_values(loss)
+            vec = _stack(values, device).double() * x.shape[0]
+            if sums is None:
+                names, sums = list(values), vec
+            else:
+                sums += vec
+            count += int(x.shape[0])
+    finally:
+        core.train(was_training)
+    if dist_info is not None and dist_info.distributed:
+        # ranks with an empty shard still take part in the reduction
+        width = torch.tensor([0 if sums is None else sums.numel()], device=device)
+        torch.distributed.all_reduce(width, op=torch.distributed.ReduceOp.MAX)
+        if sums is None:
+            sums = torch.zeros(int(width), dtype=torch.float64, device=device)
+        packed = torch.cat([sums, sums.new_tensor([count])])
+        all_reduce_sum(packed, dist_info)
+        names = names or _broadcast_names(names, dist_info)
+        sums, count = packed[:-1], int(packed[-1])
+    if sums is None or count == 0:
+        return {}
+    return dict(zip(names, (sums / count).tolist()))
+
+
+def _broadcast_names(names: list[str], info: DistInfo) -> list[str]:
+    box = [names]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return list(box[0])
+
+
+# --------------------------------------------------------------------------- setup
+@dataclass
+class _RunData:
+    store_path: Path
+    n: int
+    channels: tuple[str, ...]
+    crop_size: int
+    labels: np.ndarray
+    classes: np.ndarray
+    split: np.ndarray
+    reconstruction_scale: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": str(self.store_path),
+            "n": self.n,
+            "channels": list(self.channels),
+            "crop_size": self.crop_size,
+        }
+
+
+def _open_store(store_path: Path) -> Any:
+    from cyto.data import CropStore
+
+    try:
+        return CropStore(store_path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"crop store not found: {store_path}") from None
+
+
+def _pixel_variance(store: Any, rows: np.ndarray, *, samples: int, seed: int) -> float:
+    rng = np.random.default_rng([seed, 1])
+    if rows.size > samples:
+        rows = np.sort(rng.choice(rows, size=samples, replace=False))
+    total = total_sq = 0.0
+    count = 0
+    for lo in range(0, rows.size, 256):
+        block = store.read(rows[lo : lo + 256]).astype(np.float64)
+        if not np.isfinite(block).all():
+            bad = rows[lo : lo + 256][~np.isfinite(block).reshape(block.shape[0], -1).all(1)]
+            raise ValueError(
+                f"crop store {store.path} contains non-finite pixel values (crops "
+                f"{bad[:5].tolist()}{' ...' if bad.size > 5 else ''}); fix or drop them before "
+                "training"
+            )
+        total += block.sum()
+        total_sq += np.square(block).sum()
+        count += block.size
+    mean = total / max(count, 1)
+    var = total_sq / max(count, 1) - mean * mean
+    if not var > 0:
+        raise ValueError(
+            f"training crops of {store.path} have zero pixel variance; nothing to learn"
+        )
+    return float(var)
+
+
+def _prepare_data(store_path: Path, config: TrainConfig) -> _RunData:
+    with _open_store(store_path) as store:
+        n = len(store)
+        if n < 2:
+            raise ValueError(f"crop store {store_path} holds {n} crops; need at least 2 to train")
+        labels, classes = encode_labels(store.protein_ids)
+        split = split_crops(
+            store.protein_ids,
+            store.fov_ids,
+            fractions=config.split,
+            seed=config.seed,
+            group_by_fov=config.group_by_fov,
+        )
+        train_rows = np.flatnonzero(split == 0)
+        if train_rows.size < config.batch_size:
+            raise ValueError(
+                f"the training split of {store_path} has {train_rows.size} crops, fewer than "
+                f"`batch_size` ({config.batch_size})"
+            )
+        # read one crop from the far end: catches stores truncated after writing
+        store.read([n - 1])
+        scale = _pixel_variance(
+            store, train_rows, samples=config.variance_samples, seed=config.seed
+        )
+        return _RunData(
+            store_path=store_path,
+            n=n,
+            channels=tuple(store.channels),
+            crop_size=int(store.crop_size),
+            labels=labels,
+            classes=classes,
+            split=split,
+            reconstruction_scale=scale,
+        )
+
+
+def _model_config(
+    data: _RunData, config: TrainConfig, model_config: Any, overrides: Mapping[str, Any]
+) -> Any:
+    from ._config import CytoselfConfig
+
+    derived = {
+        "in_channels": len(data.channels),
+        "num_classes": max(int(data.classes.size), 2),
+        "image_size": data.crop_size,
+    }
+    clash = sorted(set(overrides) & set(derived))
+    if clash:
+        raise ValueError(f"model option(s) {clash} are taken from the crop store and cannot be set")
+    if model_config is None:
+        model_config = CytoselfConfig.preset(config.preset, **dict(overrides))
+    elif not isinstance(model_config, CytoselfConfig):
+        raise TypeError(
+            f"`model_config` must be a CytoselfConfig or None; got {type(model_config).__name__}"
+        )
+    return model_config.replace(**derived)
+
+
+def _check_store_matches(data: _RunData, saved: Mapping[str, Any], classes: list[str]) -> None:
+    want = {k: saved[k] for k in ("n", "channels", "crop_size")}
+    got = {k: data.describe()[k] for k in want}
+    if got != want or list(data.classes) != list(classes):
+        raise ValueError(
+            f"crop store {data.store_path} does not match the run: run was trained on "
+            f"{want} with {len(classes)} proteins, the store has {got} with "
+            f"{data.classes.size} proteins"
+        )
+
+
+def _make_loaders(
+    data: _RunData, config: TrainConfig, info: DistInfo, *, skip: int = 0
+) -> tuple[Any, Any, CropDataset, BlockShuffleSampler, torch.Generator]:
+    from torch.utils.data import DataLoader
+
+    aug = DihedralAugment(config.seed) if config.augment else None
+    train_ds = CropDataset(
+        data.store_path, np.flatnonzero(data.split == 0), labels=data.labels, augment=aug
+    )
+    val_ds = CropDataset(data.store_path, np.flatnonzero(data.split == 1), labels=data.labels)
+    sampler = BlockShuffleSampler(
+        train_ds,
+        num_replicas=info.world_size,
+        rank=info.rank,
+        seed=config.seed,
+        block_size=config.shuffle_block,
+        skip=skip,
+    )
+    val_sampler = BlockShuffleSampler(
+        val_ds, num_replicas=info.world_size, rank=info.rank, shuffle=False, even=False
+    )
+    generator = torch.Generator()
+    generator.manual_seed(config.seed + 7919 * info.rank)
+    common = dict(
+        num_workers=config.num_workers,
+        pin_memory=info.device.type == "cuda",
+        generator=generator,
+    )
+    if config.num_workers > 0:
+        common["prefetch_factor"] = 4
+    train_loader = DataLoader(
+        train_ds, batch_size=config.batch_size, sampler=sampler, drop_last=True, **common
+    )
+    val_loader = DataLoader(val_ds, batch_size=config.batch_size, sampler=val_sampler, **common)
+    train_loader.dist_info = info  # type: ignore[attr-defined]
+    return train_loader, val_loader, train_ds, sampler, generator
+
+
+def _write_run_files(run_dir: Path, data: _RunData, config: TrainConfig, model_config: Any) -> None:
+    import cyto
+
+    meta = {
+        "train": config.to_dict(),
+        "model": model_config.to_dict(),
+        "store": data.describe(),
+        "reconstruction_scale": data.reconstruction_scale,
+        "classes": [str(c) for c in data.classes],
+        "split_names": list(SPLIT_NAMES),
+        "cyto_version": cyto.__version__,
+        "torch_version": torch.__version__,
+    }
+    _atomic_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
+    fd, tmp = tempfile.mkstemp(prefix=".split.", suffix=".npz", dir=run_dir)
+    os.close(fd)
+    try:
+        np.savez(tmp, split=data.split, classes=data.classes.astype(str), labels=data.labels)
+        _default_mode(tmp)
+        os.replace(tmp, run_dir / "split.npz")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _resolve_resume_config(saved: TrainConfig, given: TrainConfig | None) -> TrainConfig:
+    if given is None:
+        return saved
+    changed = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(saved, f.name) != getattr(given, f.name) and f.name not in _RESUMABLE
+    ]
+    if changed:
+        raise ValueError(
+            f"cannot resume with changed training option(s) {changed}: they would change "
+            f"the result; only {sorted(_RESUMABLE)} may differ"
+        )
+    return given
+
+
+# --------------------------------------------------------------------------- train
+def train(
+    store_path: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    config: TrainConfig | None = None,
+    model_config: Any = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    resume: bool = False,
+) -> Path:
+    """Train a cytoself model on a crop store; resumable, DDP-aware.
+
+    Parameters
+    ----------
+    store_path : str or PathLike
+        HDF5 crop store (:class:`cyto.data.CropStore`).
+    run_dir : str or PathLike
+        Run directory (created). Without ``resume`` it must not hold a run yet.
+    config : TrainConfig, optional
+        Training options; default ``TrainConfig()``, or the saved ones on resume
+        (where only ``max_epochs``, ``num_workers``, ``device``, ``progress``,
+        ``log_every``, ``checkpoint_every`` and ``tensorboard`` may change).
+    model_config : CytoselfConfig, optional
+        Model configuration; default the preset ``config.preset``. Its
+        ``in_channels``, ``num_classes`` and ``image_size`` are always taken
+        from the store.
+    model_overrides : dict, optional
+        Fields replacing those of the preset (when ``model_config`` is None).
+    resume : bool, default False
+        Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+
+    Returns
+    -------
+    run_dir : Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the store (or, on resume, the checkpoint) is missing.
+    ValueError
+        If the store is truncated, damaged, of another format version, holds
+        non-finite pixels in the variance sample, or does not match the resumed run;
+        if ``run_dir`` already holds a run and ``resume`` is False.
+    NonFiniteLossError
+        If the loss becomes NaN/inf; ``checkpoints/last.pt`` keeps the last good state.
+
+    Examples
+    --------
+    >>> from cyto.nn import train, TrainConfig
+    >>> run = train("crops.h5", "runs/a", config=TrainConfig(preset="small"))  # doctest: +SKIP
+    """
+    store_path = Path(store_path).resolve()
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last_path = ckpt_dir / "last.pt"
+    checkpoint = None
+    if resume:
+        checkpoint = load_checkpoint(last_path)
+        saved_cfg = TrainConfig.from_dict(checkpoint["config"])
+        config = _resolve_resume_config(saved_cfg, config)
+    else:
+        if last_path.exists() or (run_dir / "config.json").exists():
+            raise ValueError(
+                f"`run_dir` {run_dir} already holds a run; resume it (--resume) or pick "
+                f"a new folder"
+            )
+        config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"`config` must be a TrainConfig; got {type(config).__name__}")
+
+    data = _prepare_data(store_path, config)  # validates the store before anything else
+    if checkpoint is not None:
+        _check_store_matches(data, checkpoint["store"], checkpoint["classes"])
+        from ._config import CytoselfConfig
+
+        mcfg = CytoselfConfig.from_dict(checkpoint["model_config"])
+        data.split = checkpoint["split"].numpy().astype(np.int8)
+        data.reconstruction_scale = float(checkpoint["reconstruction_scale"])
+    else:
+        mcfg = _model_config(data, config, model_config, model_overrides or {})
+
+    info = setup_distributed(config.device)
+    try:
+        return _fit(data, run_dir, config, mcfg, info, checkpoint)
+    finally:
+        teardown_distributed(info)
+
+
+def _fit(
+    data: _RunData,
+    run_dir: Path,
+    config: TrainConfig,
+    mcfg: Any,
+    info: DistInfo,
+    checkpoint: dict[str, Any] | None,
+) -> Path:
+    from ._model import Cytoself
+
+    device = info.device
+    ckpt_dir = run_dir / "checkpoints"
+    if info.is_main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            _write_run_files(run_dir, data, config, mcfg)
+    prev_deterministic = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    torch.manual_seed(config.seed)
+    model = Cytoself(mcfg)
+    torch.manual_seed(config.seed + info.rank)  # per-rank streams (dropout)
+    use_cuda = device.type == "cuda"
+    channels_last = config.channels_last and use_cuda
+    amp = config.amp if use_cuda else "off"
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    plateau = PlateauState()
+    start_epoch, step, skip_batches = 0, 0, 0
+    partial: Mapping[str, Any] | None = None
+    rng_states: list[Any] = []
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        plateau.load_state_dict(checkpoint["plateau"])
+        if scaler is not None and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        start_epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
+        skip_batches = int(checkpoint.get("epoch_batches", 0))
+        partial = checkpoint.get("epoch_progress") or None
+        rng_states = checkpoint["rng"]
+        if info.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", step)
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp_model: nn.Module = DistributedDataParallel(
+            model, device_ids=[device.index] if use_cuda else None
+        )
+    else:
+        ddp_model = model
+
+    train_loader, val_loader, train_ds, sampler, generator = _make_loaders(data, config, info)
+    if checkpoint is not None:
+        generator.set_state(
+            checkpoint["loader_generator"][min(info.rank, len(checkpoint["loader_generator"]) - 1)]
+        )
+        if len(rng_states) == info.world_size:
+            set_rng_state(rng_states[info.rank])
+    metrics = _MetricsLog(
+        run_dir / "metrics.jsonl" if info.is_main else None, tensorboard=config.tensorboard
+    )
+    best_path = ckpt_dir / "best.pt"
+
+    def full_state(epoch: int, step: int, batches: int, progress: dict | None) -> dict[str, Any]:
+        rng = _gather(get_rng_state(), info)
+        gens = _gather(generator.get_state(), info)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": "last",
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "plateau": plateau.state_dict(),
+            "rng": rng,
+            "loader_generator": gens,
+            "epoch": epoch,
+            "step": step,
+            "epoch_batches": batches,
+            "epoch_progress": progress or {},
+            "split": torch.from_numpy(data.split.astype(np.int8)),
+            "classes": [str(c) for c in data.classes],
+            "store": data.describe(),
+            "config": config.to_dict(),
+            "model_config": mcfg.to_dict(),
+            "reconstruction_scale": data.reconstruction_scale,
+            "world_size": info.world_size,
+        }
+
+    stop_reason = "max_epochs"
+    if checkpoint is not None and checkpoint.get("finished"):
+        stop_reason = str(checkpoint.get("stop_reason", "finished"))
+        start_epoch = config.max_epochs if stop_reason == "early_stopping" else start_epoch
+    try:
+        from tqdm.auto import tqdm
+
+        for epoch in range(start_epoch, config.max_epochs):
+            train_ds.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            sampler.skip = skip_batches * config.batch_size
+            ep_state = _EpochProgress.from_state(partial, device)
+            bar = tqdm(
+                total=len(train_loader) + skip_batches,
+                initial=skip_batches,
+                desc=f"epoch {epoch + 1}/{config.max_epochs}",
+                disable=not (config.progress and info.is_main),
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+            epoch_start_step = step - skip_batches
+
+            def on_checkpoint(
+                s: int, st: _EpochProgress, _e: int = epoch, _b0: int = epoch_start_step
+            ) -> None:
+                state = full_state(_e, s, s - _b0, st.state_dict())
+                if info.is_main:
+                    save_checkpoint(state, ckpt_dir / "last.pt")
+
+            try:
+                train_metrics, step = train_one_epoch(
+                    ddp_model,
+                    train_loader,
+                    optimizer,
+                    device=device,
+                    reconstruction_scale=data.reconstruction_scale,
+                    epoch=epoch,
+                    step=step,
+                    amp=amp,
+                    channels_last=channels_last,
+                    scaler=scaler,
+                    grad_clip=config.grad_clip,
+                    log_every=config.log_every,
+                    log=metrics.write,
+                    progress=bar,
+                    state=ep_state,
+                    checkpoint_every=config.checkpoint_every,
+                    on_checkpoint=on_checkpoint,
+                )
+            finally:
+                bar.close()
+            skip_batches, partial = 0, None
+            sampler.skip = 0
+            broadcast_buffers(model, info)
+            val_metrics = evaluate(
+                model,
+                val_loader,
+                device=device,
+                reconstruction_scale=data.reconstruction_scale,
+                amp=amp,
+                channels_last=channels_last,
+                dist_info=info,
+            )
+            monitor = "val_loss" if val_metrics else "train_loss"
+            value = val_metrics.get("loss", train_metrics.get("loss", math.nan))
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"the {monitor.replace('_', ' ')} became {value} after epoch {epoch} "
+                    f"(step {step}); training stopped"
+                )
+            improved, reduce_lr, stop = plateau.update(value, epoch=epoch, config=config)
+            lr = optimizer.param_groups[0]["lr"]
+            record: dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "lr": lr}
+            record.update({f"train_{k}": v for k, v in train_metrics.items()})
+            record.update({f"val_{k}": v for k, v in val_metrics.items()})
+            record.update(
+                monitor=monitor,
+                improved=improved,
+                best_epoch=plateau.best_epoch,
+                bad_epochs=plateau.bad_epochs,
+            )
+            divergence = replica_divergence(model, info)
+            if divergence:
+                record["replica_max_abs_diff"] = max(divergence.values())
+                record["codebook_max_abs_diff"] = max(
+                    [v for k, v in divergence.items() if "codebook" in k or k.startswith("vq_")]
+                    or [0.0]
+                )
+            if reduce_lr:
+                new_lr = max(lr * config.lr_factor, config.min_lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = new_lr
+                record["lr_next"] = new_lr
+            metrics.write(record)
+            if improved and info.is_main:
+                save_checkpoint(
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "kind": "best",
+                        "model": model.state_dict(),
+                        "model_config": mcfg.to_dict(),
+                        "epoch": epoch,
+                        "step": step,
+                        "val_loss": value,
+                        "monitor": monitor,
+                        "reconstruction_scale": data.reconstruction_scale,
+                        "classes": [str(c) for c in data.classes],
+                    },
+                    best_path,
+                )
+            state = full_state(epoch + 1, step, 0, None)
+            if stop:
+                stop_reason = "early_stopping"
+                state.update(finished=True, stop_reason=stop_reason)
+            if info.is_main:
+                save_checkpoint(state, ckpt_dir / "last.pt")
+            if stop:
+                break
+        # restore the best weights
+        if info.distributed:
+            torch.distributed.barrier()
+        if best_path.exists():
+            best = load_checkpoint(best_path, map_location=device)
+            model.load_state_dict(best["model"])
+        if info.is_main:
+            last = (
+                load_checkpoint(ckpt_dir / "last.pt") if (ckpt_dir / "last.pt").exists() else None
+            )
+            summary = {
+                "stop_reason": stop_reason,
+                "epochs": int(last["epoch"]) if last is not None else 0,
+                "best_epoch": plateau.best_epoch,
+                "best_loss": plateau.best if math.isfinite(plateau.best) else None,
+                "steps": step,
+                "world_size": info.world_size,
+                "device": str(device),
+            }
+            _atomic_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    except NonFiniteLossError as err:
+        last = ckpt_dir / "last.pt"
+        where = (
+            f"the last good checkpoint is kept at {last}"
+            if last.exists()
+            else "no checkpoint had been written yet"
+        )
+        metrics.write({"kind": "error", "step": step, "message": str(err)})
+        raise NonFiniteLossError(f"{err}; {where}") from None
+    finally:
+        metrics.close()
+        if config.deterministic:
+            torch.use_deterministic_algorithms(prev_deterministic)
+    return run_dir
+
+
+def _gather(obj: Any, info: DistInfo) -> list[Any]:
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    torch.distributed.all_gather_object(out, obj)
+    return out
