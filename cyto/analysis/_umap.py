@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,13 @@ from cyto.analysis._validate import as_float_array
 __all__ = ["AtlasUMAP", "aligned_umap", "umap_embed"]
 
 _BACKENDS = ("auto", "umap", "cuml")
+
+
+def _import_umap(purpose: str) -> Any:
+    """Import umap-learn, silencing its ImportWarning about the optional TensorFlow."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ImportWarning)
+        return require("umap", "umap", purpose=purpose)
 
 
 def _resolve_backend(backend: str) -> str:
@@ -109,7 +117,7 @@ class AtlasUMAP:
         if backend == "cuml":
             cuml = require("cuml", "cuml", purpose="GPU UMAP (backend='cuml')")
             return cuml.UMAP(**kwargs)
-        umap = require("umap", "umap", purpose="UMAP embeddings")
+        umap = _import_umap("UMAP embeddings")
         return umap.UMAP(**kwargs)
 
     def fit(self, X: Any, y: Any = None) -> AtlasUMAP:
@@ -261,7 +269,7 @@ def aligned_umap(
         raise ValueError(
             f"`n_neighbors` must be in [2, {smallest}) (smallest dataset), got {n_neighbors}"
         )
-    umap = require("umap", "umap", purpose="aligned UMAP embeddings")
+    umap = _import_umap("aligned UMAP embeddings")
     mapper = umap.AlignedUMAP(
         n_neighbors=n_neighbors,
         min_dist=min_dist,
