@@ -1,0 +1,31 @@
+"""Synthetic cell atlas: procedural fluorescence fields with two-level ground truth.
+
+Fields of view are two-channel z-stacks (Hoechst + tagged protein) of irregular cells
+with known nuclei, rendered with one of the localization families of
+:func:`list_families`. Proteins belong to complexes that share one parameter set;
+complexes of one family differ subtly, so organelle-level separation is easy and
+complex-level separation needs a good model. NumPy/SciPy only.
+
+See ``docs/synthetic.md`` for the layout of the output folder and the preprocessing
+settings that match it.
+"""
+
+from cyto.data.synthetic._atlas import (
+    SyntheticAtlasConfig,
+    SyntheticField,
+    SyntheticProtein,
+    generate_atlas,
+    make_catalog,
+    make_field,
+)
+from cyto.data.synthetic._families import list_families
+
+__all__ = [
+    "SyntheticAtlasConfig",
+    "SyntheticField",
+    "SyntheticProtein",
+    "generate_atlas",
+    "list_families",
+    "make_catalog",
+    "make_field",
+]

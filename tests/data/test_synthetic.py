@@ -1,0 +1,305 @@
+"""The synthetic cell atlas: determinism, ground truth, geometry, files, segmentation."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from cyto.data import (
+    SyntheticAtlasConfig,
+    generate_atlas,
+    list_families,
+    make_catalog,
+    make_field,
+)
+from cyto.data.synthetic._families import FAMILIES
+
+SMALL = {"field_size": 128, "z_planes": 3, "cells_per_field": (4, 8)}
+
+
+def _tiny_atlas(**kw) -> SyntheticAtlasConfig:
+    base = {
+        "families": ("er", "nucleolus_gc", "mixed"),
+        "complexes_per_family": 2,
+        "complex_size": (2, 3),
+        "n_proteins": 13,
+        "fields_per_protein": 1,
+        **SMALL,
+    }
+    base.update(kw)
+    return SyntheticAtlasConfig(**base)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _f1_at_iou(true: np.ndarray, pred: np.ndarray, thr: float = 0.5) -> float:
+    nt, npd = int(true.max()), int(pred.max())
+    both = (true > 0) & (pred > 0)
+    inter = np.bincount(
+        true[both] * (npd + 1) + pred[both], minlength=(nt + 1) * (npd + 1)
+    ).reshape(nt + 1, npd + 1)
+    at = np.bincount(true.ravel(), minlength=nt + 1)
+    ap = np.bincount(pred.ravel(), minlength=npd + 1)
+    iou = inter / np.maximum(at[:, None] + ap[None, :] - inter, 1)
+    tp = int((iou[1:, 1:] > thr).sum())  # IoU > 0.5 matches are one-to-one
+    return 2 * tp / max(nt + npd, 1)
+
+
+# --- families and catalogue ------------------------------------------------------------
+
+
+def test_families_cover_the_paper_localizations():
+    fams = list_families()
+    assert len(fams) >= 13 and fams[-1] == "mixed"
+    for name in ("nucleoplasm", "er", "golgi", "mitochondria", "vesicles", "centrosome"):
+        assert name in fams
+
+
+def test_catalog_ground_truth_is_consistent():
+    cfg = SyntheticAtlasConfig(seed=3)
+    cat = make_catalog(cfg)
+    assert len(cat) == 60
+    assert len({p.protein_id for p in cat}) == len(cat)
+    by_complex: dict[str, list] = {}
+    for p in cat:
+        by_complex.setdefault(p.complex, []).append(p)
+    assert len(by_complex) == len(FAMILIES) * cfg.complexes_per_family
+    for members in by_complex.values():
+        assert 2 <= len(members) <= 4
+        assert len({m.family for m in members}) == 1
+        assert all(m.params == members[0].params for m in members)
+    for fam in FAMILIES:
+        params = [m[0].params for m in by_complex.values() if m[0].family == fam]
+        assert len(params) == 2 and params[0] != params[1]
+        for prm in params:  # complex parameters stay inside the family's ranges
+            for k, (lo, hi) in FAMILIES[fam].params.items():
+                assert lo <= prm[k] <= hi
+    # mixed complexes sit on a continuum of nuclear/cytoplasmic ratios
+    ratios = sorted(
+        m[0].params["nuclear_ratio"] for m in by_complex.values() if m[0].family == "mixed"
+    )
+    assert ratios[0] < 0.5 < ratios[-1]
+
+
+def test_catalog_is_deterministic_and_seed_dependent():
+    a = make_catalog(SyntheticAtlasConfig(seed=1))
+    b = make_catalog(SyntheticAtlasConfig(seed=1))
+    c = make_catalog(SyntheticAtlasConfig(seed=2))
+    assert a == b
+    assert [p.family for p in a] != [p.family for p in c]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"families": ("er", "nope")}, "`families` must be"),
+        ({"n_proteins": 5}, "`n_proteins` must lie between"),
+        ({"complex_size": (3, 2)}, "`complex_size`"),
+        ({"scale": 0.1}, "`field_size`\\*`scale`"),
+        ({"z_planes": 0}, "`z_planes` must be a positive integer"),
+        ({"mitotic_fraction": 1.5}, "`mitotic_fraction` must be in"),
+        ({"complex_spread": 0.0}, "`complex_spread`"),
+    ],
+)
+def test_config_rejects_bad_values(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SyntheticAtlasConfig(**kw)
+
+
+def test_config_round_trips_through_dict():
+    cfg = _tiny_atlas(seed=9)
+    assert SyntheticAtlasConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="unknown SyntheticAtlasConfig keys"):
+        SyntheticAtlasConfig.from_dict({"sead": 1})
+
+
+# --- single fields -------------------------------------------------------------------
+
+
+def test_field_layout_and_camera_model():
+    cfg = SyntheticAtlasConfig(field_size=192, z_planes=4)
+    f = make_field("vesicles", config=cfg, n_cells=10)
+    assert f.image.shape == (2, 4, 192, 192) and f.image.dtype == np.uint16
+    assert f.nuclei.shape == f.cells.shape == (192, 192)
+    # every nucleus lies inside the territory of the cell with the same label
+    inside = f.nuclei > 0
+    assert np.array_equal(f.nuclei[inside], f.cells[inside])
+    # camera offset ≈ 250 in the background, signal above it in nuclei (Hoechst)
+    bg = f.image[:, :, f.cells == 0]
+    assert 240 < np.median(bg) < 262
+    hoechst = f.image[0].max(0)
+    assert np.median(hoechst[inside]) > np.median(hoechst[~inside]) + 500
+
+
+def test_field_is_deterministic_and_varies_with_index():
+    cfg = SyntheticAtlasConfig(**SMALL)
+    a = make_field("golgi", config=cfg, field_index=2)
+    b = make_field("golgi", config=cfg, field_index=2)
+    c = make_field("golgi", config=cfg, field_index=3)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert np.array_equal(a.nuclei, b.nuclei)
+    assert a.image.tobytes() != c.image.tobytes()
+
+
+def test_every_family_renders_signal_where_it_should():
+    cfg = SyntheticAtlasConfig(field_size=160, z_planes=2, out_of_focus_fraction=0.0)
+    nuclear = {"nucleoplasm", "nucleolus_gc", "chromatin", "nuclear_punctae"}
+    for fam in list_families():
+        f = make_field(fam, config=cfg, n_cells=8)
+        prot = f.image[1].max(0).astype(float) - 250
+        nuc = f.nuclei > 0
+        cyto = (f.cells > 0) & ~nuc
+        ratio = prot[nuc].mean() / max(prot[cyto].mean(), 1e-3)
+        if fam in nuclear:
+            assert ratio > 1.5, fam
+        elif fam in {"cytoplasmic", "er", "golgi", "mitochondria", "vesicles"}:
+            assert ratio < 1.0, fam
+        assert prot[f.cells > 0].mean() > prot[f.cells == 0].mean(), fam
+
+
+def test_scale_two_doubles_the_geometry():
+    f1 = make_field("er", config=SyntheticAtlasConfig(field_size=160, z_planes=2), n_cells=6)
+    f2 = make_field(
+        "er", config=SyntheticAtlasConfig(field_size=160, z_planes=2, scale=2.0), n_cells=6
+    )
+    assert f2.image.shape[-1] == 320
+    d1 = np.sqrt(np.bincount(f1.nuclei.ravel())[1:].mean())
+    d2 = np.sqrt(np.bincount(f2.nuclei.ravel())[1:].mean())
+    assert 1.6 < d2 / d1 < 2.4
+    assert SyntheticAtlasConfig(scale=2.0).preprocess_hint["downsample"] == 2
+
+
+def test_make_field_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown family 'golgy'"):
+        make_field("golgy")
+    with pytest.raises(TypeError, match="`protein` must be"):
+        make_field(3)
+    with pytest.raises(ValueError, match="`field_index` must be >= 0"):
+        make_field("er", field_index=-1)
+
+
+# --- the atlas on disk ----------------------------------------------------------------
+
+
+def test_atlas_files_and_ground_truth_tables(tmp_path):
+    cfg = _tiny_atlas()
+    manifest = generate_atlas(tmp_path, cfg, progress=False)
+    rows = _read_csv(manifest)
+    assert list(rows[0]) == [
+        "path",
+        "protein_id",
+        "fov_id",
+        "protein_channel",
+        "nucleus_channel",
+        "axes",
+    ]
+    assert len(rows) == 13
+    gt = {r["protein_id"]: r for r in _read_csv(tmp_path / "ground_truth.csv")}
+    ann = _read_csv(tmp_path / "annotations.csv")
+    cx = {r["protein_id"]: r["complex"] for r in _read_csv(tmp_path / "complexes.csv")}
+    assert list(ann[0]) == ["ensg_id", "target_name", "annotation_name", "annotation_grade"]
+    assert {a["target_name"]: a["annotation_name"] for a in ann} == {
+        k: v["family"] for k, v in gt.items()
+    }
+    assert cx == {k: v["complex"] for k, v in gt.items()}
+    meta = json.loads((tmp_path / "synth.json").read_text())
+    assert meta["preprocess_hint"] == {"projection": "max", "downsample": 1, "crop_size": 100}
+    for r in rows:
+        assert r["protein_id"] in gt and r["axes"] == "CZYX"
+        with tifffile.TiffFile(tmp_path / r["path"]) as tif:
+            assert tif.series[0].axes == "CZYX"
+            img = tif.series[0].asarray()
+        assert img.shape == (2, 3, 128, 128) and img.dtype == np.uint16
+        mask = tifffile.imread(tmp_path / "masks" / r["protein_id"] / f"{r['fov_id']}.tif")
+        assert mask.shape == (128, 128) and mask.max() >= 1
+
+
+def test_atlas_bytes_do_not_depend_on_parallelism(tmp_path):
+    cfg = _tiny_atlas(families=("golgi", "mixed"), n_proteins=None, complex_size=(2, 2))
+    generate_atlas(tmp_path / "serial", cfg, progress=False)
+    generate_atlas(tmp_path / "parallel", cfg, progress=False, n_jobs=2)
+    assert _digest(tmp_path / "serial") == _digest(tmp_path / "parallel")
+
+
+def test_atlas_resumes_and_refuses_other_settings(tmp_path):
+    cfg = _tiny_atlas(families=("centrosome",), n_proteins=None, complex_size=(2, 2))
+    generate_atlas(tmp_path, cfg, progress=False)
+    before = _digest(tmp_path)
+    first = sorted((tmp_path / "images").rglob("*.tif"))
+    first[0].unlink()
+    kept = first[1].stat().st_mtime_ns
+    generate_atlas(tmp_path, cfg, progress=False)
+    assert _digest(tmp_path) == before
+    assert first[1].stat().st_mtime_ns == kept  # untouched, not rewritten
+    with pytest.raises(ValueError, match="other settings"):
+        generate_atlas(tmp_path, _tiny_atlas(families=("centrosome",), n_proteins=None, seed=5))
+
+
+def test_generate_atlas_rejects_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="`n_jobs` must be a positive integer"):
+        generate_atlas(tmp_path, _tiny_atlas(), n_jobs=0)
+    with pytest.raises(ValueError, match="`compression` must be None or 'zlib'"):
+        generate_atlas(tmp_path, _tiny_atlas(), compression="lzw")
+
+
+def test_cli_synth_writes_an_atlas(tmp_path, capsys):
+    from cyto.cli import main
+
+    code = main(
+        [
+            "synth",
+            "-o",
+            str(tmp_path),
+            "--families",
+            "er,golgi",
+            "--complexes-per-family",
+            "1",
+            "--fields",
+            "1",
+            "--z-planes",
+            "2",
+            "--no-progress",
+            "--seed",
+            "4",
+        ]
+    )
+    assert code == 0
+    assert "downsample 1" in capsys.readouterr().out
+    assert len(_read_csv(tmp_path / "manifest.csv")) >= 4
+
+
+# --- agreement with cyto.preprocess -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_true_masks_match_segment_nuclei():
+    preprocess = pytest.importorskip("cyto.preprocess")
+    segment_nuclei = getattr(preprocess, "segment_nuclei", None)
+    if segment_nuclei is None:
+        pytest.skip("cyto.preprocess.segment_nuclei is not available yet")
+    cfg = SyntheticAtlasConfig(seed=11)
+    cat = make_catalog(cfg)
+    scores = []
+    for k, protein in enumerate(cat[:6]):
+        f = make_field(protein, config=cfg, field_index=k)
+        pred = segment_nuclei(f.image[0].max(0))
+        scores.append(_f1_at_iou(f.nuclei, pred))
+    assert np.mean(scores) >= 0.9, scores
+    assert min(scores) >= 0.8, scores
