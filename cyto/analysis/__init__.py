@@ -4,12 +4,23 @@ Importing this package is cheap: umap-learn, cuML and matplotlib are imported in
 functions that need them.
 """
 
+from cyto.analysis._figures import (
+    plot_atlas,
+    plot_correlation_heatmap,
+    plot_difference_maps,
+    plot_family_spectra,
+    plot_localization,
+    plot_protein_highlights,
+    plot_scores,
+    save_figure,
+)
 from cyto.analysis._ground_truth import (
     labels_for,
     load_annotations,
     load_complexes,
     load_ground_truth,
 )
+from cyto.analysis._report import AnalysisReport, analyze_embeddings, write_report
 from cyto.analysis._score import ScoreTable, class_medians, clustering_score, clustering_score_table
 from cyto.analysis._spectra import (
     Biclusters,
@@ -25,11 +36,13 @@ from cyto.analysis._spectra import (
 from cyto.analysis._umap import AtlasUMAP, aligned_umap, umap_embed
 
 __all__ = [
+    "AnalysisReport",
     "AtlasUMAP",
     "Biclusters",
     "FeatureSpectra",
     "ScoreTable",
     "aligned_umap",
+    "analyze_embeddings",
     "bicluster",
     "class_medians",
     "clustering_score",
@@ -43,6 +56,15 @@ __all__ = [
     "load_ground_truth",
     "localize",
     "mean_by_label",
+    "plot_atlas",
+    "plot_correlation_heatmap",
+    "plot_difference_maps",
+    "plot_family_spectra",
+    "plot_localization",
+    "plot_protein_highlights",
+    "plot_scores",
     "representative_images",
+    "save_figure",
     "umap_embed",
+    "write_report",
 ]

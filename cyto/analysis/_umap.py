@@ -125,7 +125,10 @@ class AtlasUMAP:
         X = as_float_array(X, "X", ndim=2)
         self.backend_ = self._validate(X.shape[0])
         self.reducer_ = self._make(self.backend_)
-        self.embedding_ = np.asarray(self.reducer_.fit_transform(X), dtype=np.float32)
+        with warnings.catch_warnings():
+            # umap-learn warns that a seed disables parallelism: that is the point of a seed
+            warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
+            self.embedding_ = np.asarray(self.reducer_.fit_transform(X), dtype=np.float32)
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
@@ -279,5 +282,7 @@ def aligned_umap(
         alignment_window_size=alignment_window_size,
         random_state=random_state,
     )
-    mapper.fit(arrays, relations=list(relations))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
+        mapper.fit(arrays, relations=list(relations))
     return [np.asarray(e, dtype=np.float32) for e in mapper.embeddings_]

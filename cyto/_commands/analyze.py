@@ -1,0 +1,74 @@
+"""``cyto analyze EMBEDDINGS -o REPORT_DIR``: atlas, clustering scores, spectra, HTML report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``analyze`` subcommand."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="atlas UMAP, clustering scores, feature spectra and an HTML report",
+        description=(
+            "Analyse an embeddings file written by `cyto embed`: UMAP atlas coloured by "
+            "localization, clustering score against ground truth, feature spectra with "
+            "biclustering and localization of unannotated proteins; writes figures, "
+            "scores.json/csv and one self-contained report.html."
+        ),
+    )
+    p.add_argument("embeddings", help="embeddings HDF5 file (from `cyto embed`)")
+    p.add_argument("-o", "--output", required=True, help="report folder (created)")
+    p.add_argument(
+        "--ground-truth",
+        help="annotation CSV (OpenCell format), ground_truth.csv or a complex table",
+    )
+    p.add_argument("--complexes", help="protein complex CSV (protein_id,complex)")
+    p.add_argument("--split", default="test", help="crops in the atlas ('all' for every crop)")
+    p.add_argument("--fit-split", help="fit the UMAP on this split and transform --split")
+    p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
+    p.add_argument("--n-neighbors", type=int, default=15)
+    p.add_argument("--min-dist", type=float, default=0.1)
+    p.add_argument("--backend", choices=("auto", "umap", "cuml"), default="auto")
+    p.add_argument("--max-points", type=int, help="subsample the atlas to this many crops")
+    p.add_argument("--clusters", type=int, default=11, help="top-level feature clusters")
+    p.add_argument("--min-grade", type=int, default=2, help="lowest annotation grade counted")
+    p.add_argument("--highlight", nargs="+", metavar="PROTEIN", help="proteins to highlight")
+    p.add_argument("--crops", help="crop store for representative images")
+    p.add_argument("--ablation", help=".npz with 'differences' (n,H,W), 'images', 'titles'")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_run)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cyto.analysis import analyze_embeddings
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    report = analyze_embeddings(
+        args.embeddings,
+        args.output,
+        ground_truth=args.ground_truth,
+        complexes=args.complexes,
+        split=None if args.split == "all" else args.split,
+        fit_split=args.fit_split,
+        umap_seeds=tuple(range(args.seeds)),
+        n_neighbors=args.n_neighbors,
+        min_dist=args.min_dist,
+        backend=args.backend,
+        max_points=args.max_points,
+        n_clusters=args.clusters,
+        min_grade=args.min_grade,
+        highlight=args.highlight,
+        crops=args.crops,
+        ablation=args.ablation,
+        verbose=not args.quiet,
+    )
+    if report.scores is not None:
+        print(report.scores.to_markdown())
+    print(f"report: {report.html}")
+    return 0

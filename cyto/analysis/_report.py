@@ -1,0 +1,706 @@
+"""``cyto analyze``: atlas, scores, feature spectra and one self-contained HTML report."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cyto.analysis._ground_truth import labels_for, load_complexes, load_ground_truth
+from cyto.analysis._score import ScoreTable, clustering_score_table
+from cyto.analysis._spectra import (
+    bicluster,
+    code_correlation,
+    feature_spectra,
+    localize,
+    mean_by_label,
+    representative_images,
+)
+from cyto.analysis._umap import AtlasUMAP
+
+__all__ = ["AnalysisReport", "analyze_embeddings", "write_report"]
+
+_BLOCK = 4096  # rows read per HDF5 block
+
+
+# --------------------------------------------------------------------------- I/O helpers
+def _atomic_write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return _atomic_write(path, buf.getvalue().encode("utf-8"))
+
+
+def _strings(ds: Any) -> np.ndarray:
+    raw = ds[()]
+    return np.array(
+        [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in raw], dtype=object
+    )
+
+
+def _read_rows(ds: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows (sorted int array) of an HDF5 dataset, read block by block."""
+    n = ds.shape[0]
+    if rows.size == n:
+        return np.asarray(ds[()])
+    out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
+    pos = 0
+    for start in range(0, n, _BLOCK):
+        sel = rows[(rows >= start) & (rows < start + _BLOCK)]
+        if sel.size:
+            block = ds[start : start + _BLOCK]
+            out[pos : pos + sel.size] = block[sel - start]
+            pos += sel.size
+    return out
+
+
+def _fig_png(fig: Any, dpi: int = 110) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- HTML
+def write_report(
+    path: str | os.PathLike,
+    *,
+    title: str,
+    sections: Sequence[tuple[str, Sequence[Any]]],
+) -> Path:
+    """Write one self-contained HTML page (images embedded as base64 PNG).
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.html`` file (written atomically).
+    title : str
+        Page title.
+    sections : sequence of (heading, items)
+        Each item is a ``str`` (a paragraph; HTML-escaped), ``bytes`` (a PNG image),
+        a path to a ``.png`` file, or a table given as ``{"header": [...], "rows": [[...]]}``.
+
+    Returns
+    -------
+    path : Path
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_report(pathlib.Path(tempfile.mkdtemp()) / "r.html", title="T",
+    ...                  sections=[("Scores", ["Γ = 2.5", {"header": ["a"], "rows": [[1]]}])])
+    >>> "<td>1</td>" in p.read_text()
+    True
+    """
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}",
+        "img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;margin:1em 0}",
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}",
+        "th{background:#f3f3f3}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}",
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    toc = [f"<li><a href='#s{i}'>{html.escape(h)}</a></li>" for i, (h, _) in enumerate(sections)]
+    parts.append("<ul>" + "".join(toc) + "</ul>")
+    for i, (heading, items) in enumerate(sections):
+        parts.append(f"<h2 id='s{i}'>{html.escape(heading)}</h2>")
+        for item in items:
+            if isinstance(item, (bytes, bytearray)):
+                b64 = base64.b64encode(bytes(item)).decode("ascii")
+                parts.append(f"<p><img src='data:image/png;base64,{b64}'></p>")
+            elif isinstance(item, Path):
+                b64 = base64.b64encode(item.read_bytes()).decode("ascii")
+                parts.append(
+                    f"<p><img alt='{html.escape(item.name)}' src='data:image/png;base64,{b64}'></p>"
+                )
+            elif isinstance(item, Mapping):
+                head = "".join(f"<th>{html.escape(str(h))}</th>" for h in item["header"])
+                body = "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                    for row in item["rows"]
+                )
+                parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            else:
+                parts.append(f"<p>{html.escape(str(item))}</p>")
+    parts.append("</body></html>")
+    return _atomic_write(Path(path), "\n".join(parts).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- analysis
+@dataclass(frozen=True)
+class AnalysisReport:
+    """What :func:`analyze_embeddings` wrote.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The report folder.
+    html : Path
+        The self-contained HTML page.
+    scores : ScoreTable or None
+        Clustering scores per ground-truth level (None without ground truth).
+    summary : dict
+        Everything in ``scores.json``.
+    files : dict of str to Path
+        Every file written, by name.
+    """
+
+    out_dir: Path
+    html: Path
+    scores: ScoreTable | None
+    summary: dict[str, Any] = field(repr=False)
+    files: dict[str, Path] = field(repr=False)
+
+
+def _log(verbose: bool, msg: str) -> None:
+    if verbose:
+        print(f"[cyto analyze] {msg}", file=sys.stderr, flush=True)
+
+
+def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> float | None:
+    """Fraction of labelled proteins whose best-correlated family (leave-one-out) is theirs."""
+    lab = np.array([f is not None for f in families])
+    if lab.sum() < 3:
+        return None
+    S = spectra[lab]
+    fam = families[lab].astype(str)
+    names, inverse = np.unique(fam, return_inverse=True)
+    counts = np.bincount(inverse, minlength=names.size)
+    if names.size < 2:
+        return None
+    sums = np.zeros((names.size, S.shape[1]))
+    np.add.at(sums, inverse, S)
+    means = sums / counts[:, None]
+
+    def _z(a: np.ndarray) -> np.ndarray:
+        a = a - a.mean(axis=-1, keepdims=True)
+        n = np.linalg.norm(a, axis=-1, keepdims=True)
+        return a / np.where(n > 0, n, 1.0)
+
+    r = _z(S) @ _z(means).T  # (G, F)
+    own_n = counts[inverse]
+    loo = (sums[inverse] - S) / np.maximum(own_n - 1, 1)[:, None]
+    r_own = np.einsum("ij,ij->i", _z(S), _z(loo))
+    rows = np.arange(S.shape[0])
+    r[rows, inverse] = np.where(own_n > 1, r_own, -np.inf)  # singleton families can't be hit
+    valid = own_n > 1
+    return float(np.mean(np.argmax(r[valid], axis=1) == inverse[valid])) if valid.any() else None
+
+
+def analyze_embeddings(
+    embeddings: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    ground_truth: str | os.PathLike | None = None,
+    complexes: str | os.PathLike | None = None,
+    split: str | None = "test",
+    fit_split: str | None = None,
+    umap_seeds: Sequence[int] = (0,),
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    backend: str = "auto",
+    max_points: int | None = None,
+    n_clusters: int = 11,
+    min_grade: int = 2,
+    highlight: Sequence[str] | None = None,
+    crops: str | os.PathLike | None = None,
+    ablation: str | os.PathLike | Mapping[str, Any] | None = None,
+    verbose: bool = True,
+) -> AnalysisReport:
+    """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
+
+    Reads the HDF5 file written by ``cyto embed`` (datasets ``global``,
+    ``local_indices``, ``local_hist``, ``protein_id``, ``fov_id``, ``split``,
+    ``crop_index``) with h5py and writes into ``out_dir``:
+
+    - ``figures/*.png`` — atlas UMAP coloured by family (Fig. 2), per-protein highlight
+      panels, code-correlation heatmap with feature clusters (Fig. 4a), spectra per
+      family (Fig. 4b), representative crops per feature cluster (with the crop store),
+      clustering-score bars (Fig. 6) and ablation difference maps (Fig. 5, if given);
+    - ``scores.json`` and ``scores.csv`` — Γ per ground-truth level and UMAP seed, mean ±
+      s.e.m., leave-one-out localization accuracy of the family spectra;
+    - ``umap.csv`` (coordinates per crop), ``feature_clusters.csv`` (cluster per code),
+      ``spectra.npz`` (per-protein spectra, correlation, order), ``localization.csv``
+      (best families for every protein, the FAM241A analysis);
+    - ``report.html`` — one self-contained page showing all of it.
+
+    Parameters
+    ----------
+    embeddings : path-like
+        The embeddings HDF5 file.
+    out_dir : path-like
+        Report folder (created).
+    ground_truth : path-like, optional
+        OpenCell annotation CSV, ``ground_truth.csv`` (protein_id,family,complex) or a
+        complex table; see :func:`~cyto.analysis.load_ground_truth`.
+    complexes : path-like, optional
+        Complex table (protein_id,complex) for the complex-level score.
+    split : str or None, default "test"
+        Crops shown in the atlas and scored (the paper uses the test split). ``None`` or
+        ``"all"``: every crop. When the file has no ``"test"`` crops, the default falls
+        back to all crops.
+    fit_split : str, optional
+        Fit the UMAP on this split (e.g. ``"train"``) and transform ``split`` into it.
+    umap_seeds : sequence of int, default (0,)
+        One UMAP per seed; scores are reported as mean ± s.e.m. over them (the paper: 10).
+    n_neighbors, min_dist, backend
+        UMAP options (see :class:`~cyto.analysis.AtlasUMAP`).
+    max_points : int, optional
+        Randomly subsample the atlas crops to at most this many (seeded).
+    n_clusters : int, default 11
+        Top-level feature clusters.
+    min_grade : int, default 2
+        Annotation grade threshold for OpenCell annotation tables.
+    highlight : sequence of str, optional
+        Proteins for the highlight panels (default: the most imaged protein of each of
+        up to 8 families).
+    crops : path-like, optional
+        Crop store (HDF5 with ``/crops``) for representative images; defaults to the
+        store recorded in the embeddings file when it exists.
+    ablation : path-like or mapping, optional
+        Feature-ablation output for Fig. 5: an ``.npz`` (or mapping) with ``differences``
+        (n, H, W), optional ``images`` (n, H, W) or (H, W) and ``titles`` (n,).
+    verbose : bool, default True
+        Print progress to stderr.
+
+    Returns
+    -------
+    report : AnalysisReport
+
+    Raises
+    ------
+    FileNotFoundError
+        If an input file does not exist.
+    ValueError
+        If the embeddings file lacks required datasets or the split is unknown.
+    """
+    import h5py
+
+    from cyto.analysis import _figures as figs
+
+    t0 = time.perf_counter()
+    emb_path = Path(embeddings)
+    if not emb_path.is_file():
+        raise FileNotFoundError(f"embeddings file not found: {emb_path}")
+    out = Path(out_dir)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    sections: list[tuple[str, list[Any]]] = []
+    summary: dict[str, Any] = {"embeddings": str(emb_path.resolve())}
+
+    def save(name: str, fig: Any) -> bytes:
+        png = _fig_png(fig)
+        files[name] = _atomic_write(fig_dir / f"{name}.png", png)
+        return png
+
+    try:
+        f = h5py.File(emb_path, "r")
+    except OSError as err:
+        raise ValueError(f"`embeddings` {emb_path} is not a readable HDF5 file: {err}") from None
+    with f:
+        missing = [k for k in ("global", "protein_id") if k not in f]
+        if missing:
+            raise ValueError(
+                f"`embeddings` {emb_path.name} lacks dataset(s) {missing}; expected a file "
+                f"written by `cyto embed` (has {sorted(f.keys())})"
+            )
+        n_all = f["global"].shape[0]
+        pids_all = _strings(f["protein_id"])
+        split_all = _strings(f["split"]) if "split" in f else np.full(n_all, "none", dtype=object)
+        fov_all = _strings(f["fov_id"]) if "fov_id" in f else np.full(n_all, "", dtype=object)
+        crop_index = f["crop_index"][()] if "crop_index" in f else np.arange(n_all)
+        store_attr = f.attrs.get("store")
+        run_attr = f.attrs.get("run")
+
+        # ---- which crops go into the atlas
+        available = sorted(set(split_all.tolist()))
+        if split in (None, "all"):
+            rows = np.arange(n_all)
+            split_used = "all"
+        elif split in available:
+            rows = np.flatnonzero(split_all == split)
+            split_used = split
+        elif split == "test":
+            rows = np.arange(n_all)
+            split_used = "all"
+        else:
+            raise ValueError(f"`split` {split!r} not in the embeddings file; it has {available}")
+        if max_points is not None and rows.size > max_points:
+            rng = np.random.default_rng(0)
+            rows = np.sort(rng.choice(rows, size=int(max_points), replace=False))
+        fit_rows = None
+        if fit_split is not None:
+            if fit_split not in available:
+                raise ValueError(
+                    f"`fit_split` {fit_split!r} not in the embeddings file; it has {available}"
+                )
+            fit_rows = np.flatnonzero(split_all == fit_split)
+        _log(verbose, f"{n_all} crops, atlas on split '{split_used}' ({rows.size} crops)")
+        X = _read_rows(f["global"], rows).astype(np.float32)
+        X_fit = (
+            _read_rows(f["global"], fit_rows).astype(np.float32) if fit_rows is not None else None
+        )
+        local_idx = f["local_indices"][()] if "local_indices" in f else None
+        if "local_hist" in f:
+            num_codes = int(f["local_hist"].shape[1])
+        elif "num_embeddings_local" in f.attrs:
+            num_codes = int(f.attrs["num_embeddings_local"])
+        elif local_idx is not None:
+            num_codes = int(local_idx.max()) + 1
+        else:
+            num_codes = 0
+    pids = pids_all[rows]
+    summary.update(
+        n_crops=int(n_all),
+        atlas_split=split_used,
+        atlas_crops=int(rows.size),
+        proteins=int(np.unique(pids_all).size),
+    )
+
+    # ---- ground truth
+    levels: dict[str, dict[str, str]] = {}
+    if ground_truth is not None:
+        levels.update(load_ground_truth(ground_truth, min_grade=min_grade))
+    if complexes is not None:
+        levels["complex"] = load_complexes(complexes)
+    crop_labels = {lv: labels_for(pids, m) for lv, m in levels.items()}
+    family_level = "organelle" if "organelle" in levels else next(iter(levels), None)
+
+    # ---- UMAP atlas + scores
+    variant = Path(str(run_attr)).name if run_attr else emb_path.stem
+    embs = []
+    for seed in umap_seeds:
+        _log(verbose, f"UMAP (seed {seed}) of {rows.size} crops × {X.shape[1]} features")
+        atlas = AtlasUMAP(
+            n_neighbors=n_neighbors, min_dist=min_dist, random_state=int(seed), backend=backend
+        )
+        embs.append(atlas.fit(X_fit).transform(X) if X_fit is not None else atlas.fit_transform(X))
+    summary["umap"] = {
+        "seeds": [int(s) for s in umap_seeds],
+        "n_neighbors": n_neighbors,
+        "min_dist": min_dist,
+        "backend": atlas.backend_,
+        "fit_split": fit_split or split_used,
+    }
+    Y = embs[0]
+    umap_rows = [
+        [int(crop_index[r]), pids_all[r], fov_all[r], split_all[r], float(x), float(y)]
+        + [crop_labels[lv][i] or "" for lv in levels]
+        for i, (r, (x, y)) in enumerate(zip(rows, Y))
+    ]
+    files["umap.csv"] = _write_csv(
+        out / "umap.csv",
+        ["crop_index", "protein_id", "fov_id", "split", "umap1", "umap2", *levels],
+        umap_rows,
+    )
+
+    table = None
+    scorable = {}
+    for lv, lab in crop_labels.items():
+        n_classes = len({v for v in lab if v is not None})
+        if n_classes >= 2:
+            scorable[lv] = lab
+        else:
+            summary.setdefault("notes", []).append(
+                f"level '{lv}': only {n_classes} class(es) among the atlas crops, not scored"
+            )
+    atlas_items: list[Any] = []
+    if scorable:
+        table = clustering_score_table({variant: embs}, scorable)
+        summary["scores"] = table.to_records()
+        files["scores.csv"] = _write_csv(
+            out / "scores.csv",
+            ["variant", "level", "umap_seed", "score"],
+            [
+                [variant, lv, int(s), float(v)]
+                for lv in table.levels
+                for s, v in zip(umap_seeds, table.scores[variant][lv])
+            ],
+        )
+        score_png = save("clustering_scores", figs.plot_scores(table))
+    color_labels = crop_labels.get(family_level) if family_level else np.full(rows.size, None)
+    atlas_png = save(
+        "atlas",
+        figs.plot_atlas(
+            Y,
+            color_labels,
+            title=f"Localization atlas — {variant} ({split_used}, {rows.size} crops)",
+        ),
+    )
+    atlas_items += [
+        f"UMAP of the global encodings of {rows.size} crops (split '{split_used}'), coloured "
+        f"by {family_level or 'nothing (no ground truth given)'}; unlabelled crops are grey.",
+        atlas_png,
+    ]
+    # highlight panels
+    if highlight is None:
+        order = np.unique(pids, return_counts=True)
+        by_count = order[0][np.argsort(-order[1], kind="stable")]
+        fam_map = levels.get(family_level, {}) if family_level else {}
+        chosen, seen = [], set()
+        for p in by_count:
+            fam = fam_map.get(p)
+            if fam_map and (fam is None or fam in seen):
+                continue
+            chosen.append(str(p))
+            seen.add(fam)
+            if len(chosen) == 8:
+                break
+        highlight = chosen
+    highlight = [p for p in highlight if p in set(pids.tolist())]
+    if highlight:
+        atlas_items += [
+            "Crops of single proteins highlighted in the atlas:",
+            save(
+                "highlights", figs.plot_protein_highlights(Y, pids, highlight, labels=color_labels)
+            ),
+        ]
+    sections.append(("Localization atlas", atlas_items))
+    if table is not None:
+        sections.append(
+            (
+                "Clustering score",
+                [
+                    "Γ = spread of the class centroids / median class size (robust statistics, "
+                    f"Kobayashi et al. 2022), {len(umap_seeds)} UMAP seed(s).",
+                    {
+                        "header": ["variant", "level", "mean", "s.e.m.", "n"],
+                        "rows": [
+                            [
+                                r["variant"],
+                                r["level"],
+                                f"{r['mean']:.3f}",
+                                "–" if not np.isfinite(r["sem"]) else f"{r['sem']:.3f}",
+                                r["n"],
+                            ]
+                            for r in table.to_records()
+                        ],
+                    },
+                    score_png,
+                ],
+            )
+        )
+
+    # ---- feature spectra
+    if local_idx is not None and num_codes > 0:
+        _log(verbose, f"feature spectra: {local_idx.shape[0]} crops × {num_codes} codes")
+        spec = feature_spectra(local_idx, pids_all, num_codes)
+        spectra_items: list[Any] = []
+        if spec.groups.size >= 2:
+            corr_full = code_correlation(spec.spectra)
+            used = np.flatnonzero(spec.spectra.std(axis=0) > 0)
+            summary["codes_used"] = int(used.size)
+            spectra_items.append(
+                f"{spec.groups.size} proteins; {used.size} of {num_codes} local codes vary "
+                "between proteins (the others are never used or constant and are left out)."
+            )
+        else:
+            used = np.zeros(0, dtype=int)
+        if used.size >= 2:
+            corr = corr_full[np.ix_(used, used)]
+            bic = bicluster(corr, n_clusters=min(n_clusters, int(used.size)))
+            code_cluster = np.full(num_codes, -1)
+            code_cluster[used] = bic.labels
+            files["feature_clusters.csv"] = _write_csv(
+                out / "feature_clusters.csv",
+                ["code", "cluster", "position"],
+                [
+                    [int(used[j]), figs.roman(int(bic.labels[j])), int(pos)]
+                    for pos, j in enumerate(bic.order)
+                ],
+            )
+            buf = io.BytesIO()
+            np.savez_compressed(
+                buf,
+                proteins=spec.groups.astype(str),
+                spectra=spec.spectra,
+                n_images=spec.n_images,
+                codes_used=used,
+                correlation=corr,
+                order=used[bic.order],
+                clusters=code_cluster,
+            )
+            files["spectra.npz"] = _atomic_write(out / "spectra.npz", buf.getvalue())
+            spectra_items.append(save("code_correlation", figs.plot_correlation_heatmap(corr, bic)))
+            summary["feature_clusters"] = int(bic.n_clusters)
+            # representative images
+            lut = np.where(code_cluster >= 0, code_cluster, bic.n_clusters)
+            picks = representative_images(local_idx, lut, n=4, groups=pids_all)[: bic.n_clusters]
+            rep_rows = [
+                [
+                    figs.roman(c),
+                    *[f"{pids_all[i]} #{int(crop_index[i])}" if i >= 0 else "" for i in picks[c]],
+                ]
+                for c in range(bic.n_clusters)
+            ]
+            spectra_items.append(
+                {
+                    "header": [
+                        "feature cluster",
+                        "representative crops (protein #crop)",
+                        "",
+                        "",
+                        "",
+                    ],
+                    "rows": rep_rows,
+                }
+            )
+            crop_png = _representative_crops(crops, store_attr, crop_index, picks, pids_all, figs)
+            if crop_png is not None:
+                spectra_items.append(crop_png)
+                files["representative_crops"] = _atomic_write(
+                    fig_dir / "representative_crops.png", crop_png
+                )
+            # family spectra and localization
+            fam_map = levels.get(family_level, {}) if family_level else {}
+            fam_per_protein = np.array([fam_map.get(str(p)) for p in spec.groups], dtype=object)
+            if sum(v is not None for v in fam_per_protein) >= 1:
+                fams, fam_spectra = mean_by_label(spec.spectra, fam_per_protein)
+                spectra_items.append(
+                    save(
+                        "family_spectra",
+                        figs.plot_family_spectra([str(x) for x in fams], fam_spectra[:, used], bic),
+                    )
+                )
+                acc = _loo_localization_accuracy(spec.spectra[:, used], fam_per_protein)
+                summary["localization_accuracy_loo"] = acc
+                if acc is not None:
+                    spectra_items.append(
+                        f"Leave-one-out localization from spectra: the best-correlated family "
+                        f"spectrum is the annotated one for {100 * acc:.1f}% of the annotated "
+                        "proteins."
+                    )
+                loc_rows = []
+                family_dict = {str(n): s[used] for n, s in zip(fams, fam_spectra)}
+                for p, s, fam in zip(spec.groups, spec.spectra, fam_per_protein):
+                    ranking = localize(s[used], family_dict)[:3]
+                    loc_rows.append([str(p), fam or "", *[f"{n} ({r:.2f})" for n, r in ranking]])
+                files["localization.csv"] = _write_csv(
+                    out / "localization.csv",
+                    ["protein_id", "annotated", "best", "second", "third"],
+                    loc_rows,
+                )
+                unknown = [r for r in loc_rows if not r[1]]
+                if unknown:
+                    spectra_items.append(
+                        "Proteins without annotation, ranked by the "
+                        "correlation of their spectrum with each family's:"
+                    )
+                    spectra_items.append(
+                        {
+                            "header": ["protein", "best", "second", "third"],
+                            "rows": [[r[0], *r[2:]] for r in unknown[:50]],
+                        }
+                    )
+                    top = unknown[0][0]
+                    ranking = localize(spec[top][used], family_dict)
+                    spectra_items.append(
+                        save("localization_example", figs.plot_localization(ranking, protein=top))
+                    )
+        sections.append(("Feature spectra", spectra_items))
+
+    # ---- ablation difference maps (from cyto.nn's feature-ablation helper)
+    if ablation is not None:
+        data = (
+            dict(np.load(ablation, allow_pickle=False))
+            if not isinstance(ablation, Mapping)
+            else dict(ablation)
+        )
+        if "differences" not in data:
+            raise ValueError(f"`ablation` must provide 'differences' (n, H, W); got {sorted(data)}")
+        diffs = np.asarray(data["differences"])
+        images = np.asarray(data.get("images", np.zeros(diffs.shape[-2:])))
+        titles = [str(t) for t in data["titles"]] if "titles" in data else None
+        sections.append(
+            (
+                "Feature interpretation",
+                [
+                    "Difference between the normal and the ablated reconstruction (red) when one "
+                    "code or feature cluster is zeroed before decoding (Fig. 5).",
+                    save(
+                        "difference_maps", figs.plot_difference_maps(images, diffs, titles=titles)
+                    ),
+                ],
+            )
+        )
+
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    files["scores.json"] = _atomic_write(
+        out / "scores.json", json.dumps(summary, indent=2, default=str).encode("utf-8")
+    )
+    sections.append(
+        (
+            "Files",
+            [{"header": ["file"], "rows": [[str(p.relative_to(out))] for p in files.values()]}],
+        )
+    )
+    page = write_report(out / "report.html", title=f"cyto analysis — {variant}", sections=sections)
+    _log(verbose, f"report written to {page} ({summary['seconds']} s)")
+    return AnalysisReport(out_dir=out, html=page, scores=table, summary=summary, files=files)
+
+
+def _representative_crops(
+    crops: Any,
+    store_attr: Any,
+    crop_index: np.ndarray,
+    picks: np.ndarray,
+    pids: np.ndarray,
+    figs: Any,
+) -> bytes | None:
+    """Grid of representative crops (protein channel) per feature cluster, if a store exists."""
+    path = Path(crops) if crops is not None else (Path(str(store_attr)) if store_attr else None)
+    if path is None or not path.is_file():
+        if crops is not None:
+            raise FileNotFoundError(f"crop store not found: {path}")
+        return None
+    import h5py
+
+    with h5py.File(path, "r") as store:
+        if "crops" not in store:
+            raise ValueError(f"`crops` {path} has no '/crops' dataset")
+        ds = store["crops"]
+        valid = picks[picks >= 0]
+        wanted = np.unique(crop_index[valid])
+        images = {int(i): np.asarray(ds[int(i), 0], dtype=np.float32) for i in wanted}
+    n_clusters, n = picks.shape
+    fig = figs._figure(1.4 * n + 0.6, 1.45 * n_clusters)
+    for c in range(n_clusters):
+        for k in range(n):
+            ax = fig.add_subplot(n_clusters, n, c * n + k + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            i = picks[c, k]
+            if i >= 0:
+                img = images[int(crop_index[i])]
+                lo, hi = np.percentile(img, [1, 99.5])
+                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+                ax.set_title(str(pids[i]), fontsize=7)
+            if k == 0:
+                ax.set_ylabel(figs.roman(c), rotation=0, ha="right", va="center")
+    return _fig_png(fig)
