@@ -9,6 +9,7 @@ from ._dataset import (
     encode_labels,
     split_crops,
 )
+from ._embed import embed, export_h5ad, load_model
 from ._train import (
     NonFiniteLossError,
     PlateauState,
@@ -37,10 +38,13 @@ __all__: list[str] = [
     "VQOutput",
     "VectorQuantizer",
     "create_quantizer",
+    "embed",
     "encode_labels",
     "evaluate",
+    "export_h5ad",
     "list_quantizers",
     "load_checkpoint",
+    "load_model",
     "read_config_file",
     "register_quantizer",
     "save_checkpoint",

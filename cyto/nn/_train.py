@@ -85,7 +85,11 @@ _RESUMABLE = frozenset(
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training stopped because the loss became NaN or infinite."""
+    """Training stopped because the loss became NaN or infinite (``.step``: where)."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass(frozen=True)
@@ -574,7 +578,8 @@ def train_one_epoch(
             at = pending[int(bad[0, 0])][0]
             raise NonFiniteLossError(
                 f"the training loss became {float(totals[int(bad[0, 0])])} at step {at} "
-                f"(epoch {epoch}); training stopped"
+                f"(epoch {epoch}); training stopped",
+                step=at,
             )
         pending.clear()
 
@@ -1175,7 +1180,8 @@ def _fit(
             if not math.isfinite(value):
                 raise NonFiniteLossError(
                     f"the {monitor.replace('_', ' ')} became {value} after epoch {epoch} "
-                    f"(step {step}); training stopped"
+                    f"(step {step}); training stopped",
+                    step=step,
                 )
             improved, reduce_lr, stop = plateau.update(value, epoch=epoch, config=config)
             lr = optimizer.param_groups[0]["lr"]
@@ -1252,8 +1258,9 @@ def _fit(
             if last.exists()
             else "no checkpoint had been written yet"
         )
-        metrics.write({"kind": "error", "step": step, "message": str(err)})
-        raise NonFiniteLossError(f"{err}; {where}") from None
+        at = err.step if err.step is not None else step
+        metrics.write({"kind": "error", "step": at, "message": str(err)})
+        raise NonFiniteLossError(f"{err}; {where}", step=at) from None
     finally:
         metrics.close()
         if config.deterministic:

@@ -1,0 +1,63 @@
+"""``cyto embed``: write localization encodings of a crop store with a trained run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``cyto embed``."""
+    p = subparsers.add_parser(
+        "embed",
+        help="encode crops with a trained model",
+        description=(
+            "Stream the quantized global (and optionally local) encodings, VQ index maps "
+            "and per-crop code histograms of a crop store to an HDF5 file."
+        ),
+    )
+    p.add_argument("run", type=Path, help="run directory (from `cyto train`)")
+    p.add_argument("crops", type=Path, help="HDF5 crop store")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.h5")
+    p.add_argument("--split", choices=["train", "val", "test"], help="only this split")
+    p.add_argument("--checkpoint", default="best", help="best (default), last, or a file")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--num-workers", type=int, default=1, metavar="N")
+    p.add_argument("--logits", action="store_true", help="also write classifier logits")
+    p.add_argument("--local", action="store_true", help="also write quantized local encodings")
+    p.add_argument(
+        "--h5ad",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FILE",
+        help="also export AnnData (default: OUT.h5ad)",
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``cyto embed``."""
+    from cyto.nn import embed
+
+    out = embed(
+        args.run,
+        args.crops,
+        args.output,
+        split=args.split,
+        batch_size=args.batch_size,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        logits=args.logits,
+        local=args.local,
+        num_workers=args.num_workers,
+        h5ad=args.h5ad,
+        progress=args.progress,
+    )
+    print(f"embeddings written to {out}")
+    return 0

@@ -1,0 +1,122 @@
+"""``cyto train``: train a cytoself model on a crop store (resumable, DDP via torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+_EPILOG = """\
+examples:
+  cyto train crops.h5 -o runs/a --preset small
+  cyto train crops.h5 -o runs/a --config run.toml --max-epochs 50
+  cyto train --resume runs/a                     # continue a killed run
+  torchrun --nproc_per_node 4 -m cyto train crops.h5 -o runs/a   # 4 GPUs (DDP)
+
+The TOML file has a [train] table (TrainConfig fields) and a [model] table
+(CytoselfConfig fields overriding the preset, or preset = "small").
+Flags override the file.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``cyto train``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a model on a crop store",
+        description="Train a cytoself model on an HDF5 crop store.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("crops", nargs="?", type=Path, help="HDF5 crop store (from `cyto preprocess`)")
+    p.add_argument("-o", "--output", type=Path, metavar="RUN", help="run directory")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="continue the run in RUN (or -o RUN) from its last checkpoint",
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration")
+    p.add_argument("--preset", help="model preset: paper, small or tiny")
+    p.add_argument("--max-epochs", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers per rank")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--amp", choices=["bf16", "fp16", "off"], help="mixed precision on CUDA")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last memory format on CUDA",
+    )
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS")
+    p.add_argument("--tensorboard", action="store_true", default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``cyto train``."""
+    import json
+
+    from cyto.nn import NonFiniteLossError, TrainConfig, read_config_file, train
+
+    resume = args.resume is not False
+    run_dir = args.output
+    if isinstance(args.resume, str):
+        if run_dir is not None and Path(args.resume) != run_dir:
+            raise ValueError(f"--resume {args.resume} and -o {run_dir} name different runs")
+        run_dir = Path(args.resume)
+    if run_dir is None:
+        raise ValueError("the run directory is required: -o RUN (or --resume RUN)")
+    overrides = {
+        "preset": args.preset,
+        "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "num_workers": args.num_workers,
+        "seed": args.seed,
+        "amp": args.amp,
+        "channels_last": args.channels_last,
+        "checkpoint_every": args.checkpoint_every,
+        "tensorboard": args.tensorboard,
+        "progress": args.progress,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    model_overrides: dict = {}
+    if resume:
+        if args.config is not None:
+            raise ValueError("--config cannot be combined with --resume (the run keeps its own)")
+        saved = (
+            json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            if (run_dir / "config.json").exists()
+            else None
+        )
+        if saved is None:
+            raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
+        config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
+        crops = args.crops if args.crops is not None else Path(saved["store"]["path"])
+    else:
+        if args.crops is None:
+            raise ValueError("the crop store CROPS is required (unless --resume)")
+        if args.config is not None:
+            base, model_overrides = read_config_file(args.config)
+        else:
+            base = TrainConfig()
+        config = base.replace(**overrides)
+        crops = args.crops
+    try:
+        out = train(crops, run_dir, config=config, model_overrides=model_overrides, resume=resume)
+    except NonFiniteLossError as err:
+        print(f"cyto train: error: {err}", file=sys.stderr)
+        return 3
+    print(f"run written to {out}")
+    return 0

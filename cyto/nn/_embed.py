@@ -1,0 +1,493 @@
+"""Load trained models and stream localization encodings of a crop store to HDF5.
+
+The embeddings file (``cyto embed RUN CROPS -o OUT.h5``) holds, for the selected
+crops in store order:
+
+====================  ==================  ============================================
+dataset               shape / dtype       content
+====================  ==================  ============================================
+``global``            (N, G·h·w) float32  quantized global encoding, flattened (C, H, W)
+``local``             (N, D·h·w) float32  quantized local encoding (``local=True``)
+``local_indices``     (N, h·w) int        VQ1 code index map, flattened
+``global_indices``    (N, s·h·w) int      VQ2 code index map (split, H, W), flattened
+``local_hist``        (N, K1) uint16      per-crop histogram of VQ1 codes
+``global_hist``       (N, K2) uint16      per-crop histogram of VQ2 codes
+``logits``            (N, P) float32      global-head logits (``logits=True``)
+``logits_local``      (N, P) float32      local-head logits (``logits=True``)
+``protein_id``        (N,) str            protein of each crop
+``fov_id``            (N,) str            field of view of each crop
+``crop_index``        (N,) int64          row of the crop in the store
+``split``             (N,) str            "train" / "val" / "test", or "none" for
+                                          crops of a store the run did not train on
+``classes``           (P,) str            protein ids of the logit columns
+====================  ==================  ============================================
+
+Without quantization (an ablated model) the continuous encodings are written and
+the index and histogram datasets are left out. Rows are computed and written
+chunk by chunk (memory does not grow with N); the file is written under a
+temporary name that a rerun resumes, and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._checkpoint import _default_mode, load_checkpoint
+from ._dataset import SPLIT_NAMES, CropDataset
+from ._distributed import resolve_device
+
+__all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
+
+#: ``format`` attribute of embedding files.
+EMBEDDING_FORMAT = "cyto-embeddings-1"
+
+
+def _checkpoint_path(run_dir: Path, checkpoint: str | os.PathLike) -> Path:
+    if str(checkpoint) in ("best", "last"):
+        path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+        if checkpoint == "best" and not path.exists():
+            path = run_dir / "checkpoints" / "last.pt"
+        return path
+    return Path(checkpoint)
+
+
+def load_model(
+    run_dir: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike = "best",
+    device: str | torch.device = "cpu",
+) -> Any:
+    """The trained :class:`~cyto.nn.Cytoself` of a run, in eval mode.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        Run directory written by :func:`~cyto.nn.train`.
+    checkpoint : {"best", "last"} or path, default "best"
+        Which weights: the best validation epoch (falls back to ``last`` when no
+        epoch finished validation), the latest state, or a checkpoint file.
+    device : str or torch.device, default "cpu"
+        Where to put the model (``"auto"`` picks CUDA when available).
+
+    Returns
+    -------
+    model : Cytoself
+
+    Raises
+    ------
+    FileNotFoundError
+        If the checkpoint does not exist.
+    ValueError
+        If it is not a safe cyto checkpoint.
+
+    Examples
+    --------
+    >>> model = load_model("runs/a")  # doctest: +SKIP
+    """
+    from ._config import CytoselfConfig
+    from ._model import Cytoself
+
+    run_dir = Path(run_dir)
+    dev = resolve_device(device)
+    state = load_checkpoint(_checkpoint_path(run_dir, checkpoint), map_location="cpu")
+    path = _checkpoint_path(run_dir, checkpoint)
+    model = Cytoself(CytoselfConfig.from_dict(state["model_config"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"the weights in {path} do not fit the model built from its config (was it "
+            f"written by another cyto version?): {err}"
+        ) from None
+    return model.to(dev).eval()
+
+
+def _run_split(run_dir: Path, store: Any) -> np.ndarray | None:
+    """The run's split if ``store`` is the store the run trained on, else None."""
+    path = run_dir / "split.npz"
+    config = run_dir / "config.json"
+    if not path.exists() or not config.exists():
+        return None
+    meta = json.loads(config.read_text(encoding="utf-8"))["store"]
+    same = (
+        meta["n"] == len(store)
+        and list(meta["channels"]) == list(store.channels)
+        and meta["crop_size"] == store.crop_size
+    )
+    if not same:
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        split, classes, labels = z["split"], z["classes"], z["labels"]
+    if split.shape != (len(store),) or not np.array_equal(
+        classes[labels].astype(str), store.protein_ids.astype(str)
+    ):
+        return None
+    return split.astype(np.int8)
+
+
+def _index_dtype(k: int) -> np.dtype:
+    return np.dtype(np.int16) if k <= np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
+def _count_dtype(max_count: int) -> np.dtype:
+    return np.dtype(np.uint16) if max_count <= np.iinfo(np.uint16).max else np.dtype(np.int32)
+
+
+def _bincount_rows(indices: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-row histograms of ``indices`` (n, m) into ``k`` bins, one bincount call."""
+    n = indices.shape[0]
+    offsets = torch.arange(n, device=indices.device).unsqueeze(1) * k
+    return torch.bincount((indices + offsets).reshape(-1), minlength=n * k).reshape(n, k)
+
+
+def embed(
+    run_dir: str | os.PathLike,
+    store_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    split: str | None = None,
+    batch_size: int = 256,
+    checkpoint: str | os.PathLike = "best",
+    device: str = "auto",
+    logits: bool = False,
+    local: bool = False,
+    num_workers: int = 1,
+    h5ad: bool | str | os.PathLike = False,
+    progress: bool = True,
+) -> Path:
+    """Write the localization encodings of a crop store to an HDF5 file.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        Training run (see :func:`~cyto.nn.train`).
+    store_path : str or PathLike
+        Crop store to encode (the training store or any store with the same
+        channels and crop size).
+    out_path : str or PathLike
+        Output ``.h5`` file (replaced when complete).
+    split : {"train", "val", "test"}, optional
+        Encode only the crops of this split of the run (training store only).
+    batch_size : int, default 256
+        Crops per chunk; memory use is bounded by it, not by the store size.
+    checkpoint : {"best", "last"} or path, default "best"
+        Weights to use.
+    device : str, default "auto"
+        Compute device.
+    logits : bool, default False
+        Also write the identification heads' logits.
+    local : bool, default False
+        Also write the (large: 40,000 values per crop for the paper model)
+        quantized local encodings.
+    num_workers : int, default 1
+        DataLoader workers reading the store ahead of the model.
+    h5ad : bool or path, default False
+        Also export an AnnData file (``obs``: protein, FOV, split, crop index;
+        ``obsm``: encodings and histograms); ``True`` puts it next to
+        ``out_path`` with the suffix ``.h5ad``. Needs the ``anndata`` extra.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    out_path : Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run or the store is missing.
+    ValueError
+        If the store does not fit the model, or ``split`` is unknown or asked for a
+        store the run did not train on.
+
+    Examples
+    --------
+    >>> embed("runs/a", "crops.h5", "emb.h5", split="test")  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from cyto.data import CropStore
+
+    run_dir = Path(run_dir)
+    out_path = Path(out_path)
+    if split is not None and split not in SPLIT_NAMES:
+        raise ValueError(f"`split` must be one of {list(SPLIT_NAMES)} or None; got {split!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"folder of `out_path` does not exist: {out_path.parent}")
+    dev = resolve_device(device)
+    ckpt_path = _checkpoint_path(run_dir, checkpoint)
+    model = load_model(run_dir, checkpoint=ckpt_path, device=dev)
+    cfg = model.config
+    with CropStore(store_path) as store:
+        if len(store.channels) != cfg.in_channels or store.crop_size != cfg.image_size:
+            raise ValueError(
+                f"crop store {store_path} has {len(store.channels)} channels of "
+                f"{store.crop_size}x{store.crop_size}, the model expects {cfg.in_channels} "
+                f"of {cfg.image_size}x{cfg.image_size}"
+            )
+        run_split = _run_split(run_dir, store)
+        if run_split is None:
+            if split is not None:
+                raise ValueError(
+                    f"`split` {split!r} needs the run's training store; {store_path} is a "
+                    "different store"
+                )
+            split_codes = np.full(len(store), -1, dtype=np.int8)
+        else:
+            split_codes = run_split
+        rows = np.arange(len(store), dtype=np.int64)
+        if split is not None:
+            rows = rows[split_codes == SPLIT_NAMES.index(split)]
+        protein_ids = store.protein_ids[rows].astype(str)
+        fov_ids = store.fov_ids[rows].astype(str)
+        store_n = len(store)
+    names = np.array([*SPLIT_NAMES, "none"])
+    split_str = names[split_codes[rows]]
+    ckpt_meta = load_checkpoint(ckpt_path)
+    classes = [str(c) for c in ckpt_meta.get("classes", [])]
+    identity = {
+        "format": EMBEDDING_FORMAT,
+        "run": str(run_dir.resolve()),
+        "checkpoint": str(ckpt_path.resolve()),
+        "checkpoint_step": int(ckpt_meta.get("step", -1)),
+        "store": str(Path(store_path).resolve()),
+        "store_n": store_n,
+        "split_selected": split or "all",
+        "n": int(rows.size),
+        "logits": bool(logits),
+        "local": bool(local),
+    }
+    del ckpt_meta
+
+    n = int(rows.size)
+    layout = _layout(model, logits=logits, local=local)
+    tmp = out_path.with_name(f".{out_path.name}.partial")
+    f = _open_partial(tmp, identity)
+    try:
+        if "done" not in f.attrs:
+            _create(f, layout, n, protein_ids, fov_ids, rows, split_str, classes, identity)
+        start = int(f.attrs["done"])
+        ds = CropDataset(store_path, rows)
+        from torch.utils.data import DataLoader
+
+        from ._dataset import BlockShuffleSampler
+
+        sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
+        loader = DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=dev.type == "cuda",
+        )
+        bar = tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop")
+        pos = start
+        use_amp = dev.type == "cuda"
+        with torch.inference_mode():
+            for x, _ in loader:
+                x = x.to(dev, non_blocking=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    out = _encode(model, x, logits=logits, local=local)
+                stop = pos + x.shape[0]
+                for key, value in out.items():
+                    f[key][pos:stop] = value
+                pos = stop
+                f.attrs["done"] = pos
+                f.flush()
+                bar.update(x.shape[0])
+        bar.close()
+        f.attrs["complete"] = True
+        f.close()
+        _default_mode(tmp)
+        os.replace(tmp, out_path)
+    finally:
+        if f.id.valid:
+            f.close()
+    if h5ad:
+        h5ad_path = out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
+        export_h5ad(out_path, h5ad_path)
+    return out_path
+
+
+def _layout(model: Any, *, logits: bool, local: bool) -> dict[str, tuple[int, np.dtype]]:
+    cfg = model.config
+    d, lh, lw = model.local_shape
+    g, gh, gw = model.global_shape
+    layout: dict[str, tuple[int, np.dtype]] = {"global": (g * gh * gw, np.dtype(np.float32))}
+    if local:
+        layout["local"] = (d * lh * lw, np.dtype(np.float32))
+    if model.vq_local is not None and model.vq_global is not None:
+        kl, kg = cfg.num_embeddings_local, cfg.num_embeddings_global
+        layout["local_indices"] = (lh * lw, _index_dtype(kl))
+        layout["global_indices"] = (cfg.global_vq_split * gh * gw, _index_dtype(kg))
+        layout["local_hist"] = (kl, _count_dtype(lh * lw))
+        layout["global_hist"] = (kg, _count_dtype(cfg.global_vq_split * gh * gw))
+    if logits and model.fc1 is not None:
+        layout["logits"] = (cfg.num_classes, np.dtype(np.float32))
+        layout["logits_local"] = (cfg.num_classes, np.dtype(np.float32))
+    return layout
+
+
+def _encode(model: Any, x: torch.Tensor, *, logits: bool, local: bool) -> dict[str, np.ndarray]:
+    local_c, global_c = model.encode(x)
+    vq_l, vq_g = model.quantize(local_c, global_c)
+    local_q = vq_l.quantized if vq_l is not None else local_c
+    global_q = vq_g.quantized if vq_g is not None else global_c
+    out: dict[str, torch.Tensor] = {"global": global_q.flatten(1)}
+    if local:
+        out["local"] = local_q.flatten(1)
+    if vq_l is not None and vq_g is not None:
+        li, gi = vq_l.indices.flatten(1), vq_g.indices.flatten(1)
+        out["local_indices"] = li
+        out["global_indices"] = gi
+        out["local_hist"] = _bincount_rows(li, model.config.num_embeddings_local)
+        out["global_hist"] = _bincount_rows(gi, model.config.num_embeddings_global)
+    if logits and model.fc1 is not None:
+        out["logits_local"], out["logits"] = model.classify(local_q, global_q)
+    return {
+        k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+        for k, v in out.items()
+    }
+
+
+def _open_partial(tmp: Path, identity: dict[str, Any]) -> Any:
+    """Open the partial file of an interrupted identical job, or start a new one."""
+    import h5py
+
+    if tmp.exists():
+        try:
+            f = h5py.File(tmp, "r+")
+            same = all(
+                f.attrs.get(k) is not None and _attr_eq(f.attrs[k], v) for k, v in identity.items()
+            )
+            if same and "done" in f.attrs:
+                return f
+            f.close()
+        except OSError:
+            pass
+        tmp.unlink()
+    return h5py.File(tmp, "w")
+
+
+def _attr_eq(stored: Any, value: Any) -> bool:
+    if isinstance(value, bool):
+        return bool(stored) == value
+    if isinstance(value, int):
+        return int(stored) == value
+    return str(stored) == str(value)
+
+
+def _create(
+    f: Any,
+    layout: dict[str, tuple[int, np.dtype]],
+    n: int,
+    protein_ids: np.ndarray,
+    fov_ids: np.ndarray,
+    rows: np.ndarray,
+    split_str: np.ndarray,
+    classes: list[str],
+    identity: dict[str, Any],
+) -> None:
+    import h5py
+
+    for key, (width, dtype) in layout.items():
+        rows_per_chunk = max(1, min(n, (1 << 20) // max(width * dtype.itemsize, 1)))
+        f.create_dataset(
+            key,
+            shape=(n, width),
+            dtype=dtype,
+            chunks=(rows_per_chunk, width) if n else None,
+            compression="lzf" if n else None,
+        )
+    sdt = h5py.string_dtype("utf-8")
+    f.create_dataset("protein_id", data=protein_ids.astype(object), dtype=sdt)
+    f.create_dataset("fov_id", data=fov_ids.astype(object), dtype=sdt)
+    f.create_dataset("split", data=split_str.astype(object), dtype=sdt)
+    f.create_dataset("crop_index", data=rows.astype(np.int64))
+    f.create_dataset("classes", data=np.array(classes, dtype=object), dtype=sdt)
+    for key, value in identity.items():
+        f.attrs[key] = value
+    f.attrs["done"] = 0
+
+
+def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Convert an embeddings file to AnnData (``.h5ad``), streaming the big arrays.
+
+    ``obs`` holds ``protein_id``, ``fov_id``, ``split`` and ``crop_index`` (index =
+    crop index); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
+    ``local_hist`` and ``global_hist``; ``uns["classes"]`` the class names. ``X``
+    is empty: pick the representation in scanpy with ``use_rep="X_global"``.
+
+    Parameters
+    ----------
+    embeddings : str or PathLike
+        File written by :func:`embed`.
+    out_path : str or PathLike
+        Output ``.h5ad`` (written atomically).
+
+    Returns
+    -------
+    out_path : Path
+    """
+    import tempfile
+
+    import h5py
+
+    from cyto._optional import require
+
+    ad = require("anndata", "anndata", purpose="the .h5ad export")
+    import pandas as pd
+
+    out_path = Path(out_path)
+    with h5py.File(embeddings, "r") as src:
+        obs = pd.DataFrame(
+            {
+                "protein_id": pd.Categorical(src["protein_id"].asstr()[()]),
+                "fov_id": pd.Categorical(src["fov_id"].asstr()[()]),
+                "split": pd.Categorical(src["split"].asstr()[()]),
+                "crop_index": src["crop_index"][()],
+            }
+        )
+        obs.index = obs["crop_index"].astype(str).to_numpy()
+        classes = list(src["classes"].asstr()[()])
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+        os.close(fd)
+        try:
+            ad.AnnData(obs=obs, uns={"classes": np.array(classes, dtype=object)}).write_h5ad(tmp)
+            with h5py.File(tmp, "r+") as dst:
+                obsm = dst["obsm"]
+                for key, name in (
+                    ("global", "X_global"),
+                    ("local", "X_local"),
+                    ("local_hist", "local_hist"),
+                    ("global_hist", "global_hist"),
+                ):
+                    if key not in src:
+                        continue
+                    data = src[key]
+                    out = obsm.create_dataset(
+                        name,
+                        shape=data.shape,
+                        dtype=data.dtype,
+                        chunks=data.chunks,
+                        compression=data.compression,
+                    )
+                    step = data.chunks[0] * 8 if data.chunks else max(data.shape[0], 1)
+                    for lo in range(0, data.shape[0], step):
+                        out[lo : lo + step] = data[lo : lo + step]
+                    out.attrs["encoding-type"] = "array"
+                    out.attrs["encoding-version"] = "0.2.0"
+            _default_mode(tmp)
+            os.replace(tmp, out_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return out_path

@@ -1,0 +1,274 @@
+"""Training loop: loss goes down, resume == uninterrupted, faults stop cleanly, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from cyto.cli import main
+from cyto.data import write_crop_store
+from cyto.nn import (
+    CropDataset,
+    NonFiniteLossError,
+    PlateauState,
+    TrainConfig,
+    load_checkpoint,
+    load_model,
+    read_config_file,
+    train,
+)
+
+# 3 train steps of 8 crops per epoch on the "tiny" preset: seconds per run on 2 cores
+FAST = TrainConfig(
+    preset="tiny", batch_size=8, max_epochs=3, num_workers=0, log_every=1, progress=False
+)
+
+# dropout makes the result depend on the restored torch RNG state
+DROP = {"fc_dropout": 0.5}
+
+
+def make_store(path, *, n_per_protein=8, proteins=4, size=32, seed=0, nan_row=None):
+    """A small store whose proteins differ by a bright band at a protein-specific row."""
+    rng = np.random.default_rng(seed)
+    n = n_per_protein * proteins
+    prot = np.repeat([f"P{k}" for k in range(proteins)], n_per_protein)
+    fov = np.array([f"{p}-f{i % n_per_protein}" for i, p in enumerate(prot)])
+    crops = rng.normal(0, 0.3, size=(n, 2, size, size)).astype(np.float32)
+    band = size // proteins
+    for k in range(proteins):
+        crops[prot == f"P{k}", 0, k * band : (k + 1) * band] += 2.0
+    if nan_row is not None:
+        crops[nan_row, 0, 3, 3] = np.nan
+    return write_crop_store(path, crops.astype(np.float16), prot, fov_ids=fov)
+
+
+def epochs(run):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == "epoch"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("store") / "crops.h5")
+
+
+@pytest.fixture(scope="module")
+def reference_run(store, tmp_path_factory):
+    """An uninterrupted 3-epoch run (shared by several tests)."""
+    return train(store, tmp_path_factory.mktemp("ref") / "run", config=FAST, model_overrides=DROP)
+
+
+def _interrupt_after(monkeypatch, reads):
+    """Make the training dataset raise KeyboardInterrupt at its ``reads``-th batch read."""
+    original = CropDataset.read
+    count = {"n": 0}
+
+    def read(self, positions):
+        if self.augment is not None:
+            count["n"] += 1
+            if count["n"] == reads:
+                raise KeyboardInterrupt("simulated kill")
+        return original(self, positions)
+
+    monkeypatch.setattr(CropDataset, "read", read)
+
+
+def _assert_same_weights(a, b):
+    sa, sb = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_validation_toml_and_plateau(tmp_path):
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="amp"):
+        TrainConfig(amp="fp8")
+    with pytest.raises(ValueError, match="unknown training option"):
+        TrainConfig.from_dict({"batchsize": 3})
+    toml = tmp_path / "run.toml"
+    toml.write_text('[train]\nlr = 1e-4\nsplit = [0.7, 0.2, 0.1]\n[model]\npreset = "tiny"\n')
+    cfg, model = read_config_file(toml)
+    assert (cfg.lr, cfg.split, cfg.preset, model) == (1e-4, (0.7, 0.2, 0.1), "tiny", {})
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    toml.write_text("[trian]\nlr = 1\n")
+    with pytest.raises(ValueError, match="unknown table"):
+        read_config_file(toml)
+
+    # paper schedule: x0.1 after 4 epochs without improvement, stop after 12
+    s, paper = PlateauState(), TrainConfig()
+    events = [s.update(v, epoch=i, config=paper) for i, v in enumerate([5.0] + [6.0] * 12)]
+    assert [i for i, e in enumerate(events) if e[1]] == [4, 8, 12]
+    assert [i for i, e in enumerate(events) if e[2]] == [12]
+    # an improvement restarts both counters (the reference forgot the LR counter)
+    s = PlateauState()
+    vals = [5.0, 6.0, 6.0, 6.0, 4.0, 6.0, 6.0, 6.0, 6.0]
+    events = [s.update(v, epoch=i, config=paper) for i, v in enumerate(vals)]
+    assert [i for i, e in enumerate(events) if e[1]] == [8]
+
+
+# ----------------------------------------------------------------------------- training
+@pytest.mark.slow
+def test_short_run_lowers_loss_and_writes_the_run(reference_run, store):
+    run = reference_run
+    recs = epochs(run)
+    assert [r["epoch"] for r in recs] == [0, 1, 2]
+    assert recs[-1]["train_loss"] < recs[0]["train_loss"]
+    steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    step = next(r for r in steps if r["kind"] == "step")
+    for key in (
+        "loss",
+        "reconstruction",
+        "vq_local",
+        "cls_global",
+        "perplexity_local",
+        "perplexity_global",
+        "accuracy_global",
+        "lr",
+        "images_per_s",
+    ):
+        assert key in step, key
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["model"]["in_channels"] == 2 and meta["model"]["num_classes"] == 4
+    assert meta["reconstruction_scale"] > 0 and meta["classes"] == ["P0", "P1", "P2", "P3"]
+    with np.load(run / "split.npz") as z:
+        split = z["split"]
+    assert split.shape == (32,) and set(np.unique(split)) == {0, 1, 2}
+    last = load_checkpoint(run / "checkpoints" / "last.pt")  # weights_only=True
+    assert last["epoch"] == 3 and last["step"] == 9
+    assert set(last) >= {"optimizer", "plateau", "rng", "loader_generator", "split", "config"}
+    np.testing.assert_array_equal(last["split"].numpy(), split)
+    summary = json.loads((run / "summary.json").read_text())
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert summary["best_epoch"] == best["epoch"] == int(np.argmin([r["val_loss"] for r in recs]))
+    model = load_model(run)
+    assert not model.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, best["model"][k])
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(store, run, config=FAST)
+    with pytest.raises(ValueError, match="changed training option"):
+        train(store, run, config=FAST.replace(batch_size=4), resume=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("checkpoint_every", "kill_at"), [(0, 5), (2, 6)])
+def test_resume_after_kill_matches_uninterrupted(
+    reference_run, store, tmp_path, monkeypatch, checkpoint_every, kill_at
+):
+    """Kill mid-epoch 1 (after the epoch-0 checkpoint, or after a mid-epoch one), resume."""
+    run = tmp_path / "run"
+    cfg = FAST.replace(checkpoint_every=checkpoint_every)
+    _interrupt_after(monkeypatch, kill_at)
+    with pytest.raises(KeyboardInterrupt):
+        train(store, run, config=cfg, model_overrides=DROP)
+    monkeypatch.undo()
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert saved["step"] == (3 if checkpoint_every == 0 else 4)
+    train(store, run, resume=True)
+    _assert_same_weights(run / "checkpoints" / "last.pt", reference_run / "checkpoints" / "last.pt")
+    _assert_same_weights(run / "checkpoints" / "best.pt", reference_run / "checkpoints" / "best.pt")
+    got, want = epochs(run), epochs(reference_run)
+    assert [r["epoch"] for r in got] == [0, 1, 2]  # no duplicated records
+    np.testing.assert_allclose([r["val_loss"] for r in got], [r["val_loss"] for r in want])
+    np.testing.assert_allclose([r["train_loss"] for r in got], [r["train_loss"] for r in want])
+
+
+@pytest.mark.slow
+def test_nan_in_data_stops_and_keeps_last_good_checkpoint(store, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    original = CropDataset.read
+    count = {"n": 0}
+
+    def read(self, positions):
+        x, y = original(self, positions)
+        if self.augment is not None:
+            count["n"] += 1
+            if count["n"] == 5:  # second batch of epoch 1 (global step 5)
+                x[0, 0, 0, 0] = np.nan
+        return x, y
+
+    monkeypatch.setattr(CropDataset, "read", read)
+    with pytest.raises(NonFiniteLossError, match=r"step 5 \(epoch 1\).*last good checkpoint"):
+        train(store, run, config=FAST)
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 1 and last["step"] == 3
+    good = last["model"]
+    assert all(torch.isfinite(v).all() for v in good.values() if v.is_floating_point())
+    errors = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert errors[-1]["kind"] == "error" and errors[-1]["step"] == 5
+
+
+def test_bad_stores_rejected_before_training(store, tmp_path):
+    with pytest.raises(FileNotFoundError, match="crop store not found"):
+        train(tmp_path / "missing.h5", tmp_path / "r0", config=FAST)
+    truncated = tmp_path / "trunc.h5"
+    data = store.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated|damaged|not a readable"):
+        train(truncated, tmp_path / "r1", config=FAST)
+    not_h5 = tmp_path / "text.h5"
+    not_h5.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        train(not_h5, tmp_path / "r2", config=FAST)
+    nan_store = make_store(tmp_path / "nan.h5", nan_row=0)
+    with pytest.raises(ValueError, match="non-finite pixel values"):
+        train(nan_store, tmp_path / "r3", config=FAST)
+    for r in ("r0", "r1", "r2", "r3"):
+        assert not (tmp_path / r / "checkpoints").exists()
+    with pytest.raises(ValueError, match="device"):
+        train(store, tmp_path / "r4", config=FAST.replace(device="tpu"))
+    assert not (tmp_path / "r4" / "config.json").exists()
+
+
+def test_checkpoints_refuse_code_execution(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"format": "cyto-checkpoint-1", "x": Evil()}))
+    with pytest.raises(ValueError, match="not a loadable checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.slow
+def test_cli_train_with_config_then_resume(store, tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text('[train]\nbatch_size = 8\nnum_workers = 0\n[model]\npreset = "tiny"\n')
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        str(store),
+        "-o",
+        str(run),
+        "--config",
+        str(toml),
+        "--max-epochs",
+        "1",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    assert len(epochs(run)) == 1
+    assert json.loads((run / "config.json").read_text())["train"]["batch_size"] == 8
+    assert main(["train", "--resume", str(run), "--max-epochs", "2", "--no-progress"]) == 0
+    assert [r["epoch"] for r in epochs(run)] == [0, 1]
+    assert main(["train", str(tmp_path / "none.h5"), "-o", str(tmp_path / "r2")]) == 2
+    assert "crop store not found" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_cuda_mixed_precision_run(store, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    run = train(store, tmp_path / "run", config=FAST.replace(max_epochs=1, device="cuda"))
+    assert np.isfinite(epochs(run)[0]["train_loss"])
+    assert load_model(run, device="cuda").encoder1 is not None
+    shutil.rmtree(run)
