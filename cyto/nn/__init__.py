@@ -1,6 +1,7 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
 from ._checkpoint import load_checkpoint, save_checkpoint
+from ._config import CytoselfConfig
 from ._dataset import (
     SPLIT_NAMES,
     BlockShuffleSampler,
@@ -10,6 +11,8 @@ from ._dataset import (
     split_crops,
 )
 from ._embed import embed, export_h5ad, load_model
+from ._encoders import EncoderPair, create_encoder, list_encoders, register_encoder
+from ._model import Cytoself, CytoselfLoss, CytoselfOutput
 from ._train import (
     NonFiniteLossError,
     PlateauState,
@@ -31,21 +34,29 @@ __all__: list[str] = [
     "SPLIT_NAMES",
     "BlockShuffleSampler",
     "CropDataset",
+    "Cytoself",
+    "CytoselfConfig",
+    "CytoselfLoss",
+    "CytoselfOutput",
     "DihedralAugment",
+    "EncoderPair",
     "NonFiniteLossError",
     "PlateauState",
     "TrainConfig",
     "VQOutput",
     "VectorQuantizer",
+    "create_encoder",
     "create_quantizer",
     "embed",
     "encode_labels",
     "evaluate",
     "export_h5ad",
+    "list_encoders",
     "list_quantizers",
     "load_checkpoint",
     "load_model",
     "read_config_file",
+    "register_encoder",
     "register_quantizer",
     "save_checkpoint",
     "split_crops",
