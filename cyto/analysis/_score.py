@@ -88,7 +88,34 @@ def class_medians(
     centroids = np.empty((k, m), dtype=X.dtype)
     if k == 0:
         return classes, centroids, np.empty(0, dtype=X.dtype), counts
-    for d in range(m):  # loop over dimensions only (2 for a UMAP), never over classes
+    max_count = int(counts.max())
+    if k * max_count <= 4 * codes.size + 4096:
+        # Balanced enough: lay every class out as one row of a (k, max_count) table padded
+        # with +inf and sort the rows; short rows sort much faster than one long array.
+        small = codes.astype(np.int16) if k < np.iinfo(np.int16).max else codes
+        perm = np.argsort(small, kind="stable")  # radix sort for int16
+        cs = codes[perm]
+        # flat position of every (sorted) point in the table: row start + rank in class
+        starts = np.cumsum(counts) - counts
+        flat = np.arange(cs.size) + (np.arange(k) * max_count - starts)[cs]
+        rows = np.arange(k) * max_count
+        lo, hi = rows + (counts - 1) // 2, rows + counts // 2
+        table = np.empty((k, max_count), dtype=X.dtype)
+        cells = table.reshape(-1)
+
+        def row_medians(values: np.ndarray) -> np.ndarray:
+            table.fill(np.inf)
+            cells[flat] = values
+            table.sort(axis=1)
+            return (cells[lo] + cells[hi]) / 2
+
+        Xs = X[perm]
+        for d in range(m):  # loop over dimensions only (2 for a UMAP), never over classes
+            centroids[:, d] = row_medians(Xs[:, d])
+        diff = Xs - centroids[cs]
+        sizes = row_medians(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
+        return classes, centroids, sizes, counts
+    for d in range(m):
         col = np.ascontiguousarray(X[:, d])
         centroids[:, d] = _segment_medians(col[_segment_order(col, codes)], counts)
     diff = X - centroids[codes]
@@ -146,9 +173,11 @@ def clustering_score(X: Any, labels: Any, *, exclude: Any = None) -> float:
 
     Notes
     -----
-    Fully vectorised: per dimension one sort of the values and one stable (radix) sort of
-    the class codes give every class's values in order, so each median is read off at the
-    middle of its segment. 10^6 points in 10^3 classes take a fraction of a second.
+    Fully vectorised, no loop over classes: one stable (radix) sort groups the points by
+    class; when classes are balanced enough each class becomes one row of a padded table
+    whose rows are sorted at once, otherwise one argsort per dimension orders the values
+    inside the class segments. Each median is then read off at the middle of its row or
+    segment. 10^6 points in 10^3 classes take a fraction of a second.
 
     The reference cytoself code divides the standard deviation of all pooled centroid
     coordinates by the median class size; this function follows the paper's robust

@@ -58,6 +58,14 @@ def test_matches_naive_on_random_data(rng: np.random.Generator) -> None:
     assert clustering_score(X, lab) == pytest.approx(naive_score(X, labels))
 
 
+def test_imbalanced_classes_match_naive(rng: np.random.Generator) -> None:
+    # one huge class: the padded-table fast path is skipped for the segment-sort path
+    lab = np.r_[np.zeros(2000, dtype=int), rng.integers(1, 10, size=1000)]
+    X = rng.normal(size=(lab.size, 2)) + lab[:, None]
+    labels = [str(v) for v in lab]
+    assert clustering_score(X, lab) == pytest.approx(naive_score(X, labels))
+
+
 def test_translation_scale_and_rotation_invariance(rng: np.random.Generator) -> None:
     X = rng.normal(size=(300, 2)) + 4 * rng.integers(0, 5, size=(300, 1))
     lab = rng.integers(0, 5, size=300)
