@@ -1,0 +1,434 @@
+"""Batch preprocessing of a dataset into one HDF5 crop store (resumable, parallel).
+
+Crash safety: every field of view (FOV) is processed into its own shard file in
+``<store>.parts/``, written under a temporary name and renamed when complete.
+At the end of a run (also after Ctrl-C) the shards and the previous store are
+merged into a new store written under a temporary name, which then replaces the
+old one (``os.replace``). A run killed at any moment therefore leaves the
+previous store (or an empty one, created at the start of the first run) intact,
+plus complete shards that the next run picks up without recomputing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cyto.preprocess._crop import _check_channels
+from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
+from cyto.preprocess._readers import FovSpec, list_fovs, read_stack
+from cyto.preprocess._validate import check_positive
+
+__all__ = ["BatchReport", "preprocess_dataset"]
+
+_PARTS_SUFFIX = ".parts"
+
+
+@dataclass
+class BatchReport:
+    """What :func:`preprocess_dataset` did.
+
+    Attributes
+    ----------
+    path : Path
+        The crop store.
+    n_fovs : int
+        Fields of view in the dataset.
+    n_processed : int
+        Processed in this run.
+    n_skipped : int
+        Already done by an earlier run (resumed).
+    n_crops : int
+        Crops in the store after the run.
+    failed : list of (str, str)
+        ``(path, reason)`` of every field of view that could not be processed.
+    seconds : float
+        Wall time of the run.
+    """
+
+    path: Path
+    n_fovs: int = 0
+    n_processed: int = 0
+    n_skipped: int = 0
+    n_crops: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failed)
+
+
+def _shard_name(fov_id: str) -> str:
+    return hashlib.sha1(fov_id.encode("utf-8")).hexdigest()[:20] + ".npz"
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int, str]:
+    """Worker: one FOV to one shard. Returns (fov_id, status, n_crops, reason)."""
+    try:
+        stack = read_stack(spec.path, axes=spec.axes)
+        n_c = stack.shape[0]
+        need = max(spec.protein_channel, spec.nucleus_channel)
+        if need >= n_c:
+            raise ValueError(
+                f"wrong channel count: the image has {n_c} channel(s) (shape CZYX "
+                f"{stack.shape}) but channel {need} is requested"
+            )
+        protein = stack[spec.protein_channel]
+        hoechst = stack[spec.nucleus_channel]
+        for name, arr in (("protein", protein), ("nucleus", hoechst)):
+            if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
+                raise ValueError(f"the {name} channel is all NaN")
+        out = preprocess_fov(
+            protein,
+            hoechst,
+            channels=tuple(params["channels"]),
+            downsample_factor=params["downsample_factor"],
+            crop_size=params["crop_size"],
+            nucleus_diameter=params["nucleus_diameter"],
+            normalize=params["normalize"],
+            min_contrast=params["min_contrast"],
+        )
+        _atomic_savez(
+            Path(parts) / _shard_name(spec.fov_id),
+            crops=out.crops.astype(params["dtype"], copy=False),
+            centers=out.centers,
+            nucleus_ids=out.nucleus_ids,
+            fov_id=np.array(spec.fov_id),
+            protein_id=np.array(spec.protein_id),
+            path=np.array(str(spec.path)),
+        )
+        return spec.fov_id, "ok", len(out), ""
+    except Exception as err:  # a bad file must never abort the others
+        return spec.fov_id, "failed", 0, f"{type(err).__name__}: {err}"
+
+
+def _store_fovs(path: Path, params: dict) -> set[str]:
+    """FOV ids recorded in an existing store made with the same parameters."""
+    from cyto.data import CropStore
+
+    with CropStore(path) as store:
+        if store.params != params:
+            raise ValueError(
+                f"{path} was made with other preprocessing parameters "
+                f"({store.params}); expected {params}. Write to a new file or delete it."
+            )
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "fovs/fov_id" not in f:
+            return set()
+        return set(f["fovs/fov_id"].asstr()[()].tolist())
+
+
+def _consolidate(
+    out: Path, parts: Path, specs: Sequence[FovSpec], params: dict, channels: tuple[str, ...]
+) -> int:
+    """Merge the old store and all shards into a new store; replace atomically."""
+    import h5py
+
+    from cyto.data._store import _atomic_target, _StoreWriter, _str_dtype
+
+    old_fovs: list[tuple[str, str, str, int]] = []
+    old = None
+    if out.exists() and out.stat().st_size > 0:
+        old = h5py.File(out, "r")
+    tmp = _atomic_target(out)
+    try:
+        w = _StoreWriter(
+            tmp,
+            channels=channels,
+            crop_size=params["crop_size"],
+            dtype=np.dtype(params["dtype"]),
+            params=params,
+        )
+        try:
+            done: set[str] = set()
+            if old is not None and "fovs/fov_id" in old:
+                g = old["fovs"]
+                ids = g["fov_id"].asstr()[()]
+                pids = g["protein_id"].asstr()[()]
+                paths = g["path"].asstr()[()]
+                counts = g["n_crops"][()]
+                old_fovs = list(zip(ids, pids, paths, counts.tolist()))
+                n = old["crops"].shape[0]
+                step = 4096
+                for a in range(0, n, step):
+                    b = min(n, a + step)
+                    w.append(
+                        old["crops"][a:b],
+                        old["protein_id"].asstr()[a:b],
+                        old["fov_id"].asstr()[a:b],
+                        old["centers"][a:b],
+                        old["nucleus_id"][a:b],
+                    )
+                done = set(ids.tolist())
+            table = list(old_fovs)
+            for spec in specs:
+                if spec.fov_id in done:
+                    continue
+                shard = parts / _shard_name(spec.fov_id)
+                if not shard.is_file():
+                    continue
+                with np.load(shard) as z:
+                    crops = z["crops"]
+                    k = crops.shape[0]
+                    w.append(
+                        crops,
+                        np.full(k, spec.protein_id, dtype=object),
+                        np.full(k, spec.fov_id, dtype=object),
+                        z["centers"],
+                        z["nucleus_ids"],
+                    )
+                table.append((spec.fov_id, spec.protein_id, str(spec.path), k))
+                done.add(spec.fov_id)
+            g = w.file.create_group("fovs")
+            sdt = _str_dtype()
+            g.create_dataset(
+                "fov_id", data=np.array([t[0] for t in table], dtype=object), dtype=sdt
+            )
+            g.create_dataset(
+                "protein_id", data=np.array([t[1] for t in table], dtype=object), dtype=sdt
+            )
+            g.create_dataset("path", data=np.array([t[2] for t in table], dtype=object), dtype=sdt)
+            g.create_dataset("n_crops", data=np.array([t[3] for t in table], dtype=np.int64))
+            n_total = w.n
+        finally:
+            w.close()
+            if old is not None:
+                old.close()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n_total
+
+
+def _run_pool(pending, params, parts, workers, on_result) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
+        futures = {pool.submit(_process_one, s, params, str(parts)): s for s in pending}
+        try:
+            for fut in as_completed(futures):
+                spec = futures[fut]
+                try:
+                    on_result(fut.result())
+                except BrokenProcessPool:
+                    on_result((spec.fov_id, "failed", 0, "worker process died"))
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _run_dask(pending, params, parts, scheduler, on_result) -> None:
+    from cyto._optional import require
+
+    distributed = require("distributed", "dask", purpose="preprocessing on a Dask cluster")
+    client = (
+        scheduler
+        if isinstance(scheduler, distributed.Client)
+        else distributed.Client(scheduler, set_as_default=False)
+    )
+    own = client is not scheduler
+    try:
+        futures = [
+            client.submit(_process_one, s, params, str(parts), key=f"cyto-fov-{i}-{s.fov_id}")
+            for i, s in enumerate(pending)
+        ]
+        by_key = {f.key: s for f, s in zip(futures, pending)}
+        try:
+            for fut in distributed.as_completed(futures):
+                spec = by_key[fut.key]
+                try:
+                    on_result(fut.result())
+                except Exception as err:  # worker lost, etc.
+                    on_result((spec.fov_id, "failed", 0, f"{type(err).__name__}: {err}"))
+        except BaseException:
+            client.cancel(futures)
+            raise
+    finally:
+        if own:
+            client.close()
+
+
+def preprocess_dataset(
+    source: str | os.PathLike | Sequence[FovSpec],
+    out: str | os.PathLike,
+    *,
+    channels: Sequence[str] = ("protein", "distance"),
+    crop_size: int = 100,
+    downsample_factor: int = 2,
+    nucleus_diameter: float | None = None,
+    normalize: str = "crop",
+    min_contrast: float = 5.0,
+    dtype: str = "float16",
+    workers: int | None = None,
+    scheduler: str | object | None = None,
+    progress: bool = True,
+    on_error: Callable[[str, str], None] | None = None,
+) -> BatchReport:
+    """Preprocess every field of view of a dataset into one HDF5 crop store.
+
+    Each field goes through :func:`preprocess_fov`; crops, protein ids, FOV ids,
+    crop centres and nucleus ids land in ``out`` (layout: :mod:`cyto.data`),
+    with the parameters and the cyto version. The store also lists every
+    processed field under ``/fovs`` (including fields without crops).
+
+    Re-running resumes: fields already in the store or in the ``<out>.parts/``
+    shard folder are skipped. A file that cannot be processed (unreadable, wrong
+    dimensionality, all-NaN, wrong channel count, ...) is reported with its path
+    and reason and skipped; the others go on. A run killed at any moment leaves
+    a store that opens and holds only complete fields; the next run picks up the
+    finished shards.
+
+    Parameters
+    ----------
+    source : str, PathLike or sequence of FovSpec
+        Manifest CSV, folder (``manifest.csv`` or ``<protein_id>/*.tif``; see
+        :func:`list_fovs`), or the fields themselves.
+    out : str or PathLike
+        The ``.h5`` crop store to write or complete.
+    channels, crop_size, downsample_factor, nucleus_diameter, normalize, min_contrast
+        As in :func:`preprocess_fov`.
+    dtype : {"float16", "float32"}
+        Storage type of the crops.
+    workers : int, optional
+        Processes of the local pool (default: all CPU cores); 1 runs in this process.
+    scheduler : str or distributed.Client, optional
+        Address of a Dask scheduler (e.g. ``"tcp://10.0.0.1:8786"``) or a client:
+        the fields are spread over the cluster (needs ``cyto[dask]``; workers must
+        see the input files and the output folder). Overrides ``workers``.
+    progress : bool
+        Show a tqdm progress bar.
+    on_error : callable, optional
+        Called as ``on_error(path, reason)`` for each failed field (default: print a
+        line through tqdm).
+
+    Returns
+    -------
+    BatchReport
+
+    Raises
+    ------
+    ValueError
+        If an option is invalid, the dataset has repeated fov ids, or ``out`` exists
+        with other parameters or is not a crop store.
+    FileNotFoundError
+        If ``source`` or the folder of ``out`` does not exist.
+    """
+    t0 = time.perf_counter()
+    names = _check_channels(channels)
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"`dtype` {dtype!r} must be 'float16' or 'float32'")
+    params = {
+        "channels": list(names),
+        "crop_size": check_positive(crop_size, "crop_size", integer=True),
+        "downsample_factor": check_positive(downsample_factor, "downsample_factor", integer=True),
+        "nucleus_diameter": check_positive(nucleus_diameter, "nucleus_diameter", allow_none=True),
+        "normalize": normalize,
+        "min_contrast": check_positive(min_contrast, "min_contrast"),
+        "dtype": dtype,
+    }
+    if workers is not None:
+        workers = check_positive(workers, "workers", integer=True)
+    specs = list_fovs(source) if isinstance(source, (str, os.PathLike)) else list(source)
+    if not all(isinstance(s, FovSpec) for s in specs):
+        raise TypeError("`source` must be a path or a sequence of FovSpec")
+    ids = [s.fov_id for s in specs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"the dataset repeats fov ids {dup}; fov ids must be unique")
+
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"folder of `out` does not exist: {out.parent}")
+    parts = out.with_name(out.name + _PARTS_SUFFIX)
+    report = BatchReport(path=out, n_fovs=len(specs))
+
+    done = _store_fovs(out, params) if out.exists() else set()
+    if parts.is_dir():
+        saved = parts / "params.json"
+        if saved.is_file() and json.loads(saved.read_text()) != params:
+            raise ValueError(
+                f"{parts} holds an unfinished run with other parameters "
+                f"({saved.read_text().strip()}); delete it or rerun with those parameters"
+            )
+    parts.mkdir(exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*.tmp"):  # from a killed merge
+        stale.unlink(missing_ok=True)
+    (parts / "params.json").write_text(json.dumps(params, sort_keys=True))
+    if not out.exists():  # an empty, valid store from the start
+        _consolidate(out, parts, [], params, names)
+    sharded = {s.fov_id for s in specs if (parts / _shard_name(s.fov_id)).is_file()}
+    pending = [s for s in specs if s.fov_id not in done and s.fov_id not in sharded]
+    report.n_skipped = len(specs) - len(pending)
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(specs),
+        initial=report.n_skipped,
+        desc="preprocess",
+        unit="fov",
+        disable=not progress,
+    )
+    by_id = {s.fov_id: s for s in specs}
+
+    def on_result(result: tuple[str, str, int, str]) -> None:
+        fov_id, status, _, reason = result
+        if status == "ok":
+            report.n_processed += 1
+        else:
+            path = str(by_id[fov_id].path)
+            report.failed.append((path, reason))
+            if on_error is not None:
+                on_error(path, reason)
+            else:
+                tqdm.write(f"skipped {path}: {reason}")
+        bar.update(1)
+
+    try:
+        if pending:
+            if scheduler is not None:
+                _run_dask(pending, params, parts, scheduler, on_result)
+            elif (workers or os.cpu_count() or 1) == 1 or len(pending) == 1:
+                for spec in pending:
+                    on_result(_process_one(spec, params, str(parts)))
+            else:
+                n = min(workers or os.cpu_count() or 1, len(pending))
+                _run_pool(pending, params, parts, n, on_result)
+    finally:
+        bar.close()
+        # also after Ctrl-C: keep what is finished
+        report.n_crops = _consolidate(out, parts, specs, params, names)
+    shutil.rmtree(parts, ignore_errors=True)
+    report.seconds = time.perf_counter() - t0
+    return report

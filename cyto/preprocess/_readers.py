@@ -1,0 +1,352 @@
+"""Readers: TIFF / OME-TIFF stacks and dataset listings (manifest CSV or folders)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FovSpec", "list_fovs", "read_manifest", "read_stack"]
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+# tifffile axis codes that mean "some stack of planes"
+_UNKNOWN_AXES = set("QIPRHEVLAMB")
+
+
+@dataclass(frozen=True)
+class FovSpec:
+    """One field of view of a dataset: where it is and how to read it.
+
+    Attributes
+    ----------
+    path : Path
+        The image file.
+    protein_id : str
+        Label of the tagged protein.
+    fov_id : str
+        Unique id of the field of view.
+    protein_channel, nucleus_channel : int
+        Channel indices (after reading as CZYX) of the protein and Hoechst images.
+    axes : str or None
+        Axes of the file's array (e.g. ``"CZYX"``), or None to read them from the
+        file's metadata.
+    """
+
+    path: Path
+    protein_id: str
+    fov_id: str
+    protein_channel: int = 1
+    nucleus_channel: int = 0
+    axes: str | None = None
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _micromanager_order(tif) -> tuple[int, int] | None:
+    """(n_channels, n_z) and z-fastest order from MicroManager per-page metadata."""
+    slices = []
+    for page in tif.pages:
+        tag = page.tags.get(51123)  # MicroManager per-image metadata
+        if tag is None:
+            return None
+        value = tag.value
+        if isinstance(value, str):
+            import ast
+
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                import json
+
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    return None
+        if not isinstance(value, dict) or "SliceIndex" not in value:
+            return None
+        slices.append(int(value["SliceIndex"]))
+    n_pages = len(slices)
+    n_z = len(set(slices))
+    if n_z == 0 or n_pages % n_z:
+        return None
+    return n_pages // n_z, n_z
+
+
+def _canonical(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    """Transpose ``data`` with ``axes`` to (C, Z, Y, X)."""
+    axes = axes.upper()
+    if len(axes) != data.ndim:
+        raise ValueError(
+            f"{path}: axes {axes!r} name {len(axes)} dimensions but the image is "
+            f"{data.ndim}-D with shape {data.shape}"
+        )
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{path}: axes {axes!r} repeat an axis")
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"{path}: axes {axes!r} must contain Y and X")
+    # squeeze singleton axes we do not use (time, unknown)
+    for i in reversed(range(len(axes))):
+        a = axes[i]
+        if a in "CZYX":
+            continue
+        if a == "S" and "C" not in axes:
+            axes = axes[:i] + "C" + axes[i + 1 :]
+            continue
+        if a in _UNKNOWN_AXES and "Z" not in axes:
+            axes = axes[:i] + "Z" + axes[i + 1 :]
+            continue
+        if data.shape[i] != 1:
+            raise ValueError(
+                f"{path}: axis {a!r} of size {data.shape[i]} is not supported "
+                f"(axes {axes!r}, shape {data.shape}); expected C, Z, Y, X"
+            )
+        data = data.take(0, axis=i)
+        axes = axes[:i] + axes[i + 1 :]
+    for a in "CZ":
+        if a not in axes:
+            data = data[None]
+            axes = a + axes
+    return np.transpose(data, [axes.index(a) for a in "CZYX"])
+
+
+def _default_axes(shape: tuple[int, ...]) -> str:
+    if len(shape) == 2:
+        return "YX"
+    if len(shape) == 3:
+        return "CYX" if shape[0] <= 4 else "ZYX"
+    if len(shape) == 4:
+        return "CZYX"
+    raise ValueError(f"cannot guess the axes of a {len(shape)}-D image with shape {shape}")
+
+
+def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
+    """Read a TIFF / OME-TIFF stack as a (C, Z, Y, X) array.
+
+    Axes come from ``axes`` when given, else from the file's OME / ImageJ
+    metadata, else from the shape: 4-D → CZYX, 3-D → CYX when the first axis is
+    at most 4 long (a few channels) and ZYX otherwise, 2-D → YX. Files whose
+    pages are not grouped into one series (MicroManager writes one series per
+    page) are read page by page and stacked; channel and z counts then come from
+    the MicroManager ``SliceIndex`` of each page, or from ``axes`` (e.g.
+    ``"CZYX"`` with pages in channel-major order; the channel count is then the
+    page count divided by the number of distinct slices, or 1).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A ``.tif`` / ``.tiff`` / ``.ome.tif`` file.
+    axes : str, optional
+        Axes of the stored array, letters from C, Z, Y, X (T/other axes of size 1
+        are dropped).
+
+    Returns
+    -------
+    stack : (C, Z, Y, X) ndarray
+        In the file's dtype.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file cannot be read as TIFF or its shape does not match ``axes``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os, tifffile
+    >>> p = os.path.join(tempfile.mkdtemp(), "fov.tif")
+    >>> tifffile.imwrite(p, np.zeros((2, 3, 8, 8), np.uint16), photometric="minisblack")
+    >>> read_stack(p).shape
+    (2, 3, 8, 8)
+    >>> read_stack(p, axes="ZCYX").shape
+    (3, 2, 8, 8)
+    """
+    import tifffile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            n_pages = len(tif.pages)
+            if len(tif.series) > 1 and len(series.pages) < n_pages and series.ndim == 2:
+                # one series per page (MicroManager): stack every page
+                data = np.stack([page.asarray() for page in tif.pages])
+                order = _micromanager_order(tif)
+                if axes is None:
+                    if order is not None:
+                        n_c, n_z = order
+                        data = data.reshape(n_c, n_z, *data.shape[1:])
+                        return data
+                    axes = "ZYX"
+                elif len(axes) == 4 and data.ndim == 3:
+                    ax = axes.upper()
+                    n_c = order[0] if order is not None else 1
+                    first, second = ax[0], ax[1]
+                    n_first = n_c if first == "C" else n_pages // n_c
+                    data = data.reshape(n_first, n_pages // n_first, *data.shape[1:])
+                    if {first, second} != {"C", "Z"}:
+                        raise ValueError(f"{path}: axes {axes!r} must be CZYX or ZCYX")
+            else:
+                data = series.asarray()
+                if axes is None:
+                    meta_axes = series.axes
+                    known = set(meta_axes) & set("CZTS")
+                    axes = meta_axes if known else _default_axes(data.shape)
+    except (tifffile.TiffFileError, OSError, IndexError, KeyError) as err:
+        raise ValueError(f"{path}: cannot read as TIFF: {err}") from None
+    if axes is not None and axes.upper() in ("QYX", "QQYX", "IYX"):
+        axes = _default_axes(data.shape)
+    return _canonical(data, axes, path)
+
+
+def _int_field(row: dict, key: str, default: int, where: str) -> int:
+    value = (row.get(key) or "").strip()
+    if not value:
+        return default
+    try:
+        out = int(value)
+    except ValueError:
+        raise ValueError(f"{where}: column {key!r} must be an integer, got {value!r}") from None
+    if out < 0:
+        raise ValueError(f"{where}: column {key!r} must be >= 0, got {out}")
+    return out
+
+
+def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
+    """Read a manifest CSV: one row per field of view.
+
+    Columns: ``path`` (relative to the CSV's folder, or absolute), ``protein_id``;
+    optional ``fov_id`` (default: the file name without ``.tif``/``.ome.tif``),
+    ``protein_channel`` (default 1), ``nucleus_channel`` (default 0), ``axes``
+    (default: from the file's metadata).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The CSV file.
+
+    Returns
+    -------
+    fovs : list of FovSpec
+
+    Raises
+    ------
+    FileNotFoundError
+        If the CSV does not exist.
+    ValueError
+        If a required column is missing, a value is malformed, or fov ids repeat.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "manifest.csv"), "w") as f:
+    ...     _ = f.write("path,protein_id\\nA/f1.tif,A\\nB/f1.ome.tif,B\\n")
+    >>> [(s.protein_id, s.fov_id) for s in read_manifest(os.path.join(d, "manifest.csv"))]
+    [('A', 'f1'), ('B', 'f1_1')]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in ("path", "protein_id") if c not in fields]
+        if missing:
+            raise ValueError(
+                f"{path}: manifest lacks column(s) {missing}; found {fields}, expected at least "
+                "path, protein_id (optional fov_id, protein_channel, nucleus_channel, axes)"
+            )
+        rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+    specs: list[FovSpec] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows, start=2):
+        where = f"{path}, line {i}"
+        rel = row["path"].strip()
+        pid = row["protein_id"].strip()
+        if not rel or not pid:
+            raise ValueError(f"{where}: empty path or protein_id")
+        file = Path(rel)
+        if not file.is_absolute():
+            file = path.parent / file
+        fov = row.get("fov_id", "").strip()
+        explicit = bool(fov)
+        fov = fov or _stem(file)
+        if fov in seen:
+            if explicit:
+                raise ValueError(f"{where}: fov_id {fov!r} repeats line {seen[fov]}")
+            k = 1
+            while f"{fov}_{k}" in seen:
+                k += 1
+            fov = f"{fov}_{k}"
+        seen[fov] = i
+        axes = row.get("axes", "").strip() or None
+        specs.append(
+            FovSpec(
+                path=file,
+                protein_id=pid,
+                fov_id=fov,
+                protein_channel=_int_field(row, "protein_channel", 1, where),
+                nucleus_channel=_int_field(row, "nucleus_channel", 0, where),
+                axes=axes,
+            )
+        )
+    return specs
+
+
+def list_fovs(source: str | os.PathLike) -> list[FovSpec]:
+    """List the fields of view of a dataset.
+
+    ``source`` is a manifest CSV, a folder holding ``manifest.csv``, or a folder
+    with one sub-folder per protein id holding its TIFF files
+    (``ROOT/<protein_id>/*.tif``; fov ids are ``<protein_id>/<file stem>``,
+    channels 1 = protein and 0 = Hoechst).
+
+    Parameters
+    ----------
+    source : str or PathLike
+
+    Returns
+    -------
+    fovs : list of FovSpec
+        Sorted by protein id then file name for folders; in file order for manifests.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``source`` does not exist.
+    ValueError
+        If a folder holds neither a manifest nor any ``<protein_id>/*.tif``.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"dataset not found: {source}")
+    if source.is_file():
+        if source.suffix.lower() != ".csv":
+            raise ValueError(f"`source` {source} must be a manifest .csv file or a folder")
+        return read_manifest(source)
+    manifest = source / "manifest.csv"
+    if manifest.is_file():
+        return read_manifest(manifest)
+    specs = []
+    for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in sorted(sub.iterdir()):
+            if file.is_file() and file.name.lower().endswith(_TIFF_SUFFIXES):
+                specs.append(FovSpec(file, sub.name, f"{sub.name}/{_stem(file)}"))
+    if not specs:
+        raise ValueError(
+            f"{source} holds no manifest.csv and no <protein_id>/*.tif files; "
+            "expected one of the two dataset layouts"
+        )
+    return specs
