@@ -367,16 +367,19 @@ def plot_difference_maps(
     titles: Sequence[str] | None = None,
     ncols: int = 4,
     threshold: float | None = None,
+    channel: int = 0,
 ) -> Any:
     """Ablation difference maps highlighted in red over the crops (Fig. 5).
 
     Parameters
     ----------
-    images : (n, H, W) or (H, W) array_like
-        The crops (protein channel) or their normal reconstructions.
-    differences : (n, H, W) array_like
-        ``normal - ablated`` reconstruction per panel (e.g. from the cyto.nn feature
-        ablation helper). A single (H, W) image is repeated for every difference map.
+    images : (n, H, W), (n, C, H, W) or (H, W) array_like
+        The crops or their normal reconstructions (e.g. ``CodeAblation.reconstruction``
+        of :func:`cyto.nn.ablate_codes`). A single (H, W) image is repeated for every
+        difference map.
+    differences : (n, H, W) or (n, C, H, W) array_like
+        ``normal - ablated`` reconstruction per panel (e.g. ``CodeAblation.difference``,
+        or one crop's maps across clusters, ``ClusterAblation.difference[:, i]``).
     titles : sequence of str, optional
         Panel titles (e.g. the zeroed code or feature cluster).
     ncols : int, default 4
@@ -384,17 +387,25 @@ def plot_difference_maps(
     threshold : float, optional
         Absolute differences below it are transparent; default: the 50th percentile of
         the absolute differences.
+    channel : int, default 0
+        Channel shown when the inputs have a channel axis (0 = protein).
 
     Returns
     -------
     fig : matplotlib.figure.Figure
     """
     D = as_float_array(differences, "differences")
+    img = as_float_array(images, "images")
+    if D.ndim == 4:
+        if not 0 <= channel < D.shape[1]:
+            raise ValueError(f"`channel` must be in [0, {D.shape[1]}), got {channel}")
+        D = D[:, channel]
+    if img.ndim == 4:
+        img = img[:, channel]
     if D.ndim == 2:
         D = D[None]
     if D.ndim != 3:
-        raise ValueError(f"`differences` must be (n, H, W), got shape {D.shape}")
-    img = as_float_array(images, "images")
+        raise ValueError(f"`differences` must be (n, H, W) or (n, C, H, W), got shape {D.shape}")
     if img.ndim == 2:
         img = np.broadcast_to(img, D.shape)
     if img.shape != D.shape:

@@ -284,7 +284,9 @@ def analyze_embeddings(
         store recorded in the embeddings file when it exists.
     ablation : path-like or mapping, optional
         Feature-ablation output for Fig. 5: an ``.npz`` (or mapping) with ``differences``
-        (n, H, W), optional ``images`` (n, H, W) or (H, W) and ``titles`` (n,).
+        (or ``difference``, as in ``cyto.nn.CodeAblation``) (n, H, W) or (n, C, H, W),
+        optional ``images`` (or ``reconstruction``) of the same shape or (H, W), and
+        ``titles`` (n,).
     verbose : bool, default True
         Print progress to stderr.
 
@@ -632,10 +634,15 @@ def analyze_embeddings(
             if not isinstance(ablation, Mapping)
             else dict(ablation)
         )
-        if "differences" not in data:
-            raise ValueError(f"`ablation` must provide 'differences' (n, H, W); got {sorted(data)}")
-        diffs = np.asarray(data["differences"])
-        images = np.asarray(data.get("images", np.zeros(diffs.shape[-2:])))
+        key = next((k for k in ("differences", "difference") if k in data), None)
+        if key is None:
+            raise ValueError(
+                f"`ablation` must provide 'differences' (n, H, W) or (n, C, H, W); "
+                f"got {sorted(data)}"
+            )
+        diffs = np.asarray(data[key])
+        img_key = next((k for k in ("images", "reconstruction") if k in data), None)
+        images = np.asarray(data[img_key]) if img_key else np.zeros(diffs.shape[-2:])
         titles = [str(t) for t in data["titles"]] if "titles" in data else None
         sections.append(
             (

@@ -58,6 +58,9 @@ def test_all_figures_render(tmp_path: Path, rng: np.random.Generator) -> None:
             tmp_path / "diff.png",
         )
     )
+    # cyto.nn ablation output layout: (n, C, S, S) reconstruction and difference
+    four_d = plot_difference_maps(rng.random((2, 2, 20, 20)), rng.normal(size=(2, 2, 20, 20)))
+    check_png(save_figure(four_d, tmp_path / "diff4.png"))
     table = clustering_score_table(
         {"full": [Y, Y + 1], "no pretext": [Y * 2]}, {"organelle": labels}
     )
