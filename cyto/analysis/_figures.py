@@ -71,7 +71,7 @@ def roman(i: int) -> str:
 
 
 def family_colors(families: Sequence[str]) -> dict[str, Any]:
-    """A distinct colour per family (tab20, then tab20b), stable for a given family list.
+    """A distinct colour per family (tab20 minus its greys, then tab20b), sorted by name.
 
     Examples
     --------
@@ -79,7 +79,9 @@ def family_colors(families: Sequence[str]) -> dict[str, Any]:
     ['er', 'golgi']
     """
     cm = require("matplotlib", "plot", purpose="figures")
-    base = list(cm.colormaps["tab20"].colors) + list(cm.colormaps["tab20b"].colors)
+    # tab20 without its two greys (grey means "unlabelled"), then tab20b
+    tab20 = [c for i, c in enumerate(cm.colormaps["tab20"].colors) if i not in (14, 15)]
+    base = tab20 + list(cm.colormaps["tab20b"].colors)
     names = sorted({str(f) for f in families})
     return {f: base[i % len(base)] for i, f in enumerate(names)}
 
@@ -167,7 +169,7 @@ def plot_atlas(
         raise ValueError(f"`embedding` must have 2 columns (UMAP 1, UMAP 2), got shape {Y.shape}")
     _, classes = encode_labels(labels, Y.shape[0])
     colors = dict(colors) if colors is not None else family_colors([str(c) for c in classes])
-    s = point_size if point_size is not None else float(np.clip(2e3 / max(Y.shape[0], 1), 0.3, 12))
+    s = point_size if point_size is not None else float(np.clip(4e4 / max(Y.shape[0], 1), 1.0, 12))
     fig = _figure(8.5, 6.5)
     ax = fig.add_subplot()
     handles = _scatter_by_label(ax, Y, labels, colors, s)
