@@ -39,8 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--complex-spread",
         type=float,
         default=None,
-        help="fraction of each family's parameter range used by its complexes (default 1; "
-        "smaller is harder)",
+        help="fraction of each family's parameter range used by its complexes (default 0.6; "
+        "smaller is harder, 1 is easiest)",
     )
     p.add_argument("--no-masks", action="store_true", help="do not write the true nuclear masks")
     p.add_argument("--compress", action="store_true", help="zlib-compress the stacks (~2x smaller)")
@@ -91,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     hint = cfg.preprocess_hint
     print(f"wrote {manifest}")
     print(
-        "preprocess with: max projection, downsample "
-        f"{hint['downsample']}, crop size {hint['crop_size']} (see synth.json)"
+        f"preprocess with: max projection, downsample factor {hint['downsample_factor']}, "
+        f"crop size {hint['crop_size']}, nucleus diameter {hint['nucleus_diameter']:g} px "
+        "(preprocess_hint in synth.json)"
     )
     return 0

@@ -183,7 +183,7 @@ def test_scale_two_doubles_the_geometry():
     d1 = np.sqrt(np.bincount(f1.nuclei.ravel())[1:].mean())
     d2 = np.sqrt(np.bincount(f2.nuclei.ravel())[1:].mean())
     assert 1.6 < d2 / d1 < 2.4
-    assert SyntheticAtlasConfig(scale=2.0).preprocess_hint["downsample"] == 2
+    assert SyntheticAtlasConfig(scale=2.0).preprocess_hint["downsample_factor"] == 2
 
 
 def test_make_field_rejects_bad_input():
@@ -220,7 +220,11 @@ def test_atlas_files_and_ground_truth_tables(tmp_path):
     }
     assert cx == {k: v["complex"] for k, v in gt.items()}
     meta = json.loads((tmp_path / "synth.json").read_text())
-    assert meta["preprocess_hint"] == {"projection": "max", "downsample": 1, "crop_size": 100}
+    assert meta["preprocess_hint"] == {
+        "downsample_factor": 1,
+        "crop_size": 100,
+        "nucleus_diameter": 35.0,
+    }
     for r in rows:
         assert r["protein_id"] in gt and r["axes"] == "CZYX"
         with tifffile.TiffFile(tmp_path / r["path"]) as tif:
@@ -281,7 +285,7 @@ def test_cli_synth_writes_an_atlas(tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert "downsample 1" in capsys.readouterr().out
+    assert "downsample factor 1" in capsys.readouterr().out
     assert len(_read_csv(tmp_path / "manifest.csv")) >= 4
 
 
@@ -303,3 +307,37 @@ def test_true_masks_match_segment_nuclei():
         scores.append(_f1_at_iou(f.nuclei, pred))
     assert np.mean(scores) >= 0.9, scores
     assert min(scores) >= 0.8, scores
+
+
+def test_atlas_round_trips_through_preprocess_readers(tmp_path):
+    pre = pytest.importorskip("cyto.preprocess")
+    needed = ("read_manifest", "read_stack", "list_fovs", "preprocess_dataset")
+    if not all(hasattr(pre, name) for name in needed):
+        pytest.skip("the readers of cyto.preprocess are not available yet")
+    from cyto.data import CropStore
+
+    cfg = _tiny_atlas(
+        families=("er", "mixed"),
+        n_proteins=None,
+        complex_size=(2, 2),
+        complexes_per_family=1,
+        field_size=256,
+        cells_per_field=(12, 16),
+    )
+    manifest = generate_atlas(tmp_path / "atlas", cfg, progress=False)
+    specs = pre.read_manifest(manifest)
+    assert [s.fov_id for s in pre.list_fovs(tmp_path / "atlas")] == [s.fov_id for s in specs]
+    catalog = {p.protein_id: p for p in make_catalog(cfg)}
+    assert {s.protein_id for s in specs} == set(catalog)
+    for spec in specs:
+        assert (spec.protein_channel, spec.nucleus_channel) == (1, 0)
+        expected = make_field(catalog[spec.protein_id], config=cfg, field_index=0).image
+        np.testing.assert_array_equal(pre.read_stack(spec.path, axes=spec.axes), expected)
+        np.testing.assert_array_equal(pre.read_stack(spec.path), expected)  # axes from file
+    report = pre.preprocess_dataset(
+        manifest, tmp_path / "crops.h5", workers=1, progress=False, **cfg.preprocess_hint
+    )
+    assert report is not None
+    with CropStore(tmp_path / "crops.h5") as store:
+        assert len(store) > 0 and store.crop_size == 100
+        assert set(store.protein_ids) <= set(catalog)

@@ -92,7 +92,7 @@ class SyntheticAtlasConfig:
     --------
     >>> from cyto.data import SyntheticAtlasConfig
     >>> cfg = SyntheticAtlasConfig(seed=1, fields_per_protein=2)
-    >>> cfg.image_size, cfg.preprocess_hint["downsample"]
+    >>> cfg.image_size, cfg.preprocess_hint["downsample_factor"]
     (512, 1)
     """
 
@@ -105,14 +105,14 @@ class SyntheticAtlasConfig:
     scale: float = 1.0
     field_size: int = 512
     z_planes: int = 8
-    cells_per_field: tuple[int, int] = (12, 70)
+    cells_per_field: tuple[int, int] = (15, 90)
     nucleus_diameter: tuple[float, float] = (30.0, 40.0)
     mitotic_fraction: float = 0.03
     out_of_focus_fraction: float = 0.08
     clumpiness: float = 0.8
     expression_sigma: float = 0.5
     protein_sigma: float = 0.6
-    complex_spread: float = 1.0
+    complex_spread: float = 0.6
     param_jitter: float = 0.12
     background: float = 250.0
     write_masks: bool = True
@@ -177,13 +177,16 @@ class SyntheticAtlasConfig:
 
     @property
     def preprocess_hint(self) -> dict[str, Any]:
-        """Preprocessing settings that give ≈100×100 crops with 1–3 cells, like the paper.
+        """Keyword arguments of ``cyto.preprocess.preprocess_fov`` matching these fields.
 
-        Fields are made at the processed (post-downsampling) geometry times ``scale``:
-        the right ×``downsample`` brings them back to nuclei ≈ 35 px.
+        Fields are made at the processed (post-downsampling) OpenCell geometry times
+        ``scale``, so a block-mean downsampling by ``round(scale)`` after the maximum
+        projection brings nuclei back to ≈ 35 px and 100×100 crops hold 1–3 cells, as
+        in the paper. ``nucleus_diameter`` is in pixels of the written fields.
         """
         down = max(1, round(self.scale))
-        return {"projection": "max", "downsample": down, "crop_size": 100}
+        diameter = 0.5 * (self.nucleus_diameter[0] + self.nucleus_diameter[1]) * self.scale
+        return {"downsample_factor": down, "crop_size": 100, "nucleus_diameter": diameter}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary of the settings."""

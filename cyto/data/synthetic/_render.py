@@ -172,7 +172,7 @@ def _nucleoli(ctx: _Ctx, rng):
     rho = rng.uniform(0.0, 0.55, ci.size) * c.nuc_radius(ci, theta)
     y = c.cy[ci] + rho * np.sin(theta)
     x = c.cx[ci] + rho * np.cos(theta)
-    r = c.r0[ci] * rng.uniform(0.12, 0.22, ci.size)
+    r = c.r0[ci] * rng.uniform(0.15, 0.27, ci.size)
     return ci, y, x, r
 
 
