@@ -55,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="channels-last memory format on CUDA",
     )
+    p.add_argument("--log-every", type=int, metavar="STEPS", help="steps between metric records")
     p.add_argument("--checkpoint-every", type=int, metavar="STEPS")
     p.add_argument("--tensorboard", action="store_true", default=None)
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "amp": args.amp,
         "channels_last": args.channels_last,
+        "log_every": args.log_every,
         "checkpoint_every": args.checkpoint_every,
         "tensorboard": args.tensorboard,
         "progress": args.progress,

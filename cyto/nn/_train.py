@@ -1001,6 +1001,10 @@ def train(
     if not isinstance(config, TrainConfig):
         raise TypeError(f"`config` must be a TrainConfig; got {type(config).__name__}")
 
+    if config.tensorboard:  # fail before any work if the extra is missing
+        from cyto._optional import require
+
+        require("torch.utils.tensorboard", "tensorboard", purpose="TensorBoard logs")
     data = _prepare_data(store_path, config)  # validates the store before anything else
     if checkpoint is not None:
         _check_store_matches(data, checkpoint["store"], checkpoint["classes"])
