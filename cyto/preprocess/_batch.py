@@ -71,14 +71,14 @@ def _shard_name(fov_id: str) -> str:
     return hashlib.sha1(fov_id.encode("utf-8")).hexdigest()[:20] + ".npz"
 
 
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _atomic_savez(target: Path, **arrays: np.ndarray) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

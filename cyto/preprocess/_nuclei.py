@@ -19,7 +19,7 @@ __all__ = ["estimate_nucleus_diameter", "segment_nuclei"]
 # Reference nucleus diameter of the OpenCell parameters (px at 1024×1024).
 _D_REF = 65.0
 # Nucleus diameter (px) at which the segmentation actually runs for large nuclei.
-_D_WORK = 20.0
+_D_WORK = 18.0
 
 
 def _threshold_li(image: np.ndarray, *, max_iter: int = 100) -> float:
@@ -299,7 +299,12 @@ def _segment(
     # paper's "radius >= 4 px"), fill holes, multiply by the threshold mask
     lap = _laplace(ndi.gaussian_filter(img, max(0.5, 4.0 * s), truncate=3.0))
     core = fg & (lap < 0)
-    closed = ndi.binary_closing(core, _disk(max(1, round(4.0 * s))), border_value=0)
+    # the Laplacian is undefined on the outermost pixels: trust the threshold there
+    for edge in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        core[edge] = fg[edge]
+    r = max(1, round(4.0 * s))
+    # pad by replication so the closing neither erodes nor bridges at the image edge
+    closed = ndi.binary_closing(np.pad(core, r, mode="edge"), _disk(r))[r:-r, r:-r]
     refined = _fill_small_holes(closed, 0.25 * np.pi * d * d / 4.0) & fg
 
     if not split:
@@ -309,12 +314,10 @@ def _segment(
 
     # 3. markers: minima of the LoG at nucleus scale inside the refined mask
     markers = _blob_markers(img, d, refined)
-    # 4. watershed on the distance map of the unclosed core, whose necks and
-    # gaps follow the intensity valleys between touching nuclei
-    labels = watershed(-_octagonal_distance(core), markers, mask=refined)
-    labels = _merge_unseparated(
-        labels.astype(np.int32, copy=False), _octagonal_distance(refined), smoothed
-    )
+    # 4. watershed on the distance map of the refined mask
+    dref = _octagonal_distance(refined)
+    labels = watershed(-dref, markers, mask=refined)
+    labels = _merge_unseparated(labels.astype(np.int32, copy=False), dref, smoothed)
     orphan = refined & (labels == 0)
     if orphan.any():
         extra, _ = ndi.label(orphan)
@@ -459,7 +462,7 @@ def segment_nuclei(
     # Large nuclei are segmented on a block-mean image where they are ~_D_WORK px
     # across (cost falls with the square of the factor); the labels are upsampled
     # and their outer boundary re-traced on the full-resolution threshold mask.
-    f = max(1, round(d / _D_WORK))
+    f = max(1, int(d // _D_WORK))
     if f > 1 and min(img.shape) // f < 3:
         f = 1
     work = _block_mean(img, f) if f > 1 else img
