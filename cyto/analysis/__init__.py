@@ -14,6 +14,7 @@ from cyto.analysis._figures import (
     plot_scores,
     save_figure,
 )
+from cyto.analysis._baselines import baseline_features
 from cyto.analysis._ground_truth import (
     labels_for,
     load_annotations,
@@ -21,7 +22,13 @@ from cyto.analysis._ground_truth import (
     load_ground_truth,
 )
 from cyto.analysis._report import AnalysisReport, analyze_embeddings, write_report
-from cyto.analysis._score import ScoreTable, class_medians, clustering_score, clustering_score_table
+from cyto.analysis._score import (
+    ScoreTable,
+    class_medians,
+    clustering_score,
+    clustering_score_table,
+    merge_score_tables,
+)
 from cyto.analysis._spectra import (
     Biclusters,
     FeatureSpectra,
@@ -42,6 +49,7 @@ __all__ = [
     "FeatureSpectra",
     "ScoreTable",
     "aligned_umap",
+    "baseline_features",
     "analyze_embeddings",
     "bicluster",
     "class_medians",
@@ -56,6 +64,7 @@ __all__ = [
     "load_ground_truth",
     "localize",
     "mean_by_label",
+    "merge_score_tables",
     "plot_atlas",
     "plot_correlation_heatmap",
     "plot_difference_maps",
