@@ -12,6 +12,7 @@ from ._dataset import (
 )
 from ._embed import embed, export_h5ad, load_model
 from ._encoders import EncoderPair, create_encoder, list_encoders, register_encoder
+from ._interpret import ClusterAblation, CodeAblation, ablate_codes, ablate_feature_clusters
 from ._model import Cytoself, CytoselfLoss, CytoselfOutput
 from ._train import (
     NonFiniteLossError,
@@ -33,6 +34,8 @@ from .quantize import (
 __all__: list[str] = [
     "SPLIT_NAMES",
     "BlockShuffleSampler",
+    "ClusterAblation",
+    "CodeAblation",
     "CropDataset",
     "Cytoself",
     "CytoselfConfig",
@@ -45,6 +48,8 @@ __all__: list[str] = [
     "TrainConfig",
     "VQOutput",
     "VectorQuantizer",
+    "ablate_codes",
+    "ablate_feature_clusters",
     "create_encoder",
     "create_quantizer",
     "embed",
