@@ -20,7 +20,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "scores.json/csv and one self-contained report.html."
         ),
     )
-    p.add_argument("embeddings", help="embeddings HDF5 file (from `cyto embed`)")
+    p.add_argument(
+        "embeddings",
+        nargs="+",
+        help="embeddings HDF5 file(s) from `cyto embed`; several files (model variants) "
+        "are scored side by side, the first one gives the atlas and spectra",
+    )
     p.add_argument("-o", "--output", required=True, help="report folder (created)")
     p.add_argument(
         "--ground-truth",

@@ -4,6 +4,7 @@ Importing this package is cheap: umap-learn, cuML and matplotlib are imported in
 functions that need them.
 """
 
+from cyto.analysis._baselines import baseline_features
 from cyto.analysis._figures import (
     plot_atlas,
     plot_correlation_heatmap,
@@ -14,7 +15,6 @@ from cyto.analysis._figures import (
     plot_scores,
     save_figure,
 )
-from cyto.analysis._baselines import baseline_features
 from cyto.analysis._ground_truth import (
     labels_for,
     load_annotations,
@@ -49,8 +49,8 @@ __all__ = [
     "FeatureSpectra",
     "ScoreTable",
     "aligned_umap",
-    "baseline_features",
     "analyze_embeddings",
+    "baseline_features",
     "bicluster",
     "class_medians",
     "clustering_score",

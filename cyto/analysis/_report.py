@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cyto.analysis._ground_truth import labels_for, load_complexes, load_ground_truth
-from cyto.analysis._score import ScoreTable, clustering_score_table
+from cyto.analysis._score import ScoreTable, clustering_score_table, merge_score_tables
 from cyto.analysis._spectra import (
     bicluster,
     code_correlation,
@@ -212,8 +212,75 @@ def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> flo
     return float(np.mean(np.argmax(r[valid], axis=1) == inverse[valid])) if valid.any() else None
 
 
+def _read_embeddings(
+    path: Path, *, split: str | None, fit_split: str | None, max_points: int | None, local: bool
+) -> dict[str, Any]:
+    """Open an embeddings file, pick the atlas rows and read what the analysis needs."""
+    import h5py
+
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"`embeddings` {path} is not a readable HDF5 file: {err}") from None
+    with f:
+        missing = [k for k in ("global", "protein_id") if k not in f]
+        if missing:
+            raise ValueError(
+                f"`embeddings` {path.name} lacks dataset(s) {missing}; expected a file "
+                f"written by `cyto embed` (has {sorted(f.keys())})"
+            )
+        n_all = f["global"].shape[0]
+        out: dict[str, Any] = {"n_all": n_all, "pids_all": _strings(f["protein_id"])}
+        split_all = _strings(f["split"]) if "split" in f else np.full(n_all, "none", dtype=object)
+        out["split_all"] = split_all
+        out["fov_all"] = (
+            _strings(f["fov_id"]) if "fov_id" in f else np.full(n_all, "", dtype=object)
+        )
+        out["crop_index"] = f["crop_index"][()] if "crop_index" in f else np.arange(n_all)
+        out["store"] = f.attrs.get("store")
+        run = f.attrs.get("run")
+        out["variant"] = Path(str(run)).name if run else path.stem
+        available = sorted(set(split_all.tolist()))
+        if split in (None, "all"):
+            rows, split_used = np.arange(n_all), "all"
+        elif split in available:
+            rows, split_used = np.flatnonzero(split_all == split), split
+        elif split == "test":
+            rows, split_used = np.arange(n_all), "all"
+        else:
+            raise ValueError(
+                f"`split` {split!r} not in the embeddings file {path.name}; it has {available}"
+            )
+        if max_points is not None and rows.size > max_points:
+            rng = np.random.default_rng(0)
+            rows = np.sort(rng.choice(rows, size=int(max_points), replace=False))
+        out["rows"], out["split_used"] = rows, split_used
+        out["X"] = _read_rows(f["global"], rows).astype(np.float32)
+        out["X_fit"] = None
+        if fit_split is not None:
+            if fit_split not in available:
+                raise ValueError(
+                    f"`fit_split` {fit_split!r} not in the embeddings file {path.name}; "
+                    f"it has {available}"
+                )
+            fit_rows = np.flatnonzero(split_all == fit_split)
+            out["X_fit"] = _read_rows(f["global"], fit_rows).astype(np.float32)
+        out["local_idx"], out["num_codes"] = None, 0
+        if local:
+            out["local_idx"] = f["local_indices"][()] if "local_indices" in f else None
+            if "local_hist" in f:
+                out["num_codes"] = int(f["local_hist"].shape[1])
+            elif "num_embeddings_local" in f.attrs:
+                out["num_codes"] = int(f.attrs["num_embeddings_local"])
+            elif out["local_idx"] is not None:
+                out["num_codes"] = int(out["local_idx"].max()) + 1
+    return out
+
+
 def analyze_embeddings(
-    embeddings: str | os.PathLike,
+    embeddings: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     *,
     ground_truth: str | os.PathLike | None = None,
@@ -251,8 +318,10 @@ def analyze_embeddings(
 
     Parameters
     ----------
-    embeddings : path-like
-        The embeddings HDF5 file.
+    embeddings : path-like or sequence of path-like
+        The embeddings HDF5 file. With several files (e.g. one per model variant of an
+        ablation study), the first gives the atlas and spectra and all of them are
+        scored side by side (Fig. 6 / Supp. Table 1).
     out_dir : path-like
         Report folder (created).
     ground_truth : path-like, optional
@@ -301,14 +370,19 @@ def analyze_embeddings(
     ValueError
         If the embeddings file lacks required datasets or the split is unknown.
     """
-    import h5py
-
     from cyto.analysis import _figures as figs
 
     t0 = time.perf_counter()
-    emb_path = Path(embeddings)
-    if not emb_path.is_file():
-        raise FileNotFoundError(f"embeddings file not found: {emb_path}")
+    if isinstance(embeddings, (str, os.PathLike)):
+        emb_paths = [Path(embeddings)]
+    else:
+        emb_paths = [Path(p) for p in embeddings]
+    if not emb_paths:
+        raise ValueError("`embeddings` must name at least one embeddings file")
+    for p in emb_paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"embeddings file not found: {p}")
+    emb_path = emb_paths[0]
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -321,62 +395,14 @@ def analyze_embeddings(
         files[name] = _atomic_write(fig_dir / f"{name}.png", png)
         return png
 
-    try:
-        f = h5py.File(emb_path, "r")
-    except OSError as err:
-        raise ValueError(f"`embeddings` {emb_path} is not a readable HDF5 file: {err}") from None
-    with f:
-        missing = [k for k in ("global", "protein_id") if k not in f]
-        if missing:
-            raise ValueError(
-                f"`embeddings` {emb_path.name} lacks dataset(s) {missing}; expected a file "
-                f"written by `cyto embed` (has {sorted(f.keys())})"
-            )
-        n_all = f["global"].shape[0]
-        pids_all = _strings(f["protein_id"])
-        split_all = _strings(f["split"]) if "split" in f else np.full(n_all, "none", dtype=object)
-        fov_all = _strings(f["fov_id"]) if "fov_id" in f else np.full(n_all, "", dtype=object)
-        crop_index = f["crop_index"][()] if "crop_index" in f else np.arange(n_all)
-        store_attr = f.attrs.get("store")
-        run_attr = f.attrs.get("run")
-
-        # ---- which crops go into the atlas
-        available = sorted(set(split_all.tolist()))
-        if split in (None, "all"):
-            rows = np.arange(n_all)
-            split_used = "all"
-        elif split in available:
-            rows = np.flatnonzero(split_all == split)
-            split_used = split
-        elif split == "test":
-            rows = np.arange(n_all)
-            split_used = "all"
-        else:
-            raise ValueError(f"`split` {split!r} not in the embeddings file; it has {available}")
-        if max_points is not None and rows.size > max_points:
-            rng = np.random.default_rng(0)
-            rows = np.sort(rng.choice(rows, size=int(max_points), replace=False))
-        fit_rows = None
-        if fit_split is not None:
-            if fit_split not in available:
-                raise ValueError(
-                    f"`fit_split` {fit_split!r} not in the embeddings file; it has {available}"
-                )
-            fit_rows = np.flatnonzero(split_all == fit_split)
-        _log(verbose, f"{n_all} crops, atlas on split '{split_used}' ({rows.size} crops)")
-        X = _read_rows(f["global"], rows).astype(np.float32)
-        X_fit = (
-            _read_rows(f["global"], fit_rows).astype(np.float32) if fit_rows is not None else None
-        )
-        local_idx = f["local_indices"][()] if "local_indices" in f else None
-        if "local_hist" in f:
-            num_codes = int(f["local_hist"].shape[1])
-        elif "num_embeddings_local" in f.attrs:
-            num_codes = int(f.attrs["num_embeddings_local"])
-        elif local_idx is not None:
-            num_codes = int(local_idx.max()) + 1
-        else:
-            num_codes = 0
+    main = _read_embeddings(
+        emb_paths[0], split=split, fit_split=fit_split, max_points=max_points, local=True
+    )
+    n_all, rows, split_used = main["n_all"], main["rows"], main["split_used"]
+    pids_all, split_all, fov_all = main["pids_all"], main["split_all"], main["fov_all"]
+    crop_index, X, X_fit = main["crop_index"], main["X"], main["X_fit"]
+    local_idx, num_codes, store_attr = main["local_idx"], main["num_codes"], main["store"]
+    _log(verbose, f"{n_all} crops, atlas on split '{split_used}' ({rows.size} crops)")
     pids = pids_all[rows]
     summary.update(
         n_crops=int(n_all),
@@ -395,19 +421,26 @@ def analyze_embeddings(
     family_level = "organelle" if "organelle" in levels else next(iter(levels), None)
 
     # ---- UMAP atlas + scores
-    variant = Path(str(run_attr)).name if run_attr else emb_path.stem
-    embs = []
-    for seed in umap_seeds:
-        _log(verbose, f"UMAP (seed {seed}) of {rows.size} crops × {X.shape[1]} features")
-        atlas = AtlasUMAP(
-            n_neighbors=n_neighbors, min_dist=min_dist, random_state=int(seed), backend=backend
-        )
-        embs.append(atlas.fit(X_fit).transform(X) if X_fit is not None else atlas.fit_transform(X))
-    summary["umap"] = {
+    def umaps(name: str, X: np.ndarray, X_fit: np.ndarray | None) -> list[np.ndarray]:
+        embs = []
+        for seed in umap_seeds:
+            _log(verbose, f"{name}: UMAP (seed {seed}) of {X.shape[0]} crops × {X.shape[1]}")
+            atlas = AtlasUMAP(
+                n_neighbors=n_neighbors, min_dist=min_dist, random_state=int(seed), backend=backend
+            )
+            embs.append(
+                atlas.fit(X_fit).transform(X) if X_fit is not None else atlas.fit_transform(X)
+            )
+        summary["umap"]["backend"] = atlas.backend_
+        return embs
+
+    variant = main["variant"]
+    summary["umap"] = {}
+    embs = umaps(variant, X, X_fit)
+    summary["umap"] |= {
         "seeds": [int(s) for s in umap_seeds],
         "n_neighbors": n_neighbors,
         "min_dist": min_dist,
-        "backend": atlas.backend_,
         "fit_split": fit_split or split_used,
     }
     Y = embs[0]
@@ -434,15 +467,30 @@ def analyze_embeddings(
             )
     atlas_items: list[Any] = []
     if scorable:
-        table = clustering_score_table({variant: embs}, scorable)
+        tables = [clustering_score_table({variant: embs}, scorable)]
+        names = [variant]
+        for path in emb_paths[1:]:  # further model variants (ablation study, Fig. 6)
+            other = _read_embeddings(
+                path, split=split, fit_split=fit_split, max_points=max_points, local=False
+            )
+            name = other["variant"]
+            while name in names:
+                name += "'"
+            names.append(name)
+            o_pids = other["pids_all"][other["rows"]]
+            o_labels = {lv: labels_for(o_pids, levels[lv]) for lv in scorable}
+            o_embs = umaps(name, other["X"], other["X_fit"])
+            tables.append(clustering_score_table({name: o_embs}, o_labels))
+        table = merge_score_tables(tables)
         summary["scores"] = table.to_records()
         files["scores.csv"] = _write_csv(
             out / "scores.csv",
             ["variant", "level", "umap_seed", "score"],
             [
-                [variant, lv, int(s), float(v)]
+                [v, lv, int(s), float(x)]
+                for v in table.variants
                 for lv in table.levels
-                for s, v in zip(umap_seeds, table.scores[variant][lv])
+                for s, x in zip(umap_seeds, table.scores[v][lv])
             ],
         )
         score_png = save("clustering_scores", figs.plot_scores(table))

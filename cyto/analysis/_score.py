@@ -11,7 +11,13 @@ import numpy as np
 
 from cyto.analysis._validate import as_float_array, encode_labels
 
-__all__ = ["ScoreTable", "class_medians", "clustering_score", "clustering_score_table"]
+__all__ = [
+    "ScoreTable",
+    "class_medians",
+    "clustering_score",
+    "clustering_score_table",
+    "merge_score_tables",
+]
 
 
 def _segment_order(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -362,14 +368,63 @@ def clustering_score_table(
             for Y in coords:
                 for level, labels in zip(levels, ground_truth.values()):
                     scores[variant][level].append(clustering_score(Y, labels, exclude=exclude))
-    mean = np.empty((len(variants), len(levels)))
-    sem = np.empty_like(mean)
+    return _table(variants, levels, scores)
+
+
+def _table(
+    variants: tuple[str, ...], levels: tuple[str, ...], scores: Mapping[str, Mapping[str, Any]]
+) -> ScoreTable:
+    mean = np.full((len(variants), len(levels)), np.nan)
+    sem = np.full_like(mean, np.nan)
     arrays: dict[str, dict[str, np.ndarray]] = {}
     for i, variant in enumerate(variants):
         arrays[variant] = {}
         for j, level in enumerate(levels):
-            vals = np.asarray(scores[variant][level], dtype=float)
+            vals = np.asarray(scores[variant].get(level, []), dtype=float)
             arrays[variant][level] = vals
-            mean[i, j] = vals.mean()
-            sem[i, j] = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else np.nan
+            if vals.size:
+                mean[i, j] = vals.mean()
+            if vals.size > 1:
+                sem[i, j] = vals.std(ddof=1) / np.sqrt(vals.size)
     return ScoreTable(variants=variants, levels=levels, scores=arrays, mean=mean, sem=sem)
+
+
+def merge_score_tables(tables: Sequence[ScoreTable]) -> ScoreTable:
+    """Stack score tables of different model variants into one (levels are united).
+
+    Parameters
+    ----------
+    tables : sequence of ScoreTable
+        Tables with distinct variant names (e.g. one per embeddings file).
+
+    Returns
+    -------
+    table : ScoreTable
+        Variants in input order; a level missing from a table is left empty (NaN).
+
+    Raises
+    ------
+    ValueError
+        If no table is given or a variant name repeats.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 0], [2, 0], [0, 2], [10, 0], [12, 0], [10, 2]])
+    >>> a = clustering_score_table({"full": [X]}, {"organelle": [0, 0, 0, 1, 1, 1]})
+    >>> b = clustering_score_table({"no VQ": [X * 2]}, {"organelle": [0, 0, 1, 0, 1, 1]})
+    >>> merge_score_tables([a, b]).variants
+    ('full', 'no VQ')
+    """
+    if len(tables) == 0:
+        raise ValueError("`tables` must contain at least one ScoreTable")
+    variants: list[str] = []
+    levels: list[str] = []
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for t in tables:
+        for v in t.variants:
+            if v in scores:
+                raise ValueError(f"variant {v!r} appears in more than one table")
+            variants.append(v)
+            scores[v] = dict(t.scores[v])
+        levels += [lv for lv in t.levels if lv not in levels]
+    return _table(tuple(variants), tuple(levels), scores)

@@ -26,10 +26,19 @@ def test_analyze_cli_writes_report(
         differences=rng.normal(size=(2, 16, 16)),
         titles=np.array(["code 3", "cluster ii"]),
     )
+    # a second "model variant" whose global encodings carry no localization signal
+    import h5py
+
+    shuffled = tmp_path / "no_pretext.h5"
+    with h5py.File(fake_embeddings["embeddings"], "r") as src, h5py.File(shuffled, "w") as dst:
+        for key in ("protein_id", "split", "crop_index"):
+            src.copy(key, dst)
+        dst.create_dataset("global", data=rng.normal(size=src["global"].shape))
     code = main(
         [
             "analyze",
             str(fake_embeddings["embeddings"]),
+            str(shuffled),
             "-o",
             str(out),
             "--ground-truth",
@@ -52,12 +61,14 @@ def test_analyze_cli_writes_report(
     assert "| model variant | organelle | complex |" in printed
     summary = json.loads((out / "scores.json").read_text())
     assert summary["atlas_split"] == "test" and summary["atlas_crops"] == 64
-    by_level = {r["level"]: r for r in summary["scores"]}
+    by_level = {r["level"]: r for r in summary["scores"] if r["variant"] == "run_full"}
     assert by_level["organelle"]["n"] == 2 and by_level["organelle"]["mean"] > 3.0
+    noise = {r["level"]: r for r in summary["scores"] if r["variant"] == "no_pretext"}
+    assert noise["organelle"]["mean"] < by_level["organelle"]["mean"] / 3
     assert summary["feature_clusters"] == 4
     assert summary["localization_accuracy_loo"] == 1.0
     with open(out / "scores.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == 4  # 2 levels x 2 seeds
+        assert len(list(csv.DictReader(fh))) == 8  # 2 variants x 2 levels x 2 seeds
     with open(out / "localization.csv") as fh:
         loc = {r["protein_id"]: r for r in csv.DictReader(fh)}
     # unannotated proteins (P?3) are localized to their family from the spectrum

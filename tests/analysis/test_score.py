@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from cyto.analysis import class_medians, clustering_score, clustering_score_table
+from cyto.analysis import (
+    class_medians,
+    clustering_score,
+    clustering_score_table,
+    merge_score_tables,
+)
 
 
 def naive_score(X: np.ndarray, labels: list) -> float:
@@ -158,6 +163,14 @@ def test_score_table(rng: np.random.Generator) -> None:
     )
     assert calls == [0, 1, 2, 0, 1, 2]
     assert t2.scores["full"]["organelle"].shape == (6,)
+    with pytest.raises(ValueError, match="'full' appears in more than one table"):
+        merge_score_tables([table, t2])
+    t3 = clustering_score_table({"no VQ": bad[:2]}, {"complex": cplx})
+    merged = merge_score_tables([table, t3])
+    assert merged.variants == ("full", "no pretext", "no VQ")
+    assert merged.levels == ("organelle", "complex")
+    assert np.isnan(merged.mean[2, 0]) and merged.scores["no VQ"]["organelle"].size == 0
+    np.testing.assert_allclose(merged.mean[:2], table.mean)
     with pytest.raises(ValueError, match="non-empty mapping"):
         clustering_score_table({}, {"organelle": lab})
     with pytest.raises(ValueError, match="no replicate"):
