@@ -275,6 +275,34 @@ def main(argv=None) -> int:
     cpx = np.array(cpx, object)
     feats = _features(crops)
     score, embed = _score_fns()
+    # how much of the per-crop statistics do the labels explain? (η², median over stats)
+    stats = _standardize(feats["intensity+compartment"])
+
+    def eta2(labels):
+        total = ((stats - stats.mean(0)) ** 2).sum(0)
+        between = np.zeros(stats.shape[1])
+        for c in set(labels):
+            m = labels == c
+            between += m.sum() * (stats[m].mean(0) - stats.mean(0)) ** 2
+        return float(np.median(between / np.maximum(total, 1e-12)))
+
+    variance = {
+        "family": eta2(fam),
+        "complex": eta2(cpx),
+        "protein": eta2(np.array(prot_id, object)),
+    }
+    within = []
+    for f in sorted(set(fam)):
+        m = fam == f
+        sub = stats[m]
+        tot = ((sub - sub.mean(0)) ** 2).sum(0)
+        btw = np.zeros(sub.shape[1])
+        for c in set(cpx[m]):
+            mm = cpx[m] == c
+            btw += mm.sum() * (sub[mm].mean(0) - sub.mean(0)) ** 2
+        within.append(np.median(btw / np.maximum(tot, 1e-12)))
+    variance["complex_within_family"] = float(np.median(within))
+    print("variance of per-crop statistics explained (median η²):", variance)
     fam_of_protein = {p.protein_id: p.family for p in catalog}
     prot_id = np.array(prot_id, object)
     rng = np.random.default_rng(12345)
@@ -324,6 +352,7 @@ def main(argv=None) -> int:
         "cropper": cropper,
         "umap_seeds": args.seeds,
         "results": results,
+        "variance_explained_eta2": variance,
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "python": sys.version.split()[0],

@@ -88,11 +88,10 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overwrite=args.overwrite,
     )
-    hint = cfg.preprocess_hint
+    import json
+    from pathlib import Path
+
+    command = json.loads((Path(args.output) / "synth.json").read_text())["preprocess_command"]
     print(f"wrote {manifest}")
-    print(
-        f"preprocess with: max projection, downsample factor {hint['downsample_factor']}, "
-        f"crop size {hint['crop_size']}, nucleus diameter {hint['nucleus_diameter']:g} px "
-        "(preprocess_hint in synth.json)"
-    )
+    print(f"next: {command}")
     return 0

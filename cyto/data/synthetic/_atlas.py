@@ -459,6 +459,15 @@ def _write_tiff(path: Path, data: np.ndarray, axes: str, compression: str | None
         raise
 
 
+def _preprocess_command(out: Path, cfg: SyntheticAtlasConfig) -> str:
+    """The ``cyto preprocess`` command line matching ``cfg.preprocess_hint``."""
+    h = cfg.preprocess_hint
+    return (
+        f"cyto preprocess {out} -o {out / 'crops.h5'} --downsample {h['downsample_factor']} "
+        f"--crop-size {h['crop_size']} --nucleus-diameter {h['nucleus_diameter']:g}"
+    )
+
+
 def _field_paths(protein_id: str, field_index: int) -> tuple[str, str, str]:
     fov = f"{protein_id}_F{field_index:03d}"
     return fov, f"images/{protein_id}/{fov}.tif", f"masks/{protein_id}/{fov}.tif"
@@ -579,6 +588,7 @@ def generate_atlas(
         "config": cfg.to_dict(),
         "image_size": cfg.image_size,
         "preprocess_hint": cfg.preprocess_hint,
+        "preprocess_command": _preprocess_command(out, cfg),
         "channels": ["hoechst", "protein"],
         "proteins": [
             {
