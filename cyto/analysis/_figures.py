@@ -474,7 +474,8 @@ def plot_scores(table: Any, *, title: str = "Clustering score") -> Any:
     )
     ax.set_ylabel("clustering score Γ")
     ax.set_title(title)
-    ax.legend(title="ground truth", frameon=False)
+    ax.legend(title="ground truth", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_ylim(0, float(np.nanmax(mean + sem)) * 1.15 if np.isfinite(mean).any() else 1.0)
     return fig
 
 
