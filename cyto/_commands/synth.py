@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    command = json.loads((Path(args.output) / "synth.json").read_text())["preprocess_command"]
+    opts = json.loads((Path(args.output) / "synth.json").read_text())["preprocess_args"]
     print(f"wrote {manifest}")
-    print(f"next: {command}")
+    print(f"next: cyto preprocess {args.output} -o {Path(args.output) / 'crops.h5'} {opts}")
     return 0

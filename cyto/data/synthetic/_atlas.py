@@ -459,12 +459,12 @@ def _write_tiff(path: Path, data: np.ndarray, axes: str, compression: str | None
         raise
 
 
-def _preprocess_command(out: Path, cfg: SyntheticAtlasConfig) -> str:
-    """The ``cyto preprocess`` command line matching ``cfg.preprocess_hint``."""
+def _preprocess_args(cfg: SyntheticAtlasConfig) -> str:
+    """The ``cyto preprocess`` options matching ``cfg.preprocess_hint``."""
     h = cfg.preprocess_hint
     return (
-        f"cyto preprocess {out} -o {out / 'crops.h5'} --downsample {h['downsample_factor']} "
-        f"--crop-size {h['crop_size']} --nucleus-diameter {h['nucleus_diameter']:g}"
+        f"--downsample {h['downsample_factor']} --crop-size {h['crop_size']} "
+        f"--nucleus-diameter {h['nucleus_diameter']:g}"
     )
 
 
@@ -515,7 +515,9 @@ def generate_atlas(
       (``protein_id,family,complex``);
     - ``masks/<protein_id>/<fov_id>.tif``: true nucleus labels (if ``write_masks``);
     - ``fields.csv`` (one row per field with its mask path) and ``synth.json`` (the
-      settings, the per-protein parameters and the ``preprocess_hint``).
+      settings, the per-protein parameters, ``preprocess_hint``: keyword arguments of
+      ``cyto.preprocess.preprocess_fov``/``preprocess_dataset``, and ``preprocess_args``:
+      the matching ``cyto preprocess`` options).
 
     Generation is resumable: fields whose files exist are skipped (files are written
     atomically, so an existing file is complete). A field that fails is reported and
@@ -588,7 +590,7 @@ def generate_atlas(
         "config": cfg.to_dict(),
         "image_size": cfg.image_size,
         "preprocess_hint": cfg.preprocess_hint,
-        "preprocess_command": _preprocess_command(out, cfg),
+        "preprocess_args": _preprocess_args(cfg),
         "channels": ["hoechst", "protein"],
         "proteins": [
             {
