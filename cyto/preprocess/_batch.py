@@ -263,7 +263,7 @@ def _run_dask(pending, params, parts, scheduler, on_result) -> None:
         ]
         by_key = {f.key: s for f, s in zip(futures, pending)}
         try:
-            for fut in distributed.as_completed(futures):
+            for fut in distributed.as_completed(futures, loop=client.loop):
                 spec = by_key[fut.key]
                 try:
                     on_result(fut.result())

@@ -99,7 +99,7 @@ def test_bad_input(args, kwargs, exc, match) -> None:
 
 
 # ---------------------------------------------------------------- real images
-def test_dsb2018_f1_at_iou05(shared_data) -> None:
+def test_dsb2018_f1_at_iou05(shared_data, capsys) -> None:
     tifffile = pytest.importorskip("tifffile")
     folder = shared_data / "nuclei_gt" / "stardist_dsb2018"
     img = tifffile.imread(folder / "img2d.tif")
@@ -113,14 +113,15 @@ def test_dsb2018_f1_at_iou05(shared_data) -> None:
     assert f1 >= 0.70
 
 
-def test_opencell_qc_fields(shared_data) -> None:
+def test_opencell_qc_fields(shared_data, capsys) -> None:
     tifffile = pytest.importorskip("tifffile")
     folder = shared_data / "opencell" / "hoechst_fov_qc_snaps"
     counts = {}
     for path in sorted(folder.glob("*.tif")):
         # the pipeline's scale: x2 block mean (1024 -> 512), nuclei ~35 px
         counts[path.stem] = int(segment_nuclei(downsample(tifffile.imread(path), 2)).max())
-    print("\nOpenCell QC snaps, nuclei per field:", counts)
+    with capsys.disabled():
+        print("\nOpenCell QC snaps, nuclei per field (x2 downsampled):", counts)
     assert counts["no-nuclei-1"] == 0
     for name, n in counts.items():
         kind = name.rsplit("-", 1)[0]

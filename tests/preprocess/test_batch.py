@@ -1,0 +1,220 @@
+"""Batch preprocessing into one crop store: resume, bad files, kill safety, pool, Dask, CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from cyto.cli import main
+from cyto.data import CropStore
+from cyto.preprocess import preprocess_dataset, preprocess_fov, read_stack
+
+from ._synth import grid_centers, nuclei_field
+
+CROP = 48
+
+
+def _write_fov(path: Path, seed: int) -> None:
+    centers = grid_centers((256, 256), spacing=70, margin=58)
+    hoechst, labels = nuclei_field((256, 256), centers, 16, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    protein = 200 + 800 * (labels > 0) * rng.random() + rng.normal(0, 20, labels.shape)
+    z = np.linspace(0.7, 1.0, 3)[:, None, None]
+    stack = np.stack([hoechst * z, protein * z]).clip(0, 65535).astype(np.uint16)
+    tifffile.imwrite(path, stack, photometric="minisblack")
+
+
+def _make_dataset(root: Path, n_good: int = 4, bad: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["path,protein_id,fov_id"]
+    for i in range(n_good):
+        _write_fov(root / f"good{i}.tif", seed=i)
+        rows.append(f"good{i}.tif,P{i % 2},g{i}")
+    if bad:
+        (root / "junk.tif").write_bytes(b"this is not a tiff")
+        rows.append("junk.tif,P0,junk")
+        tifffile.imwrite(root / "nan.tif", np.full((2, 2, 128, 128), np.nan, np.float32))
+        rows.append("nan.tif,P1,nan")
+        tifffile.imwrite(root / "one_channel.tif", np.zeros((128, 128), np.uint16))
+        rows.append("one_channel.tif,P1,onech")
+        tifffile.imwrite(
+            root / "time.ome.tif",
+            np.zeros((2, 2, 3, 64, 64), np.uint16),
+            ome=True,
+            metadata={"axes": "TCZYX"},
+        )
+        rows.append("time.ome.tif,P0,time")
+        rows.append("missing.tif,P0,missing")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return _make_dataset(tmp_path_factory.mktemp("ds"))
+
+
+@pytest.fixture(scope="module")
+def expected(dataset) -> dict[str, np.ndarray]:
+    """Crops of each good field computed directly with preprocess_fov."""
+    out = {}
+    for i in range(4):
+        stack = read_stack(dataset.parent / f"good{i}.tif")
+        out[f"g{i}"] = preprocess_fov(stack[1], stack[0], crop_size=CROP).crops
+    return out
+
+
+def _check_store(path: Path, expected: dict[str, np.ndarray]) -> None:
+    with CropStore(path) as s:
+        assert s.channels == ("protein", "distance") and s.crop_size == CROP
+        assert s.params["crop_size"] == CROP and s.params["downsample_factor"] == 2
+        for fov, crops in expected.items():
+            idx = np.flatnonzero(s.fov_ids == fov)
+            assert len(idx) == len(crops) > 0
+            np.testing.assert_allclose(s.read(idx), crops, atol=2e-3)  # float16 storage
+            assert set(s.protein_ids[idx]) == {f"P{int(fov[1:]) % 2}"}
+        assert len(s) == sum(len(c) for c in expected.values())
+
+
+def test_inline_run_reports_bad_files_and_resumes(tmp_path, dataset, expected) -> None:
+    out = tmp_path / "crops.h5"
+    errors: list[tuple[str, str]] = []
+    report = preprocess_dataset(
+        dataset,
+        out,
+        crop_size=CROP,
+        workers=1,
+        progress=False,
+        on_error=lambda p, r: errors.append((p, r)),
+    )
+    assert report.n_fovs == 9 and report.n_processed == 4 and report.n_skipped == 0
+    reasons = {Path(p).name: r for p, r in report.failed}
+    assert errors == report.failed
+    assert set(reasons) == {"junk.tif", "nan.tif", "one_channel.tif", "time.ome.tif", "missing.tif"}
+    assert "cannot read as TIFF" in reasons["junk.tif"]
+    assert "all NaN" in reasons["nan.tif"]
+    assert "wrong channel count" in reasons["one_channel.tif"]
+    assert "axis 'T' of size 2" in reasons["time.ome.tif"]
+    assert "not found" in reasons["missing.tif"]
+    _check_store(out, expected)
+    with h5py.File(out, "r") as f:
+        assert sorted(f["fovs/fov_id"].asstr()[()]) == ["g0", "g1", "g2", "g3"]
+    assert not (tmp_path / "crops.h5.parts").exists()
+    before = out.stat().st_mtime_ns
+    again = preprocess_dataset(dataset, out, crop_size=CROP, workers=1, progress=False)
+    assert again.n_skipped == 4 and again.n_processed == 0 and again.n_failed == 5
+    assert again.n_crops == report.n_crops
+    _check_store(out, expected)
+    assert out.stat().st_mtime_ns >= before
+    with pytest.raises(ValueError, match="other preprocessing parameters"):
+        preprocess_dataset(dataset, out, crop_size=CROP + 2, workers=1, progress=False)
+    not_a_store = tmp_path / "other.h5"
+    not_a_store.write_text("x")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        preprocess_dataset(dataset, not_a_store, crop_size=CROP, workers=1, progress=False)
+
+
+def test_option_errors(tmp_path, dataset) -> None:
+    with pytest.raises(ValueError, match="normalize"):
+        preprocess_dataset(dataset, tmp_path / "a.h5", normalize="x", progress=False)
+    with pytest.raises(ValueError, match="dtype"):
+        preprocess_dataset(dataset, tmp_path / "a.h5", dtype="int8", progress=False)
+    with pytest.raises(ValueError, match="workers"):
+        preprocess_dataset(dataset, tmp_path / "a.h5", workers=0, progress=False)
+    with pytest.raises(FileNotFoundError, match="folder of `out`"):
+        preprocess_dataset(dataset, tmp_path / "no" / "a.h5", progress=False)
+
+
+@pytest.mark.slow
+def test_process_pool_matches_inline(tmp_path, dataset, expected) -> None:
+    report = preprocess_dataset(dataset, tmp_path / "p.h5", crop_size=CROP, workers=2)
+    assert report.n_processed == 4 and report.n_failed == 5
+    _check_store(tmp_path / "p.h5", expected)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster(tmp_path, dataset, expected) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        report = preprocess_dataset(
+            dataset, tmp_path / "d.h5", crop_size=CROP, scheduler=cluster.scheduler_address
+        )
+    assert report.n_processed == 4 and report.n_failed == 5
+    _check_store(tmp_path / "d.h5", expected)
+
+
+@pytest.mark.slow
+def test_kill_at_any_moment_leaves_a_valid_store(tmp_path) -> None:
+    manifest = _make_dataset(tmp_path / "ds", n_good=14, bad=False)
+    out = tmp_path / "k.h5"
+    parts = tmp_path / "k.h5.parts"
+    cmd = [sys.executable, "-m", "cyto", "preprocess", str(manifest), "-o", str(out)]
+    cmd += ["--crop-size", str(CROP), "-j", "1", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.is_dir() and len(list(parts.glob("*.npz"))) >= 3:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # the store exists, opens, and holds only complete fields (here: none yet)
+    with CropStore(out) as s:
+        n_killed = len(s)
+        with h5py.File(out, "r") as f:
+            counts = dict(zip(f["fovs/fov_id"].asstr()[()], f["fovs/n_crops"][()]))
+        for fov, n in counts.items():
+            assert (s.fov_ids == fov).sum() == n
+        assert set(s.fov_ids) <= set(counts)
+    n_shards = len(list(parts.glob("*.npz")))
+    assert n_shards >= 3 and n_killed == 0
+    # the next run resumes from the shards and completes
+    report = preprocess_dataset(manifest, out, crop_size=CROP, workers=1, progress=False)
+    assert report.n_skipped >= 3 and report.n_processed == 14 - report.n_skipped
+    clean = preprocess_dataset(manifest, tmp_path / "clean.h5", crop_size=CROP, workers=1)
+    with CropStore(out) as a, CropStore(tmp_path / "clean.h5") as b:
+        assert len(a) == len(b) == report.n_crops == clean.n_crops
+        np.testing.assert_array_equal(a.fov_ids, b.fov_ids)
+        np.testing.assert_array_equal(a.read(slice(None)), b.read(slice(None)))
+
+
+def test_cli(tmp_path, dataset, capsys) -> None:
+    out = tmp_path / "cli.h5"
+    code = main(
+        [
+            "preprocess",
+            str(dataset),
+            "-o",
+            str(out),
+            "--crop-size",
+            str(CROP),
+            "--channels",
+            "protein",
+            "--dtype",
+            "float32",
+            "-j",
+            "1",
+            "-q",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1  # some files were bad
+    assert "skipped" in captured.err and "junk.tif" in captured.err
+    assert "4 fields processed" in captured.out and "5 failed" in captured.out
+    with CropStore(out) as s:
+        assert s.channels == ("protein",) and s.dtype == np.float32 and len(s) > 0
+    assert main(["preprocess", str(tmp_path / "nothing"), "-o", str(out)]) == 2
+    with pytest.raises(SystemExit):
+        main(["preprocess", str(dataset), "-o", str(out), "--channels", "dapi"])
