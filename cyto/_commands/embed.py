@@ -29,6 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--logits", action="store_true", help="also write classifier logits")
     p.add_argument("--local", action="store_true", help="also write quantized local encodings")
     p.add_argument(
+        "--global-only",
+        action="store_true",
+        help="only the global encodings, indices and histograms (skips VQ1: faster)",
+    )
+    p.add_argument(
         "--h5ad",
         nargs="?",
         const=True,
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         logits=args.logits,
         local=args.local,
+        global_only=args.global_only,
         num_workers=args.num_workers,
         h5ad=args.h5ad,
         progress=args.progress,

@@ -157,6 +157,7 @@ def embed(
     device: str = "auto",
     logits: bool = False,
     local: bool = False,
+    global_only: bool = False,
     num_workers: int = 1,
     h5ad: bool | str | os.PathLike = False,
     progress: bool = True,
@@ -185,6 +186,9 @@ def embed(
     local : bool, default False
         Also write the (large: 40,000 values per crop for the paper model)
         quantized local encodings.
+    global_only : bool, default False
+        Fast path for the localization encodings only: skip VQ1 and the local
+        head, so ``local*`` and ``logits_local`` are not written (about 1.6x faster).
     num_workers : int, default 1
         DataLoader workers reading the store ahead of the model.
     h5ad : bool or path, default False
@@ -264,11 +268,12 @@ def embed(
         "n": int(rows.size),
         "logits": bool(logits),
         "local": bool(local),
+        "global_only": bool(global_only),
     }
     del ckpt_meta
 
     n = int(rows.size)
-    layout = _layout(model, logits=logits, local=local)
+    layout = _layout(model, logits=logits, local=local, global_only=global_only)
     tmp = out_path.with_name(f".{out_path.name}.partial")
     f = _open_partial(tmp, identity)
     try:
@@ -295,7 +300,7 @@ def embed(
             for x, _ in loader:
                 x = x.to(dev, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    out = _encode(model, x, logits=logits, local=local)
+                    out = _encode(model, x, logits=logits, local=local, global_only=global_only)
                 stop = pos + x.shape[0]
                 for key, value in out.items():
                     f[key][pos:stop] = value
@@ -317,41 +322,58 @@ def embed(
     return out_path
 
 
-def _layout(model: Any, *, logits: bool, local: bool) -> dict[str, tuple[int, np.dtype]]:
+def _layout(
+    model: Any, *, logits: bool, local: bool, global_only: bool = False
+) -> dict[str, tuple[int, np.dtype]]:
     cfg = model.config
     d, lh, lw = model.local_shape
     g, gh, gw = model.global_shape
     layout: dict[str, tuple[int, np.dtype]] = {"global": (g * gh * gw, np.dtype(np.float32))}
-    if local:
+    if local and not global_only:
         layout["local"] = (d * lh * lw, np.dtype(np.float32))
     if model.vq_local is not None and model.vq_global is not None:
         kl, kg = cfg.num_embeddings_local, cfg.num_embeddings_global
-        layout["local_indices"] = (lh * lw, _index_dtype(kl))
+        if not global_only:
+            layout["local_indices"] = (lh * lw, _index_dtype(kl))
         layout["global_indices"] = (cfg.global_vq_split * gh * gw, _index_dtype(kg))
-        layout["local_hist"] = (kl, _count_dtype(lh * lw))
+        if not global_only:
+            layout["local_hist"] = (kl, _count_dtype(lh * lw))
         layout["global_hist"] = (kg, _count_dtype(cfg.global_vq_split * gh * gw))
     if logits and model.fc1 is not None:
         layout["logits"] = (cfg.num_classes, np.dtype(np.float32))
-        layout["logits_local"] = (cfg.num_classes, np.dtype(np.float32))
+        if not global_only:
+            layout["logits_local"] = (cfg.num_classes, np.dtype(np.float32))
     return layout
 
 
-def _encode(model: Any, x: torch.Tensor, *, logits: bool, local: bool) -> dict[str, np.ndarray]:
-    local_c, global_c = model.encode(x)
-    vq_l, vq_g = model.quantize(local_c, global_c)
-    local_q = vq_l.quantized if vq_l is not None else local_c
-    global_q = vq_g.quantized if vq_g is not None else global_c
-    out: dict[str, torch.Tensor] = {"global": global_q.flatten(1)}
-    if local:
-        out["local"] = local_q.flatten(1)
-    if vq_l is not None and vq_g is not None:
-        li, gi = vq_l.indices.flatten(1), vq_g.indices.flatten(1)
-        out["local_indices"] = li
-        out["global_indices"] = gi
-        out["local_hist"] = _bincount_rows(li, model.config.num_embeddings_local)
-        out["global_hist"] = _bincount_rows(gi, model.config.num_embeddings_global)
-    if logits and model.fc1 is not None:
-        out["logits_local"], out["logits"] = model.classify(local_q, global_q)
+def _encode(
+    model: Any, x: torch.Tensor, *, logits: bool, local: bool, global_only: bool = False
+) -> dict[str, np.ndarray]:
+    out: dict[str, torch.Tensor] = {}
+    if global_only:  # encoder1 -> encoder2 -> VQ2 only: no VQ1, decoders or local head
+        global_q, gidx = model.encode_global(x)
+        out["global"] = global_q.flatten(1)
+        if gidx is not None:
+            out["global_indices"] = gi = gidx.flatten(1)
+            out["global_hist"] = _bincount_rows(gi, model.config.num_embeddings_global)
+        if logits and model.fc2 is not None:
+            out["logits"] = model.fc2(global_q)
+    else:
+        local_c, global_c = model.encode(x)
+        vq_l, vq_g = model.quantize(local_c, global_c)
+        local_q = vq_l.quantized if vq_l is not None else local_c
+        global_q = vq_g.quantized if vq_g is not None else global_c
+        out["global"] = global_q.flatten(1)
+        if local:
+            out["local"] = local_q.flatten(1)
+        if vq_l is not None and vq_g is not None:
+            li, gi = vq_l.indices.flatten(1), vq_g.indices.flatten(1)
+            out["local_indices"] = li
+            out["global_indices"] = gi
+            out["local_hist"] = _bincount_rows(li, model.config.num_embeddings_local)
+            out["global_hist"] = _bincount_rows(gi, model.config.num_embeddings_global)
+        if logits and model.fc1 is not None:
+            out["logits_local"], out["logits"] = model.classify(local_q, global_q)
     return {
         k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
         for k, v in out.items()

@@ -101,6 +101,14 @@ def test_embed_keys_shapes_and_values(trained, tmp_path):
     np.testing.assert_allclose(data["global"], ref.global_quantized.flatten(1).numpy(), atol=1e-5)
     np.testing.assert_array_equal(data["local_indices"], ref.local_indices.flatten(1).numpy())
     np.testing.assert_allclose(data["logits"], ref.logits_global.numpy(), rtol=1e-4, atol=1e-4)
+    # the fast global-only path gives the same global outputs and skips the local ones
+    fast, attrs = _read(
+        embed(run, store, tmp_path / "g.h5", global_only=True, logits=True, local=True,
+              num_workers=0, progress=False)
+    )  # fmt: skip
+    assert set(fast) == set(shapes) - {"local", "local_indices", "local_hist", "logits_local"}
+    for key in ("global", "global_indices", "global_hist", "logits"):
+        np.testing.assert_allclose(fast[key], data[key], rtol=1e-5, atol=1e-5)
 
 
 def test_embed_one_split_and_foreign_store(trained, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 import shutil
@@ -236,6 +237,10 @@ def test_bad_stores_rejected_before_training(store, tmp_path):
     with pytest.raises(ValueError, match="device"):
         train(store, tmp_path / "r4", config=FAST.replace(device="tpu"))
     assert not (tmp_path / "r4" / "config.json").exists()
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ImportError, match=r"cyto\[tensorboard\]"):
+            train(store, tmp_path / "r5", config=FAST.replace(tensorboard=True))
+        assert not (tmp_path / "r5").exists()
 
 
 def test_checkpoints_refuse_code_execution(tmp_path):
