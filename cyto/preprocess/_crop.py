@@ -141,10 +141,11 @@ def crop_cells(
     if n == 0:
         return empty
     flat = lab.ravel()
-    count = np.bincount(flat, minlength=n + 1).astype(np.float64)
-    rows, cols = np.indices(lab.shape, sparse=True)
-    rsum = np.bincount(flat, weights=np.broadcast_to(rows, lab.shape).ravel(), minlength=n + 1)
-    csum = np.bincount(flat, weights=np.broadcast_to(cols, lab.shape).ravel(), minlength=n + 1)
+    where = np.flatnonzero(flat)
+    ids_px = flat[where]
+    count = np.bincount(ids_px, minlength=n + 1).astype(np.float64)
+    rsum = np.bincount(ids_px, weights=where // n_cols, minlength=n + 1)
+    csum = np.bincount(ids_px, weights=where % n_cols, minlength=n + 1)
     ids = np.nonzero(count[1:])[0] + 1
     cr = np.floor(rsum[ids] / count[ids] + 0.5).astype(np.int64)
     cc = np.floor(csum[ids] / count[ids] + 0.5).astype(np.int64)

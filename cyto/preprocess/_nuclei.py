@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from cyto.preprocess._project import _block_mean as _block_mean_exact
 from cyto.preprocess._validate import as_float_image, check_positive
 
 __all__ = ["estimate_nucleus_diameter", "segment_nuclei"]
@@ -222,16 +223,19 @@ def _merge_unseparated(labels: np.ndarray, dist: np.ndarray, intensity: np.ndarr
 
 def _fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
     """Fill holes up to ``max_area`` px; larger enclosed areas (gaps in a ring of
-    touching nuclei) stay background."""
-    filled = ndi.binary_fill_holes(mask)
-    holes = filled & ~mask
-    if not holes.any():
-        return filled
-    lab, n = ndi.label(holes)
-    big = np.bincount(lab.ravel(), minlength=n + 1) > max_area
-    big[0] = False
-    filled[big[lab]] = False
-    return filled
+    touching nuclei) stay background.
+
+    Holes are the background components that do not touch the image border (one
+    labelling pass, much cheaper than iterated dilation).
+    """
+    lab, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    fill = area <= max_area
+    fill[0] = False
+    fill[lab[0]] = fill[lab[-1]] = fill[lab[:, 0]] = fill[lab[:, -1]] = False
+    return mask | fill[lab]
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -248,7 +252,7 @@ def _laplace(img: np.ndarray) -> np.ndarray:
 
 def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
     h, w = (img.shape[0] // f) * f, (img.shape[1] // f) * f
-    return img[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
+    return _block_mean_exact(img[:h, :w], f, np.float32)
 
 
 def _blob_markers(img: np.ndarray, d: float, refined: np.ndarray) -> np.ndarray:
@@ -280,7 +284,15 @@ def _blob_markers(img: np.ndarray, d: float, refined: np.ndarray) -> np.ndarray:
 
 def _estimate(img: np.ndarray, min_contrast: float) -> float | None:
     fg, _ = _foreground(ndi.gaussian_filter(img, 1.0, truncate=3.0), min_contrast)
-    return None if fg is None else _diameter_from_mask(fg)
+    if fg is None:
+        return None
+    if min(fg.shape) >= 128:
+        # the distance transform on every other pixel, then doubled: 4x cheaper and
+        # within a pixel or two for nuclei >= 24 px; smaller ones are redone below
+        d = _diameter_from_mask(fg[::2, ::2])
+        if d is not None and d >= 12:
+            return 2.0 * d + 1.0
+    return _diameter_from_mask(fg)
 
 
 def _segment(
@@ -344,15 +356,9 @@ def _trim_dim_margin(
     local[0] = -np.inf
     out = labels.copy()
     out[smoothed < local[labels]] = 0
-    # fill the small holes this leaves (dim nucleoli) with the surrounding label
+    # give back the small holes this opens (dim nucleoli) to the nucleus around them
     holes = _fill_small_holes(out > 0, max_hole) & (out == 0)
-    for _ in range(64):
-        if not holes.any():
-            break
-        grown = ndi.maximum_filter(out, size=3)
-        take = holes & (grown > 0)
-        out[take] = grown[take]
-        holes &= ~take
+    out[holes] = labels[holes]
     return out
 
 
