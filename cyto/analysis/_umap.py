@@ -210,6 +210,7 @@ def aligned_umap(
     metric: str = "euclidean",
     alignment_regularisation: float = 1e-2,
     alignment_window_size: int = 3,
+    n_epochs: int | None = None,
     random_state: int | None = None,
 ) -> list[np.ndarray]:
     """Aligned UMAPs of several feature sets, e.g. one per model variant (Supp. Figs. 11–12).
@@ -232,6 +233,8 @@ def aligned_umap(
         Strength of the pull between related points.
     alignment_window_size : int, default 3
         How many neighbouring datasets each alignment considers.
+    n_epochs : int, optional
+        Optimisation epochs (umap-learn's default, 200, when None).
 
     Returns
     -------
@@ -281,6 +284,7 @@ def aligned_umap(
         alignment_regularisation=alignment_regularisation,
         alignment_window_size=alignment_window_size,
         random_state=random_state,
+        **({} if n_epochs is None else {"n_epochs": int(n_epochs)}),
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
