@@ -1235,13 +1235,12 @@ def _fit(
                 save_checkpoint(state, ckpt_dir / "last.pt")
             if stop:
                 break
-        # restore the best weights
         if info.distributed:
             torch.distributed.barrier()
-        if best_path.exists():
-            best = load_checkpoint(best_path, map_location=device)
-            model.load_state_dict(best["model"])
         if info.is_main:
+            # the run's model is the best epoch's (what load_model returns by default)
+            if best_path.exists():
+                model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
             last = (
                 load_checkpoint(ckpt_dir / "last.pt") if (ckpt_dir / "last.pt").exists() else None
             )
