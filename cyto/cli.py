@@ -19,7 +19,7 @@ from cyto import __version__
 __all__ = ["get_parser", "main"]
 
 # Order shown in `cyto --help`.
-_COMMANDS: tuple[str, ...] = ("synth", "preprocess", "train", "embed", "analyze")
+_COMMANDS: tuple[str, ...] = ("synth", "preprocess", "train", "embed", "analyze", "demo", "ablate")
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -250,6 +250,52 @@ class ScoreTable:
     mean: np.ndarray = field(repr=False)
     sem: np.ndarray = field(repr=False)
 
+    @classmethod
+    def from_scores(cls, scores: Mapping[str, Mapping[str, Sequence[float]]]) -> ScoreTable:
+        """Build a table from replicate scores computed elsewhere.
+
+        Use it when the replicates of one variant do not share their points (e.g. each
+        trained model has its own test split), so :func:`clustering_score_table`, which
+        needs labels shared by all variants, does not apply.
+
+        Parameters
+        ----------
+        scores : mapping of str to mapping of str to sequence of float
+            ``scores[variant][level]`` → Γ of each replicate.
+
+        Returns
+        -------
+        table : ScoreTable
+            Variants in mapping order; levels in order of first appearance.
+
+        Raises
+        ------
+        ValueError
+            If ``scores`` is empty or a variant has no level.
+
+        Examples
+        --------
+        >>> t = ScoreTable.from_scores({"full": {"organelle": [3.0, 3.5]},
+        ...                             "no VQ": {"organelle": [1.0, 1.5]}})
+        >>> t.mean[:, 0].tolist(), round(float(t.sem[0, 0]), 2)
+        ([3.25, 1.25], 0.25)
+        """
+        if not isinstance(scores, Mapping) or not scores:
+            raise ValueError("`scores` must be a non-empty mapping {variant: {level: [...]}}")
+        levels: list[str] = []
+        for variant, per_level in scores.items():
+            if not isinstance(per_level, Mapping) or not per_level:
+                raise ValueError(
+                    f"`scores[{variant!r}]` must be a non-empty mapping {{level: [...]}}, "
+                    f"got {per_level!r}"
+                )
+            levels += [str(lv) for lv in per_level if str(lv) not in levels]
+        return _table(
+            tuple(str(v) for v in scores),
+            tuple(levels),
+            {str(v): {str(lv): list(x) for lv, x in pl.items()} for v, pl in scores.items()},
+        )
+
     def to_markdown(self, *, digits: int = 3) -> str:
         """Render like the paper's Supp. Table 1: ``mean ± sem`` per variant and level."""
         head = "| model variant | " + " | ".join(self.levels) + " |"

@@ -175,3 +175,21 @@ def test_score_table(rng: np.random.Generator) -> None:
         clustering_score_table({}, {"organelle": lab})
     with pytest.raises(ValueError, match="no replicate"):
         clustering_score_table({"full": []}, {"organelle": lab})
+
+
+def test_score_table_from_replicate_scores() -> None:
+    from cyto.analysis import ScoreTable
+
+    table = ScoreTable.from_scores(
+        {"full": {"organelle": [3.0, 3.5], "complex": [6.0]}, "no VQ": {"organelle": [1.0, 1.5]}}
+    )
+    assert table.variants == ("full", "no VQ")
+    assert table.levels == ("organelle", "complex")
+    np.testing.assert_allclose(table.mean[:, 0], [3.25, 1.25])
+    np.testing.assert_allclose(table.sem[0, 0], 0.25)
+    assert np.isnan(table.mean[1, 1])  # level missing for a variant
+    assert "3.250 ± 0.250" in table.to_markdown()
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        ScoreTable.from_scores({})
+    with pytest.raises(ValueError, match=r"`scores\['x'\]` must be a non-empty mapping"):
+        ScoreTable.from_scores({"x": {}})

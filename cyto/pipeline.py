@@ -1,0 +1,975 @@
+"""The main job, end to end: synthetic atlas → crops → training → embeddings → report.
+
+This is the thin glue that joins the layers (the only module besides the CLI that
+imports more than one of them). Every stage writes its output into one folder and a
+record ``stages/<name>.json`` (seconds, one-line summary); a stage whose record exists
+is skipped, so a stage can be rerun alone by naming it (its record and output are
+replaced) and a killed demo continues where it stopped.
+
+Stages of :func:`run_demo`:
+
+``synth``       :func:`cyto.data.generate_atlas` → ``atlas/`` (TIFF stacks, manifest,
+                ground truth)
+``preprocess``  :func:`cyto.preprocess.preprocess_dataset` → ``crops.h5``
+``train``       :func:`cyto.nn.train` → ``run/``
+``embed``       :func:`cyto.nn.embed` → ``embeddings.h5`` (every crop, with its split)
+``baselines``   raw-pixel and intensity-statistics baselines on the test crops →
+                ``baselines.json``
+``analyze``     :func:`cyto.analysis.analyze_embeddings` → ``analysis/``; then the
+                k-nearest-neighbour family accuracy, the localization of hidden
+                proteins and the page ``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ABLATION_VARIANTS",
+    "DEMO_PRESETS",
+    "STAGES",
+    "AblationResult",
+    "AblationVariant",
+    "DemoPreset",
+    "DemoResult",
+    "StageRecord",
+    "baseline_scores",
+    "knn_family_accuracy",
+    "localize_hidden",
+    "run_ablation",
+    "run_demo",
+]
+
+STAGES: tuple[str, ...] = ("synth", "preprocess", "train", "embed", "baselines", "analyze")
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Sizes of one demo run: the atlas, the model preset and the training budget.
+
+    Parameters
+    ----------
+    name : str
+        Preset name.
+    atlas : dict
+        Overrides of :class:`cyto.data.SyntheticAtlasConfig`.
+    model_preset : str
+        :meth:`cyto.nn.CytoselfConfig.preset` name.
+    batch_size, max_epochs, lr : int, int, float
+        Training budget (see :class:`cyto.nn.TrainConfig`).
+    umap_seeds : tuple of int
+        UMAP seeds of the clustering scores (mean ± s.e.m. over them).
+    model_overrides : dict
+        Fields replacing those of the model preset.
+    """
+
+    name: str
+    atlas: Mapping[str, Any]
+    model_preset: str
+    batch_size: int
+    max_epochs: int
+    lr: float = 4e-4
+    umap_seeds: tuple[int, ...] = (0, 1, 2)
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+DEMO_PRESETS: dict[str, DemoPreset] = {
+    # End-to-end smoke test: a minute on 2 CPU cores, scores above chance only.
+    "tiny": DemoPreset(
+        name="tiny",
+        atlas={
+            "families": ("nucleolus_gc", "er", "membrane", "mitochondria"),
+            "complexes_per_family": 2,
+            "complex_size": (2, 2),
+            "n_proteins": None,
+            "fields_per_protein": 6,
+            "field_size": 256,
+            "z_planes": 4,
+        },
+        model_preset="tiny",
+        batch_size=32,
+        max_epochs=2,
+        lr=1e-3,
+        umap_seeds=(0,),
+    ),
+    # The default: the whole synthetic atlas, ≤ 10 minutes on 2 CPU cores.
+    "small": DemoPreset(
+        name="small",
+        atlas={"fields_per_protein": 5},
+        model_preset="small",
+        batch_size=32,
+        max_epochs=6,
+        lr=1e-3,
+        umap_seeds=(0, 1, 2),
+    ),
+    # The paper's model on a larger atlas: for one GPU.
+    "gpu": DemoPreset(
+        name="gpu",
+        atlas={"fields_per_protein": 12, "scale": 1.0},
+        model_preset="paper",
+        batch_size=64,
+        max_epochs=40,
+        lr=4e-4,
+        umap_seeds=tuple(range(5)),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage did: its name, wall time and a one-line summary."""
+
+    name: str
+    seconds: float
+    summary: str
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Output of :func:`run_demo`.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The demo folder.
+    report : Path or None
+        ``report.html`` (None when the analyze stage did not run).
+    stages : tuple of StageRecord
+        Every stage, in order.
+    summary : dict
+        Scores, baselines, accuracy and timings (also in ``summary.json``).
+    """
+
+    out_dir: Path
+    report: Path | None
+    stages: tuple[StageRecord, ...]
+    summary: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- helpers
+def _atomic_json(path: Path, obj: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _family_table(atlas_dir: Path) -> dict[str, dict[str, str]]:
+    """``protein_id -> {"family", "complex"}`` from the atlas's ground_truth.csv."""
+    import csv
+
+    with open(atlas_dir / "ground_truth.csv", newline="") as fh:
+        return {r["protein_id"]: r for r in csv.DictReader(fh)}
+
+
+def _strings(ds: Any) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=object)
+
+
+# --------------------------------------------------------------------------- analyses
+def knn_family_accuracy(
+    train_x: Any,
+    train_labels: Any,
+    test_x: Any,
+    test_labels: Any,
+    *,
+    n_neighbors: int = 15,
+) -> float:
+    """Accuracy of a k-nearest-neighbour classifier (Euclidean) fit on one split.
+
+    Parameters
+    ----------
+    train_x, test_x : (n, d) array_like
+        Encodings of the reference and query crops.
+    train_labels, test_labels : (n,) array_like of str
+        Their labels (e.g. localization family).
+    n_neighbors : int, default 15
+        Neighbours voting for each query.
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of query crops whose majority label is right.
+
+    Raises
+    ------
+    ValueError
+        If the arrays disagree in length or dimension, or a split is empty.
+
+    Examples
+    --------
+    >>> x = np.r_[np.zeros((5, 2)), np.ones((5, 2))]
+    >>> y = np.array(["a"] * 5 + ["b"] * 5)
+    >>> knn_family_accuracy(x, y, x + 0.1, y, n_neighbors=3)
+    1.0
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    tx, qx = np.asarray(train_x, dtype=np.float32), np.asarray(test_x, dtype=np.float32)
+    ty, qy = np.asarray(train_labels), np.asarray(test_labels)
+    if tx.ndim != 2 or qx.ndim != 2 or tx.shape[1] != qx.shape[1]:
+        raise ValueError(
+            f"`train_x` and `test_x` must be 2-D with the same width, got {tx.shape} and {qx.shape}"
+        )
+    if len(tx) != len(ty) or len(qx) != len(qy):
+        raise ValueError("each encoding array must have one label per row")
+    if len(tx) == 0 or len(qx) == 0:
+        raise ValueError("both splits must hold at least one crop")
+    clf = KNeighborsClassifier(n_neighbors=min(n_neighbors, len(tx)))
+    clf.fit(tx.reshape(len(tx), -1), ty)
+    return float((clf.predict(qx) == qy).mean())
+
+
+def localize_hidden(
+    spectra: Any,
+    proteins: Sequence[str],
+    families: Mapping[str, str],
+    *,
+    hidden: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Predict the family of hidden proteins from their feature spectra.
+
+    The families of ``hidden`` are left out of the family consensus spectra (the mean
+    spectrum of the other proteins of each family), then each hidden protein's spectrum
+    is ranked against them with :func:`cyto.analysis.localize` (the paper's FAM241A
+    analysis).
+
+    Parameters
+    ----------
+    spectra : (P, K) array_like
+        One feature spectrum per protein.
+    proteins : (P,) sequence of str
+        Protein ids of the rows.
+    families : mapping of str to str
+        Family of each annotated protein.
+    hidden : sequence of str
+        Proteins whose family is hidden and predicted.
+
+    Returns
+    -------
+    rows : list of dict
+        ``protein``, ``true``, ``predicted``, ``r`` (correlation of the best family),
+        ``hit`` (bool) and ``top3`` per hidden protein.
+
+    Raises
+    ------
+    ValueError
+        If a hidden protein has no spectrum.
+    """
+    from cyto.analysis import localize, mean_by_label
+
+    S = np.asarray(spectra, dtype=np.float64)
+    proteins = [str(p) for p in proteins]
+    missing = [h for h in hidden if h not in proteins]
+    if missing:
+        raise ValueError(f"`hidden` proteins have no spectrum: {missing}")
+    known = np.array([p not in set(hidden) and p in families for p in proteins])
+    labels = np.array([families.get(p, "") for p in proteins], dtype=object)
+    names, means = mean_by_label(S[known], labels[known])
+    rows = []
+    for h in hidden:
+        ranking = localize(S[proteins.index(h)], means, families=names)
+        rows.append(
+            {
+                "protein": h,
+                "true": families.get(h),
+                "predicted": ranking[0][0],
+                "r": round(float(ranking[0][1]), 3),
+                "hit": ranking[0][0] == families.get(h),
+                "top3": [name for name, _ in ranking[:3]],
+            }
+        )
+    return rows
+
+
+def baseline_scores(
+    crops: Any,
+    levels: Mapping[str, Any],
+    *,
+    protein_channel: int = 0,
+    seeds: Sequence[int] = (0,),
+    exclude: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Clustering scores of model-free baselines: raw pixels and intensity statistics.
+
+    Parameters
+    ----------
+    crops : (n, C, S, S) array_like
+        Normalized crops.
+    levels : mapping of str to (n,) array_like
+        Ground-truth label per crop for each level (e.g. ``{"organelle": ..., "complex": ...}``;
+        unlabelled crops are None).
+    protein_channel : int, default 0
+        Channel holding the tagged protein.
+    seeds : sequence of int
+        UMAP seeds.
+    exclude : mapping of str to labels, optional
+        Labels left out of the score per level (e.g. ``{"organelle": ["mixed"]}``).
+
+    Returns
+    -------
+    scores : dict
+        ``scores[baseline][level] = {"mean", "sem", "values"}`` for baselines ``pixels``
+        (protein channel → PCA(50) → UMAP) and ``intensity`` (per-crop statistics →
+        UMAP).
+    """
+    from cyto.analysis import baseline_features, clustering_score, umap_embed
+
+    feats = baseline_features(np.asarray(crops)[:, protein_channel])
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, X in feats.items():
+        per_level: dict[str, list[float]] = {lvl: [] for lvl in levels}
+        for seed in seeds:
+            Y = umap_embed(X, random_state=int(seed))
+            for lvl, labels in levels.items():
+                ex = None if exclude is None else exclude.get(lvl)
+                per_level[lvl].append(clustering_score(Y, labels, exclude=ex))
+        out[name] = {lvl: _mean_sem(v) for lvl, v in per_level.items()}
+    return out
+
+
+def _mean_sem(values: Sequence[float]) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64)
+    sem = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+    return {"mean": float(v.mean()), "sem": sem, "values": [float(x) for x in v]}
+
+
+# --------------------------------------------------------------------------- demo
+class _Demo:
+    """The stages of one demo folder (internal; use :func:`run_demo`)."""
+
+    def __init__(
+        self, out: Path, preset: DemoPreset, *, device: str, seed: int, progress: bool
+    ) -> None:
+        self.out = out
+        self.preset = preset
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+        self.atlas = out / "atlas"
+        self.crops = out / "crops.h5"
+        self.run = out / "run"
+        self.embeddings = out / "embeddings.h5"
+        self.baselines = out / "baselines.json"
+        self.analysis = out / "analysis"
+        self.scores = out / "scores.json"
+        self.report = out / "report.html"
+
+    # outputs a stage replaces when it is rerun
+    def outputs(self, stage: str) -> list[Path]:
+        return {
+            "synth": [self.atlas],
+            "preprocess": [self.crops, Path(f"{self.crops}.parts")],
+            "train": [self.run],
+            "embed": [self.embeddings],
+            "baselines": [self.baselines],
+            "analyze": [self.analysis, self.scores, self.report, self.out / "summary.json"],
+        }[stage]
+
+    def synth(self) -> str:
+        from cyto.data import SyntheticAtlasConfig, generate_atlas
+
+        cfg = SyntheticAtlasConfig(seed=self.seed, **dict(self.preset.atlas))
+        generate_atlas(self.atlas, cfg, n_jobs=os.cpu_count() or 1, progress=self.progress)
+        info = json.loads((self.atlas / "synth.json").read_text())
+        n_fields = sum(1 for _ in open(self.atlas / "manifest.csv")) - 1
+        n_prot = len(_family_table(self.atlas))
+        return f"{n_prot} proteins, {n_fields} fields of view ({info.get('image_size', '?')} px)"
+
+    def preprocess(self) -> str:
+        from cyto.preprocess import preprocess_dataset
+
+        hint = dict(json.loads((self.atlas / "synth.json").read_text())["preprocess_hint"])
+        rep = preprocess_dataset(
+            self.atlas / "manifest.csv", self.crops, progress=self.progress, **hint
+        )
+        return f"{rep.n_crops} crops from {rep.n_fovs} fields ({rep.n_failed} failed)"
+
+    def train(self) -> str:
+        from cyto.nn import TrainConfig, train
+
+        p = self.preset
+        cfg = TrainConfig(
+            preset=p.model_preset,
+            batch_size=p.batch_size,
+            max_epochs=p.max_epochs,
+            lr=p.lr,
+            seed=self.seed,
+            device=self.device,
+            progress=self.progress,
+            num_workers=0,
+        )
+        resume = (self.run / "checkpoints" / "last.pt").exists()
+        train(
+            self.crops,
+            self.run,
+            config=cfg,
+            model_overrides=dict(p.model_overrides) or None,
+            resume=resume,
+        )
+        summary = json.loads((self.run / "summary.json").read_text())
+        best = summary.get("best_loss")
+        return (
+            f"{summary.get('epochs', '?')} epochs, best validation loss "
+            f"{best if best is None else round(best, 4)} at epoch {summary.get('best_epoch')} "
+            f"(stop: {summary.get('stop_reason')})"
+        )
+
+    def embed(self) -> str:
+        from cyto.nn import embed
+
+        embed(self.run, self.crops, self.embeddings, device=self.device, progress=self.progress)
+        import h5py
+
+        with h5py.File(self.embeddings, "r") as f:
+            n, d = f["global"].shape[0], int(np.prod(f["global"].shape[1:]))
+        return f"{n} crops encoded ({d}-dim global encodings)"
+
+    def _levels(self, proteins: np.ndarray) -> dict[str, np.ndarray]:
+        gt = _family_table(self.atlas)
+        fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
+        cx = np.array([gt.get(p, {}).get("complex") for p in proteins], dtype=object)
+        return {"organelle": fam, "complex": cx}
+
+    def baselines_(self) -> str:
+        from cyto.data import CropStore
+
+        split = np.load(self.run / "split.npz")["split"]
+        test = np.flatnonzero(split == 2)
+        if test.size == 0:
+            raise ValueError(
+                "the test split is empty: every protein needs at least 5 fields of view "
+                "for an 8:1:1 split grouped by field"
+            )
+        with CropStore(self.crops) as store:
+            crops = store.read(test)
+            proteins = store.protein_ids[test]
+            pch = list(store.channels).index("protein")
+        scores = baseline_scores(
+            crops,
+            self._levels(proteins),
+            protein_channel=pch,
+            seeds=self.preset.umap_seeds,
+            exclude={"organelle": ["mixed"]},
+        )
+        _atomic_json(self.baselines, scores)
+        return ", ".join(
+            f"{b}: organelle {s['organelle']['mean']:.2f} / complex {s['complex']['mean']:.2f}"
+            for b, s in scores.items()
+        )
+
+    def analyze(self) -> str:
+        import h5py
+
+        from cyto.analysis import analyze_embeddings
+
+        rep = analyze_embeddings(
+            self.embeddings,
+            self.analysis,
+            ground_truth=self.atlas / "annotations.csv",
+            complexes=self.atlas / "complexes.csv",
+            split="test",
+            umap_seeds=self.preset.umap_seeds,
+            crops=self.crops,
+            verbose=self.progress,
+        )
+        gt = _family_table(self.atlas)
+        with h5py.File(self.embeddings, "r") as f:
+            split = _strings(f["split"])
+            proteins = _strings(f["protein_id"])
+            train_rows = np.flatnonzero(split == "train")
+            test_rows = np.flatnonzero(split == "test")
+            gx = f["global"]
+            X_train = gx[train_rows].reshape(len(train_rows), -1)
+            X_test = gx[test_rows].reshape(len(test_rows), -1)
+        fam = np.array([gt[p]["family"] for p in proteins], dtype=object)
+        knn = knn_family_accuracy(X_train, fam[train_rows], X_test, fam[test_rows])
+
+        loc: list[dict[str, Any]] = []
+        spectra_file = self.analysis / "spectra.npz"
+        if spectra_file.exists():  # absent when no code varies across proteins
+            spectra = np.load(spectra_file, allow_pickle=False)
+            sp_proteins = [str(p) for p in spectra["proteins"]]
+            rng = np.random.default_rng(self.seed)
+            by_family: dict[str, list[str]] = {}
+            for p in sp_proteins:
+                if p in gt:
+                    by_family.setdefault(gt[p]["family"], []).append(p)
+            hidden = [
+                str(rng.choice(sorted(ps))) for f, ps in sorted(by_family.items()) if len(ps) > 1
+            ]
+            families = {p: r["family"] for p, r in gt.items()}
+            loc = localize_hidden(spectra["spectra"], sp_proteins, families, hidden=hidden)
+        hit_rate = float(np.mean([r["hit"] for r in loc])) if loc else float("nan")
+
+        baselines = json.loads(self.baselines.read_text()) if self.baselines.exists() else {}
+        # analyze_embeddings scores one variant here: index its records by level
+        scores = {r["level"]: r for r in rep.summary.get("scores", [])}
+        _atomic_json(
+            self.scores,
+            {
+                "knn_family_accuracy": knn,
+                "hidden_localization": loc,
+                "hidden_hit_rate": hit_rate,
+                "baselines": baselines,
+                "scores": scores,
+            },
+        )
+        org = scores.get("organelle", {}).get("mean", float("nan"))
+        cpx = scores.get("complex", {}).get("mean", float("nan"))
+        return (
+            f"Γ organelle {org:.2f}, complex {cpx:.2f}; kNN family accuracy {knn:.3f}; "
+            f"hidden proteins localized {hit_rate:.0%}"
+        )
+
+
+def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict) -> Path:
+    from cyto.analysis import write_report
+
+    baselines = extra.get("baselines", {})
+    scores = extra.get("scores", {})
+    knn = extra.get("knn_family_accuracy", float("nan"))
+
+    def fmt(d: Mapping[str, Any] | None) -> str:
+        if not d or "mean" not in d:
+            return "–"
+        return f"{d['mean']:.2f} ± {d.get('sem', 0.0):.2f}"
+
+    score_rows = [
+        ["cyto model (global encodings)", fmt(scores.get("organelle")), fmt(scores.get("complex"))]
+    ]
+    for name, s in baselines.items():
+        score_rows.append([f"baseline: {name}", fmt(s.get("organelle")), fmt(s.get("complex"))])
+    stage_rows = [[r.name, f"{r.seconds:.1f}", r.summary] for r in records]
+    slowest = max(records, key=lambda r: r.seconds)
+    loc_rows = [
+        [
+            r["protein"],
+            r["true"],
+            r["predicted"],
+            r["r"],
+            "yes" if r["hit"] else "no",
+            ", ".join(r["top3"]),
+        ]
+        for r in extra.get("hidden_localization", [])
+    ]
+    figures = sorted((demo.analysis / "figures").glob("*.png"))
+    sections: list[tuple[str, list[Any]]] = [
+        (
+            "Stages",
+            [
+                f"Preset {demo.preset.name!r}, seed {demo.seed}. Slowest stage: {slowest.name} "
+                f"({slowest.seconds:.1f} s).",
+                {"header": ["stage", "seconds", "summary"], "rows": stage_rows},
+            ],
+        ),
+        (
+            "Clustering scores (Γ, test split, mean ± s.e.m. over UMAP seeds)",
+            [
+                "Organelle level: localization families (the 'mixed' family excluded); "
+                "complex level: protein complexes. Higher is better.",
+                {"header": ["representation", "organelle", "complex"], "rows": score_rows},
+                f"k-nearest-neighbour family accuracy of the test crops' global encodings "
+                f"(fit on the training crops): {knn:.3f}",
+            ],
+        ),
+        (
+            "Localization of hidden proteins",
+            [
+                "One protein per family had its family hidden; its feature spectrum was "
+                "ranked against the consensus spectra of the other proteins. Hit rate: "
+                f"{extra.get('hidden_hit_rate', float('nan')):.0%}.",
+                {
+                    "header": ["protein", "true family", "predicted", "r", "hit", "top 3"],
+                    "rows": loc_rows,
+                },
+            ],
+        ),
+        ("Figures", [*figures]),
+    ]
+    return write_report(demo.report, title="cyto demo: synthetic cell atlas", sections=sections)
+
+
+def run_demo(
+    out_dir: str | os.PathLike = "cyto-demo",
+    *,
+    preset: str | DemoPreset = "small",
+    device: str = "auto",
+    seed: int = 0,
+    stages: Sequence[str] | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the whole method on the synthetic atlas and write an HTML report.
+
+    Parameters
+    ----------
+    out_dir : path-like, default "cyto-demo"
+        Folder of every stage's output (created).
+    preset : str or DemoPreset, default "small"
+        ``"small"`` (≤ 10 minutes on 2 CPU cores), ``"tiny"`` (a smoke test) or
+        ``"gpu"`` (the paper's model on a larger atlas, for one GPU); see
+        :data:`DEMO_PRESETS`.
+    device : str, default "auto"
+        Training and embedding device.
+    seed : int, default 0
+        Seed of the atlas, the split, the training and the hidden proteins.
+    stages : sequence of str, optional
+        Stages to (re)run even if done; their outputs are replaced. Default: every
+        stage that has not finished yet.
+    progress : bool, default True
+        Progress bars and stage summaries on stderr.
+    echo : callable, optional
+        Receives each stage's one-line summary (default: print to stderr).
+
+    Returns
+    -------
+    result : DemoResult
+
+    Raises
+    ------
+    ValueError
+        If ``preset`` or a stage name is unknown.
+    """
+    if isinstance(preset, str):
+        if preset not in DEMO_PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(DEMO_PRESETS)}, got {preset!r}")
+        preset = DEMO_PRESETS[preset]
+    elif not isinstance(preset, DemoPreset):
+        raise TypeError(f"`preset` must be a str or DemoPreset, got {type(preset).__name__}")
+    rerun = set(stages or ())
+    unknown = rerun - set(STAGES)
+    if unknown:
+        raise ValueError(f"`stages` must be names from {list(STAGES)}, got {sorted(unknown)}")
+    if echo is None:
+
+        def echo(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_json(out / "demo.json", {"preset": dataclasses.asdict(preset), "seed": seed})
+    demo = _Demo(out, preset, device=device, seed=seed, progress=progress)
+    records: list[StageRecord] = []
+    # a rerun stage invalidates the stages after it
+    first_rerun = min((STAGES.index(s) for s in rerun), default=len(STAGES))
+    for i, name in enumerate(STAGES):
+        marker = out / "stages" / f"{name}.json"
+        if i >= first_rerun:
+            marker.unlink(missing_ok=True)
+            for path in demo.outputs(name):
+                _remove(path)
+        if marker.exists():
+            rec = StageRecord(**{**json.loads(marker.read_text()), "skipped": True})
+            records.append(rec)
+            echo(f"[{name}] done already ({rec.seconds:.1f} s): {rec.summary}")
+            continue
+        echo(f"[{name}] running ...")
+        t0 = time.perf_counter()
+        fn = getattr(demo, "baselines_" if name == "baselines" else name)
+        summary = fn()
+        rec = StageRecord(name=name, seconds=round(time.perf_counter() - t0, 2), summary=summary)
+        _atomic_json(marker, dataclasses.asdict(rec))
+        records.append(rec)
+        echo(f"[{name}] {rec.seconds:.1f} s: {summary}")
+
+    extra = json.loads(demo.scores.read_text())
+    report = _write_demo_report(demo, records, extra)
+    summary = {
+        "preset": preset.name,
+        "seed": seed,
+        "stages": {r.name: {"seconds": r.seconds, "summary": r.summary} for r in records},
+        **extra,
+    }
+    _atomic_json(out / "summary.json", summary)
+    echo(f"report: {report}")
+    return DemoResult(out_dir=out, report=report, stages=tuple(records), summary=summary)
+
+
+# --------------------------------------------------------------------------- ablation
+@dataclass(frozen=True)
+class AblationVariant:
+    """One row of the ablation table: an input channel set and model switches.
+
+    Parameters
+    ----------
+    channels : tuple of str
+        Crop channels fed to the model (from ``("protein", "distance", "nucleus")``).
+    overrides : dict
+        :class:`cyto.nn.CytoselfConfig` fields switched for this variant.
+    """
+
+    channels: tuple[str, ...] = ("protein", "distance")
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The paper's Supp. Table 1 variants, as configuration switches of one model.
+ABLATION_VARIANTS: dict[str, AblationVariant] = {
+    "full model": AblationVariant(),
+    "no nuclear channel": AblationVariant(channels=("protein",)),
+    "nucleus without distance": AblationVariant(channels=("protein", "nucleus")),
+    "no vector quantization": AblationVariant(overrides={"quantize": False}),
+    "no identification task": AblationVariant(overrides={"classify": False}),
+    "no split quantization": AblationVariant(overrides={"split_quantization": False}),
+    "no decoder": AblationVariant(overrides={"decode": False}),
+}
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    """Output of :func:`run_ablation`.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The ablation folder.
+    table : cyto.analysis.ScoreTable
+        Γ per variant and ground-truth level (replicates = trained models × UMAP seeds).
+    files : dict of str to Path
+        ``ablation.md`` (the table), ``ablation.csv``, ``ablation.json`` and
+        ``ablation.png`` (the Fig. 6-style chart).
+    """
+
+    out_dir: Path
+    table: Any
+    files: dict[str, Path]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def _derive_store(source: Path, target: Path, channels: Sequence[str]) -> Path:
+    """Write a crop store holding a subset of ``source``'s channels (atomic, skipped if done)."""
+    from cyto.data import CropStore, write_crop_store
+
+    if target.exists():
+        return target
+    with CropStore(source) as store:
+        keep = [list(store.channels).index(c) for c in channels]
+        crops = store.read(slice(None))[:, keep]
+        write_crop_store(
+            target,
+            crops.astype(np.float16),
+            store.protein_ids,
+            fov_ids=store.fov_ids,
+            centers=store.centers,
+            nucleus_ids=store.nucleus_ids,
+            channels=tuple(channels),
+            params={**store.params, "derived_from": str(source), "channels": list(channels)},
+        )
+    return target
+
+
+def _read_test_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        X = f["global"][()]
+        proteins = _strings(f["protein_id"])
+    return X.reshape(len(X), -1).astype(np.float32), proteins
+
+
+def run_ablation(
+    out_dir: str | os.PathLike = "cyto-ablate",
+    *,
+    preset: str | DemoPreset = "small",
+    variants: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    umap_seeds: Sequence[int] = (0, 1, 2),
+    device: str = "auto",
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> AblationResult:
+    """Retrain the paper's model variants and tabulate their clustering scores.
+
+    The synthetic atlas of the demo preset is preprocessed once with all three
+    channels; each variant trains on the channels it needs (a derived crop store) with
+    its configuration switches, once per seed. The test split of every trained model
+    is embedded, projected with UMAP once per UMAP seed and scored at the organelle
+    (family; 'mixed' excluded) and complex level, giving the Supp. Table 1-style table
+    (mean ± s.e.m. over models × UMAPs) and the Fig. 6-style chart. Everything is kept
+    on disk: a rerun skips finished models and scores.
+
+    Parameters
+    ----------
+    out_dir : path-like, default "cyto-ablate"
+        Output folder (created).
+    preset : str or DemoPreset, default "small"
+        Atlas, model preset and training budget (see :data:`DEMO_PRESETS`).
+    variants : sequence of str, optional
+        Names from :data:`ABLATION_VARIANTS` (default: all seven).
+    seeds : sequence of int, default (0, 1, 2)
+        Training seeds (model initialisation, split, shuffling) per variant.
+    umap_seeds : sequence of int, default (0, 1, 2)
+        UMAP seeds per trained model.
+    device : str, default "auto"
+        Training device.
+    progress : bool, default True
+        Progress bars and messages.
+    echo : callable, optional
+        Receives one line per finished model (default: print to stderr).
+
+    Returns
+    -------
+    result : AblationResult
+
+    Raises
+    ------
+    ValueError
+        If a variant or the preset is unknown, or ``seeds``/``umap_seeds`` is empty.
+    """
+    from cyto.analysis import ScoreTable, clustering_score, plot_scores, save_figure, umap_embed
+    from cyto.data import SyntheticAtlasConfig, generate_atlas
+    from cyto.nn import TrainConfig, embed, train
+    from cyto.preprocess import preprocess_dataset
+
+    if isinstance(preset, str):
+        if preset not in DEMO_PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(DEMO_PRESETS)}, got {preset!r}")
+        preset = DEMO_PRESETS[preset]
+    names = list(ABLATION_VARIANTS) if variants is None else [str(v) for v in variants]
+    unknown = [v for v in names if v not in ABLATION_VARIANTS]
+    if unknown:
+        raise ValueError(f"`variants` must be names from {list(ABLATION_VARIANTS)}, got {unknown}")
+    if len(seeds) == 0 or len(umap_seeds) == 0:
+        raise ValueError("`seeds` and `umap_seeds` must each hold at least one seed")
+    if echo is None:
+
+        def echo(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atlas = out / "atlas"
+    if not (atlas / "synth.json").exists() or not (atlas / "manifest.csv").exists():
+        generate_atlas(
+            atlas,
+            SyntheticAtlasConfig(seed=0, **dict(preset.atlas)),
+            n_jobs=os.cpu_count() or 1,
+            progress=progress,
+        )
+    hint = dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"])
+    all_channels = out / "crops_all.h5"
+    if not all_channels.exists():
+        preprocess_dataset(
+            atlas / "manifest.csv",
+            all_channels,
+            channels=("protein", "distance", "nucleus"),
+            progress=progress,
+            **hint,
+        )
+    gt = _family_table(atlas)
+    scores_path = out / "scores.json"
+    done: dict[str, dict[str, dict[str, list[float]]]] = (
+        json.loads(scores_path.read_text()) if scores_path.exists() else {}
+    )
+    for name in names:
+        var = ABLATION_VARIANTS[name]
+        store = _derive_store(
+            all_channels, out / f"crops_{'_'.join(var.channels)}.h5", var.channels
+        )
+        for seed in seeds:
+            key = f"seed{seed}"
+            if key in done.get(name, {}):
+                continue
+            run = out / "runs" / _slug(name) / key
+            if not (run / "summary.json").exists():
+                cfg = TrainConfig(
+                    preset=preset.model_preset,
+                    batch_size=preset.batch_size,
+                    max_epochs=preset.max_epochs,
+                    lr=preset.lr,
+                    seed=int(seed),
+                    device=device,
+                    progress=progress,
+                    num_workers=0,
+                )
+                train(
+                    store,
+                    run,
+                    config=cfg,
+                    model_overrides={**dict(preset.model_overrides), **dict(var.overrides)} or None,
+                    resume=(run / "checkpoints" / "last.pt").exists(),
+                )
+            emb = run / "embeddings_test.h5"
+            if not emb.exists():
+                embed(run, store, emb, split="test", device=device, progress=progress)
+            X, proteins = _read_test_encodings(emb)
+            fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
+            cx = np.array([gt.get(p, {}).get("complex") for p in proteins], dtype=object)
+            per: dict[str, list[float]] = {"organelle": [], "complex": []}
+            for useed in umap_seeds:
+                Y = umap_embed(X, random_state=int(useed))
+                per["organelle"].append(clustering_score(Y, fam, exclude=["mixed"]))
+                per["complex"].append(clustering_score(Y, cx))
+            done.setdefault(name, {})[key] = per
+            _atomic_json(scores_path, done)
+            echo(
+                f"[ablate] {name} seed {seed}: Γ organelle {np.mean(per['organelle']):.2f}, "
+                f"complex {np.mean(per['complex']):.2f}"
+            )
+
+    table = ScoreTable.from_scores(
+        {
+            name: {
+                level: [v for key in sorted(done[name]) for v in done[name][key][level]]
+                for level in ("organelle", "complex")
+            }
+            for name in names
+        }
+    )
+    files = {
+        "ablation.md": out / "ablation.md",
+        "ablation.csv": out / "ablation.csv",
+        "ablation.json": out / "ablation.json",
+        "ablation.png": out / "ablation.png",
+    }
+    header = (
+        f"Clustering score Γ (mean ± s.e.m. over {len(seeds)} trained models × "
+        f"{len(umap_seeds)} UMAPs), preset {preset.name!r}, synthetic atlas seed 0.\n\n"
+    )
+    tmp = files["ablation.md"].with_suffix(".md.tmp")
+    tmp.write_text(header + table.to_markdown() + "\n")
+    os.replace(tmp, files["ablation.md"])
+    records = table.to_records()
+    _atomic_json(files["ablation.json"], records)
+    csv_lines = ["variant,level,mean,sem,n"] + [
+        f'"{r["variant"]}",{r["level"]},{r["mean"]:.6g},{r["sem"]:.6g},{r["n"]}' for r in records
+    ]
+    tmp = files["ablation.csv"].with_suffix(".csv.tmp")
+    tmp.write_text("\n".join(csv_lines) + "\n")
+    os.replace(tmp, files["ablation.csv"])
+    save_figure(plot_scores(table, title="Ablation: clustering score"), files["ablation.png"])
+    echo(table.to_markdown())
+    return AblationResult(out_dir=out, table=table, files=files)
