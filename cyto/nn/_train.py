@@ -511,6 +511,7 @@ def train_one_epoch(
     state: _EpochProgress | None = None,
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[int, _EpochProgress], None] | None = None,
+    dist_info: DistInfo | None = None,
 ) -> tuple[dict[str, float], int]:
     """Train ``model`` for one pass over ``loader``.
 
@@ -547,6 +548,9 @@ def train_one_epoch(
     checkpoint_every : int
         Call ``on_checkpoint(step, state)`` every this many steps (0: never).
     on_checkpoint : callable, optional
+    dist_info : DistInfo, optional
+        Under DDP: epoch means are reduced over ranks and all ranks stop together
+        on a non-finite loss.
 
     Returns
     -------
@@ -572,13 +576,19 @@ def train_one_epoch(
     def check_pending() -> None:
         if not pending:
             return
-        totals = torch.stack([t for _, t in pending]).cpu()
-        bad = (~torch.isfinite(totals)).nonzero()
-        if bad.numel():
-            at = pending[int(bad[0, 0])][0]
+        totals = torch.stack([t for _, t in pending])
+        steps = torch.tensor([s for s, _ in pending], device=totals.device)
+        big = torch.iinfo(torch.int64).max
+        first_bad = torch.where(torch.isfinite(totals), big, steps).min().reshape(1)
+        if dist_info is not None and dist_info.distributed:
+            # all ranks stop together, at the first bad step of any rank
+            torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
+        at = int(first_bad)
+        if at != big:
+            local = totals[steps == at]
+            value = float(local[0]) if local.numel() else math.nan
             raise NonFiniteLossError(
-                f"the training loss became {float(totals[int(bad[0, 0])])} at step {at} "
-                f"(epoch {epoch}); training stopped",
+                f"the training loss became {value} at step {at} (epoch {epoch}); training stopped",
                 step=at,
             )
         pending.clear()
@@ -635,7 +645,7 @@ def train_one_epoch(
             on_checkpoint(step, state)
     check_pending()
     state.seconds = time.perf_counter() - epoch_start
-    return _epoch_means(state, getattr(loader, "dist_info", None)), step
+    return _epoch_means(state, dist_info), step
 
 
 def _epoch_means(state: _EpochProgress, info: DistInfo | None) -> dict[str, float]:
@@ -886,7 +896,6 @@ def _make_loaders(
         train_ds, batch_size=config.batch_size, sampler=sampler, drop_last=True, **common
     )
     val_loader = DataLoader(val_ds, batch_size=config.batch_size, sampler=val_sampler, **common)
-    train_loader.dist_info = info  # type: ignore[attr-defined]
     return train_loader, val_loader, train_ds, sampler, generator
 
 
@@ -988,11 +997,16 @@ def train(
     last_path = ckpt_dir / "last.pt"
     checkpoint = None
     if resume:
+        if not last_path.exists() and run_dir.is_dir():
+            raise FileNotFoundError(
+                f"no checkpoint to resume from in {run_dir} (the run stopped before its "
+                "first checkpoint); start it again without resuming"
+            )
         checkpoint = load_checkpoint(last_path)
         saved_cfg = TrainConfig.from_dict(checkpoint["config"])
         config = _resolve_resume_config(saved_cfg, config)
     else:
-        if last_path.exists() or (run_dir / "config.json").exists():
+        if last_path.exists():
             raise ValueError(
                 f"`run_dir` {run_dir} already holds a run; resume it (--resume) or pick "
                 f"a new folder"
@@ -1038,6 +1052,8 @@ def _fit(
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is None:
+            # a run killed before its first checkpoint is started over
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
             _write_run_files(run_dir, data, config, mcfg)
     prev_deterministic = torch.are_deterministic_algorithms_enabled()
     if config.deterministic:
@@ -1164,6 +1180,7 @@ def _fit(
                     state=ep_state,
                     checkpoint_every=config.checkpoint_every,
                     on_checkpoint=on_checkpoint,
+                    dist_info=info,
                 )
             finally:
                 bar.close()

@@ -193,6 +193,22 @@ def test_resume_after_kill_matches_uninterrupted(
 
 
 @pytest.mark.slow
+def test_run_killed_before_first_checkpoint_starts_over(store, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = FAST.replace(max_epochs=1)
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train(store, run, config=cfg)
+    monkeypatch.undo()
+    assert (run / "metrics.jsonl").exists() and not (run / "checkpoints" / "last.pt").exists()
+    with pytest.raises(FileNotFoundError, match="start it again without resuming"):
+        train(store, run, resume=True)
+    train(store, run, config=cfg)
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert steps == [1, 2, 3, 3]  # the killed attempt's records are gone
+
+
+@pytest.mark.slow
 def test_nan_in_data_stops_and_keeps_last_good_checkpoint(store, tmp_path, monkeypatch):
     run = tmp_path / "run"
     original = CropDataset.read
