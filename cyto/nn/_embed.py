@@ -22,6 +22,10 @@ dataset               shape / dtype       content
 ``classes``           (P,) str            protein ids of the logit columns
 ====================  ==================  ============================================
 
+Attributes record the run, checkpoint, store, ``model_config`` (JSON),
+``num_embeddings_local`` / ``num_embeddings_global`` and the ``local_shape`` /
+``global_shape`` (C, H, W) needed to unflatten the encodings.
+
 Without quantization (an ablated model) the continuous encodings are written and
 the index and histogram datasets are left out. Rows are computed and written
 chunk by chunk (memory does not grow with N); the file is written under a
@@ -279,6 +283,11 @@ def embed(
     try:
         if "done" not in f.attrs:
             _create(f, layout, n, protein_ids, fov_ids, rows, split_str, classes, identity)
+            f.attrs["model_config"] = json.dumps(cfg.to_dict())
+            f.attrs["num_embeddings_local"] = cfg.num_embeddings_local
+            f.attrs["num_embeddings_global"] = cfg.num_embeddings_global
+            f.attrs["global_shape"] = list(model.global_shape)
+            f.attrs["local_shape"] = list(model.local_shape)
         start = int(f.attrs["done"])
         ds = CropDataset(store_path, rows)
         from torch.utils.data import DataLoader

@@ -81,6 +81,7 @@ def test_embed_keys_shapes_and_values(trained, tmp_path):
     }
     assert {k: v.shape for k, v in data.items()} == shapes
     assert attrs["complete"] and attrs["n"] == n
+    assert attrs["num_embeddings_local"] == 32 and list(attrs["global_shape"]) == [g, gh, gw]
     np.testing.assert_array_equal(data["crop_index"], np.arange(n))
     with CropStore(store) as s:
         np.testing.assert_array_equal(data["protein_id"].astype(str), s.protein_ids)
