@@ -1228,6 +1228,14 @@ def _fit(
                     group["lr"] = new_lr
                 record["lr_next"] = new_lr
             metrics.write(record)
+            if config.progress and info.is_main:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{config.max_epochs}: "
+                    f"train loss {train_metrics.get('loss', math.nan):.4g}, "
+                    f"{monitor.replace('_', ' ')} {value:.4g}{' (best)' if improved else ''}, "
+                    f"lr {lr:.2g}, {train_metrics.get('images_per_s', 0):.0f} images/s",
+                    file=sys.stderr,
+                )
             if improved and info.is_main:
                 save_checkpoint(
                     {
