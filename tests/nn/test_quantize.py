@@ -112,9 +112,10 @@ def test_gradients_straight_through_and_codebook(z: torch.Tensor) -> None:
     assert vq.codebook.grad is None or not vq.codebook.grad.any()
 
 
-def test_chunking_does_not_change_result() -> None:
+@pytest.mark.parametrize("k", [50, 256])  # 256 takes the grouped two-stage argmin
+def test_chunking_does_not_change_result(k: int) -> None:
     g = torch.Generator().manual_seed(3)
-    v, cb = torch.randn(1000, 8, generator=g), torch.randn(50, 8, generator=g)
+    v, cb = torch.randn(1000, 8, generator=g), torch.randn(k, 8, generator=g)
     ref_idx, ref_val = nearest_code_torch(v, cb, chunk_size=1000)
     for chunk in (1, 7, 64, 999):
         idx, val = nearest_code_torch(v, cb, chunk_size=chunk)
@@ -124,6 +125,18 @@ def test_chunking_does_not_change_result() -> None:
     torch.testing.assert_close(
         (ref_val + v.pow(2).sum(1)).double(), exact.min(1).values, rtol=1e-5, atol=1e-4
     )
+
+
+def test_exact_ties_pick_lowest_index_like_torch_min() -> None:
+    g = torch.Generator().manual_seed(4)
+    cb = torch.randn(256, 4, generator=g)
+    cb[200] = cb[3]  # duplicated codes: exact ties across groups
+    cb[7] = cb[5]  # and within a group
+    v = torch.cat([cb[[3, 5, 200, 7]], torch.randn(50, 4, generator=g)])
+    idx, _ = nearest_code_torch(v, cb, chunk_size=16)
+    assert idx[:4].tolist() == [3, 5, 3, 5]
+    dense = torch.addmm(cb.pow(2).sum(1), v, cb.t(), beta=1, alpha=-2)
+    assert torch.equal(idx, dense.min(1).indices)
 
 
 def test_perplexity_formula() -> None:
