@@ -33,6 +33,8 @@ __all__ = [
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+# HDF5 chunk cache per open handle (default 1 MiB holds only ~4 chunks of /crops)
+_CHUNK_CACHE = 32 * 1024 * 1024
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -162,12 +164,24 @@ class CropDataset(Dataset):
         return int(self.indices.size)
 
     def _handle(self) -> Any:
+        # Only the /crops dataset is opened here: the labels and ids of a large store
+        # (hundreds of MB for 1.1 M crops) are not duplicated in every worker.
         if self._store is None or self._pid != os.getpid():
-            from cyto.data import CropStore
+            import h5py
 
-            self._store = CropStore(self.path)
+            self._store = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE)
             self._pid = os.getpid()
-        return self._store
+        return self._store["crops"]
+
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        crops = self._handle()
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        lo, hi = int(uniq[0]), int(uniq[-1]) + 1
+        if hi - lo <= 4 * uniq.size:  # dense enough: one contiguous read
+            block = crops[lo:hi][uniq - lo]
+        else:  # h5py fancy indexing needs increasing indices
+            block = crops[uniq]
+        return np.asarray(block[inverse.reshape(-1)], dtype=np.float32)
 
     def read(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read dataset positions as ``(crops (n, C, S, S) float32, labels (n,))``.
@@ -177,7 +191,10 @@ class CropDataset(Dataset):
         """
         pos = np.asarray(positions, dtype=np.int64)
         rows = self.indices[pos]
-        out = self._handle().read(rows)  # one sorted HDF5 read, returned in `rows` order
+        if rows.size == 0:
+            shape = (0, len(self.channels), self.crop_size, self.crop_size)
+            return np.empty(shape, np.float32), self.labels[rows]
+        out = self._read_rows(rows)  # one sorted HDF5 read, returned in `rows` order
         if self.augment is not None:
             out = self.augment(out, rows, epoch=self.epoch)
         return np.ascontiguousarray(out, dtype=np.float32), self.labels[rows]

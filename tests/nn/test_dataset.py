@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cyto.data import CropStore, write_crop_store
+from cyto.data import write_crop_store
 from cyto.nn import BlockShuffleSampler, CropDataset, DihedralAugment, encode_labels, split_crops
 
 
@@ -177,13 +177,13 @@ def test_sampler_blocks_keep_neighbours_together_and_skip():
 def test_store_read_is_used_once_per_batch(store, monkeypatch):
     path, _ = store
     calls = []
-    original = CropStore.read
+    original = CropDataset._read_rows
 
     def spy(self, idx):
         calls.append(len(idx))
         return original(self, idx)
 
-    monkeypatch.setattr(CropStore, "read", spy)
+    monkeypatch.setattr(CropDataset, "_read_rows", spy)
     ds = CropDataset(path)
     list(DataLoader(ds, batch_size=16))
     assert calls == [16, 16, 8]

@@ -11,7 +11,7 @@ import torch
 
 from cyto.cli import main
 from cyto.data import CropStore, write_crop_store
-from cyto.nn import TrainConfig, embed, load_model, train
+from cyto.nn import CropDataset, TrainConfig, embed, load_model, train
 from cyto.nn import _embed as embed_module
 
 from .test_train import make_store
@@ -139,13 +139,13 @@ def test_embed_streams_in_bounded_chunks(trained, tmp_path, monkeypatch):
     store, run = trained
     big = make_store(tmp_path / "big.h5", n_per_protein=64, seed=1)  # 256 crops
     reads = []
-    original = CropStore.read
+    original = CropDataset._read_rows
 
     def spy(self, idx):
         reads.append(len(idx))
         return original(self, idx)
 
-    monkeypatch.setattr(CropStore, "read", spy)
+    monkeypatch.setattr(CropDataset, "_read_rows", spy)
     peaks = {}
     for name, path in (("small", store), ("big", big)):
         tracemalloc.start()
