@@ -28,7 +28,8 @@ def _threshold_li(image: np.ndarray, *, max_iter: int = 100) -> float:
 
     Iterates ``t = (m_b - m_f) / (ln m_b - ln m_f)`` on a 2048-bin histogram of
     the image (shifted to be positive), which is much cheaper than iterating over
-    every pixel and agrees with ``skimage.filters.threshold_li`` to within a bin.
+    every pixel; it agrees with ``skimage.filters.threshold_li`` to within a few
+    bins (0.2 % of the intensity range).
     """
     lo, hi = float(image.min()), float(image.max())
     if hi - lo <= 0:
@@ -383,18 +384,31 @@ def segment_nuclei(
        pipeline finds "nuclei" in empty fields.
     2. Refinement: the Laplacian of a σ = 4 s Gaussian is positive on the background
        side of every intensity edge, including the dim valleys between touching
-       nuclei; removing it from the threshold mask tightens the boundaries, then
-       holes are filled (true holes in the threshold mask are kept: the filled mask
-       is multiplied by the threshold mask).
+       nuclei; keeping the threshold mask where it is negative tightens the
+       boundaries. A closing (disk of radius 4 s, the paper's "≥ 4 px") and the
+       filling of holes smaller than a quarter nucleus make nuclei solid; the
+       result is multiplied by the threshold mask so true holes stay open.
     3. Markers: local minima of the Laplacian of Gaussian at the nucleus scale
        (σ = d / 4), at least 0.3 d apart, negative (blob-like) and inside the refined
        mask; minima on the refined background are dropped.
     4. Marker-controlled watershed on the negative distance map of the refined mask,
-       which splits touching nuclei along their necks. Mask components without a
+       which splits touching nuclei along their necks. Adjacent regions separated
+       by neither a neck (distance at the shared border ≥ 0.9 × the smaller peak)
+       nor an intensity valley (border mean ≥ 0.85 × the dimmer region's mean) came
+       from texture within one nucleus and are merged. Mask components without a
        marker keep a label of their own.
-    5. Regions smaller than ``min_area`` (default 0.3 × the area of a disk of
+    5. Each nucleus drops the pixels dimmer than the midpoint between the threshold
+       and its own mean intensity (out-of-focus haze that a global threshold lets
+       in around bright nuclei in dense fields); small holes this opens are
+       returned to it.
+    6. Regions smaller than ``min_area`` (default 0.3 × the area of a disk of
        diameter ``d``, i.e. the OpenCell 1,000 px at ``d`` = 65) are removed and
        labels renumbered 1..n.
+
+    Nuclei larger than 2 × 18 px are segmented on a block-mean image in which they
+    are about 18 px across (the cost falls with the square of the factor); the
+    labels are then upsampled and their outer boundary re-traced on the
+    full-resolution threshold mask.
 
     Parameters
     ----------
