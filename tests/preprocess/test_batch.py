@@ -218,3 +218,37 @@ def test_cli(tmp_path, dataset, capsys) -> None:
     assert main(["preprocess", str(tmp_path / "nothing"), "-o", str(out)]) == 2
     with pytest.raises(SystemExit):
         main(["preprocess", str(dataset), "-o", str(out), "--channels", "dapi"])
+
+
+def test_crash_while_merging_keeps_the_old_store(tmp_path, monkeypatch) -> None:
+    from cyto.data import _store
+
+    manifest = _make_dataset(tmp_path / "ds", n_good=3, bad=False)
+    out = tmp_path / "m.h5"
+    first = preprocess_dataset(manifest, out, crop_size=CROP, workers=1, progress=False)
+    # two more fields arrive; the merge of the second run dies half-way
+    _write_fov(tmp_path / "ds" / "late0.tif", seed=50)
+    _write_fov(tmp_path / "ds" / "late1.tif", seed=51)
+    with open(manifest, "a") as f:
+        f.write("late0.tif,P0,l0\nlate1.tif,P1,l1\n")
+    original = _store._StoreWriter.append
+    calls = {"n": 0}
+
+    def dying_append(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # e.g. Ctrl-C or a kill during the merge
+        return original(self, *args)
+
+    monkeypatch.setattr(_store._StoreWriter, "append", dying_append)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess_dataset(manifest, out, crop_size=CROP, workers=1, progress=False)
+    monkeypatch.undo()
+    with CropStore(out) as s:  # the previous store, untouched
+        assert len(s) == first.n_crops and set(s.fov_ids) == {"g0", "g1", "g2"}
+    assert not list(tmp_path.glob(".m.h5.*.tmp"))
+    assert len(list((tmp_path / "m.h5.parts").glob("*.npz"))) == 2
+    again = preprocess_dataset(manifest, out, crop_size=CROP, workers=1, progress=False)
+    assert again.n_skipped == 5 and again.n_processed == 0
+    with CropStore(out) as s:
+        assert set(s.fov_ids) == {"g0", "g1", "g2", "l0", "l1"} and len(s) == again.n_crops
