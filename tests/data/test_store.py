@@ -169,3 +169,13 @@ def test_open_inconsistent_lengths(tmp_path, crops) -> None:
         f["nucleus_id"].resize(3, axis=0)
     with pytest.raises(ValueError, match="damaged"):
         CropStore(p)
+
+
+def test_sparse_reads_across_chunks(tmp_path, rng) -> None:
+    crops = rng.random((300, 1, 64, 64), dtype=np.float32)  # 16 kB each: many chunks
+    p = write_crop_store(tmp_path / "s.h5", crops, ["A"] * 300, channels=("protein",))
+    with CropStore(p) as s, h5py.File(p, "r") as f:
+        assert f["crops"].chunks[0] < 300
+        idx = np.array([299, 3, 150, 151, 3, 40, 260, 0])  # unsorted, repeated, sparse
+        np.testing.assert_array_equal(s.read(idx), crops[idx])
+        np.testing.assert_array_equal(s.read(np.arange(0, 300, 37)), crops[::37])
