@@ -348,6 +348,11 @@ def preprocess_dataset(
         raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
     if dtype not in ("float16", "float32"):
         raise ValueError(f"`dtype` {dtype!r} must be 'float16' or 'float32'")
+    if normalize == "none" and dtype == "float16":
+        raise ValueError(
+            "`normalize`='none' keeps raw intensities (up to 65535 for 16-bit images), "
+            "beyond the float16 range; use dtype='float32'"
+        )
     params = {
         "channels": list(names),
         "crop_size": check_positive(crop_size, "crop_size", integer=True),

@@ -128,6 +128,8 @@ def test_option_errors(tmp_path, dataset) -> None:
         preprocess_dataset(dataset, tmp_path / "a.h5", normalize="x", progress=False)
     with pytest.raises(ValueError, match="dtype"):
         preprocess_dataset(dataset, tmp_path / "a.h5", dtype="int8", progress=False)
+    with pytest.raises(ValueError, match="float16 range"):
+        preprocess_dataset(dataset, tmp_path / "a.h5", normalize="none", progress=False)
     with pytest.raises(ValueError, match="workers"):
         preprocess_dataset(dataset, tmp_path / "a.h5", workers=0, progress=False)
     with pytest.raises(FileNotFoundError, match="folder of `out`"):
