@@ -341,6 +341,24 @@ def preprocess_dataset(
         with other parameters or is not a crop store.
     FileNotFoundError
         If ``source`` or the folder of ``out`` does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, tifffile
+    >>> from skimage.draw import disk
+    >>> from cyto.data import CropStore
+    >>> root = tempfile.mkdtemp()
+    >>> field = np.full((2, 1, 200, 200), 300, np.uint16)     # C=2 (Hoechst, protein), Z=1
+    >>> field[:, 0][(slice(None), *disk((100, 100), 20))] = 3000
+    >>> os.mkdir(os.path.join(root, "ACTB"))
+    >>> tifffile.imwrite(os.path.join(root, "ACTB", "fov1.tif"), field, photometric="minisblack")
+    >>> report = preprocess_dataset(root, os.path.join(root, "crops.h5"), crop_size=64,
+    ...                             workers=1, progress=False)
+    >>> report.n_processed, report.n_crops, report.failed
+    (1, 1, [])
+    >>> with CropStore(os.path.join(root, "crops.h5")) as store:
+    ...     store.protein_ids.tolist(), store.fov_ids.tolist(), store.read([0]).shape
+    (['ACTB'], ['ACTB/fov1'], (1, 2, 64, 64))
     """
     t0 = time.perf_counter()
     names = _check_channels(channels)

@@ -328,6 +328,16 @@ def list_fovs(source: str | os.PathLike) -> list[FovSpec]:
         If ``source`` does not exist.
     ValueError
         If a folder holds neither a manifest nor any ``<protein_id>/*.tif``.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, tifffile
+    >>> root = tempfile.mkdtemp()
+    >>> for protein in ("LMNB1", "ACTB"):
+    ...     os.mkdir(os.path.join(root, protein))
+    ...     tifffile.imwrite(os.path.join(root, protein, "f1.tif"), np.zeros((8, 8), np.uint16))
+    >>> [(s.protein_id, s.fov_id) for s in list_fovs(root)]
+    [('ACTB', 'ACTB/f1'), ('LMNB1', 'LMNB1/f1')]
     """
     source = Path(source)
     if not source.exists():
