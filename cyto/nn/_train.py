@@ -1030,10 +1030,20 @@ def train(
     else:
         mcfg = _model_config(data, config, model_config, model_overrides or {})
 
+    if config.deterministic:
+        # needed by deterministic cuBLAS; must be set before CUDA initialises
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     info = setup_distributed(config.device)
+    prev_deterministic = torch.are_deterministic_algorithms_enabled()
+    cuda_devices = [info.device.index] if info.device.type == "cuda" else []
     try:
-        return _fit(data, run_dir, config, mcfg, info, checkpoint)
+        # the caller's global torch RNG state is left as it was
+        with torch.random.fork_rng(devices=cuda_devices):
+            if config.deterministic:
+                torch.use_deterministic_algorithms(True)
+            return _fit(data, run_dir, config, mcfg, info, checkpoint)
     finally:
+        torch.use_deterministic_algorithms(prev_deterministic)
         teardown_distributed(info)
 
 
@@ -1055,9 +1065,6 @@ def _fit(
             # a run killed before its first checkpoint is started over
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
             _write_run_files(run_dir, data, config, mcfg)
-    prev_deterministic = torch.are_deterministic_algorithms_enabled()
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True)
     torch.manual_seed(config.seed)
     model = Cytoself(mcfg)
     torch.manual_seed(config.seed + info.rank)  # per-rank streams (dropout)
@@ -1291,8 +1298,6 @@ def _fit(
         raise NonFiniteLossError(f"{err}; {where}", step=at) from None
     finally:
         metrics.close()
-        if config.deterministic:
-            torch.use_deterministic_algorithms(prev_deterministic)
     return run_dir
 
 
