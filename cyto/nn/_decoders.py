@@ -50,7 +50,16 @@ def upsampling_sizes(source: int, target: int) -> list[int]:
 
 
 class ResidualBlock(nn.Module):
-    """``x + conv1x1(relu(conv3x3(relu(x))))`` (the VQ-VAE residual block)."""
+    """``x + conv1x1(relu(conv3x3(relu(x))))`` (the VQ-VAE residual block).
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels.
+    hidden : int, optional
+        Channels between the two convolutions (default ``channels``; the decoders use
+        ``channels // 2``, the VQ-VAE bottleneck, which halves the cost of the 3×3 conv).
+    """
 
     def __init__(self, channels: int, hidden: int | None = None) -> None:
         super().__init__()
@@ -67,7 +76,8 @@ class ResidualDecoder(nn.Module):
 
     The first convolution is 1×1, followed by a residual stack at the input resolution;
     the width halves at every upsampling step down to ``min_channels``, each step being
-    a nearest-neighbour upsampling and a residual stack; a last 3×3 convolution maps to
+    a 1×1 width reduction, a nearest-neighbour upsampling and a residual stack (blocks
+    with a bottleneck of half the width); a last 3×3 convolution maps to
     ``out_channels`` (for decoder2 this is the paper's *mse-lyr1* adapter to the shape of
     encoder1's output).
 
@@ -131,7 +141,7 @@ class ResidualDecoder(nn.Module):
 
     @staticmethod
     def _stack(channels: int, blocks: int) -> nn.Sequential:
-        return nn.Sequential(*(ResidualBlock(channels) for _ in range(blocks)))
+        return nn.Sequential(*(ResidualBlock(channels, channels // 2) for _ in range(blocks)))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if (context is None) != (self.context is None):
