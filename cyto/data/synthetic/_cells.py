@@ -146,7 +146,7 @@ def layout_cells(
     amp = rng.uniform(0.0, 0.035, (n, len(_NUC_HARMONICS)))
     nuc_harm = amp * np.exp(1j * rng.uniform(0, 2 * np.pi, amp.shape))
     cell_r = r0 * rng.uniform(1.7, 2.5, n)
-    camp = rng.uniform(0.0, 0.12, (n, len(_CELL_HARMONICS)))
+    camp = rng.uniform(0.0, 0.16, (n, len(_CELL_HARMONICS)))
     cell_harm = camp * np.exp(1j * rng.uniform(0, 2 * np.pi, camp.shape))
     # mitotic cells: rounded, condensed chromosomes (small, bright, elongated plate)
     cell_r = np.where(mitotic, r0 * 1.6, cell_r)

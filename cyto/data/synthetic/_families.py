@@ -121,8 +121,8 @@ _SPECS = (
         "mitochondria",
         "short tubules scattered in the cytoplasm",
         {
-            "count": (25.0, 90.0),
-            "length": (2.0, 9.0),
+            "count": (20.0, 70.0),
+            "length": (3.0, 12.0),
             "size": (0.7, 1.3),
             "perinuclear": (0.0, 0.7),
         },
