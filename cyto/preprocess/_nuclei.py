@@ -256,31 +256,16 @@ def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
     return _block_mean_exact(img[:h, :w], f, np.float32)
 
 
-def _blob_markers(img: np.ndarray, d: float, refined: np.ndarray) -> np.ndarray:
+def _blob_markers(img: np.ndarray, d: float, refined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minima of the LoG at nucleus scale (sigma = d/4), >= 0.3 d apart, in ``refined``.
 
-    For large nuclei the filter runs on a block-mean decimated image (factor d/16,
-    so sigma stays >= 2 px there); marker positions are mapped back to the centre
-    of their block, an error far below the nucleus size.
+    Returns the labelled markers and the LoG image itself.
     """
-    f = max(1, int(d // 16))
-    small = _block_mean(img, f) if f > 1 else img
-    sigma = max(0.7, 0.25 * d / f)
-    blob = _laplace(ndi.gaussian_filter(small, sigma, truncate=3.0))
-    size = 2 * max(1, round(0.3 * d / f)) + 1
-    peaks = (blob <= ndi.minimum_filter(blob, size=size)) & (blob < 0)
-    rows, cols = np.nonzero(peaks)
-    if f > 1:
-        rows = np.minimum(rows * f + f // 2, img.shape[0] - 1)
-        cols = np.minimum(cols * f + f // 2, img.shape[1] - 1)
-    seeds = np.zeros(img.shape, dtype=bool)
-    seeds[rows, cols] = True
-    seeds &= refined
-    if f > 1:  # neighbouring coarse peaks (plateaus) must merge into one marker
-        seeds = ndi.binary_dilation(seeds, structure=np.ones((3, 3), bool), iterations=f // 2 + 1)
-        seeds &= refined
+    blob = _laplace(ndi.gaussian_filter(img, max(0.7, 0.25 * d), truncate=3.0))
+    size = 2 * max(1, round(0.3 * d)) + 1
+    seeds = (blob <= ndi.minimum_filter(blob, size=size)) & (blob < 0) & refined
     markers, _ = ndi.label(seeds, structure=np.ones((3, 3), bool))
-    return markers
+    return markers, blob
 
 
 def _estimate(img: np.ndarray, min_contrast: float) -> float | None:
@@ -326,10 +311,12 @@ def _segment(
     from skimage.segmentation import watershed
 
     # 3. markers: minima of the LoG at nucleus scale inside the refined mask
-    markers = _blob_markers(img, d, refined)
-    # 4. watershed on the distance map of the refined mask
+    markers, blob = _blob_markers(img, d, refined)
+    # 4. watershed on that LoG: every marker sits in its own basin, and the basins
+    # meet along the intensity valleys between nuclei (a distance map of a clump
+    # without necks would hand most of it to the marker nearest its centre)
     dref = _octagonal_distance(refined)
-    labels = watershed(-dref, markers, mask=refined)
+    labels = watershed(blob, markers, mask=refined)
     labels = _merge_unseparated(labels.astype(np.int32, copy=False), dref, smoothed)
     orphan = refined & (labels == 0)
     if orphan.any():
@@ -391,8 +378,9 @@ def segment_nuclei(
     3. Markers: local minima of the Laplacian of Gaussian at the nucleus scale
        (σ = d / 4), at least 0.3 d apart, negative (blob-like) and inside the refined
        mask; minima on the refined background are dropped.
-    4. Marker-controlled watershed on the negative distance map of the refined mask,
-       which splits touching nuclei along their necks. Adjacent regions separated
+    4. Marker-controlled watershed on the same LoG image, restricted to the refined
+       mask: basins meet along the intensity valleys between touching nuclei, also
+       inside clumps without necks. Adjacent regions separated
        by neither a neck (distance at the shared border ≥ 0.9 × the smaller peak)
        nor an intensity valley (border mean ≥ 0.85 × the dimmer region's mean) came
        from texture within one nucleus and are merged. Mask components without a
