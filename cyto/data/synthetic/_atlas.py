@@ -16,7 +16,6 @@ import numpy as np
 
 from cyto.data.synthetic._cells import layout_cells
 from cyto.data.synthetic._families import FAMILIES, sample_complex_params
-from cyto.data.synthetic._render import FieldPhysics, render_field
 
 __all__ = [
     "SyntheticAtlasConfig",
@@ -206,7 +205,10 @@ class SyntheticAtlasConfig:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**kw)
 
-    def physics(self) -> FieldPhysics:
+    def physics(self):
+        """Acquisition settings for the renderer (imports SciPy on first use)."""
+        from cyto.data.synthetic._render import FieldPhysics
+
         return FieldPhysics(
             z_planes=self.z_planes,
             expression_sigma=self.expression_sigma,
@@ -392,6 +394,8 @@ def make_field(
         mitotic_fraction=cfg.mitotic_fraction,
         clump=cfg.clumpiness,
     )
+    from cyto.data.synthetic._render import render_field  # SciPy: imported on first use
+
     level = 300.0 * protein.expression * float(np.exp(rng.normal(0.0, 0.2)))
     stack, info = render_field(
         rng,
