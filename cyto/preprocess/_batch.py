@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,9 +386,9 @@ def preprocess_dataset(
     specs = list_fovs(source) if isinstance(source, (str, os.PathLike)) else list(source)
     if not all(isinstance(s, FovSpec) for s in specs):
         raise TypeError("`source` must be a path or a sequence of FovSpec")
-    ids = [s.fov_id for s in specs]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+    counts = Counter(s.fov_id for s in specs)
+    if len(counts) != len(specs):
+        dup = sorted(i for i, k in counts.items() if k > 1)[:5]
         raise ValueError(f"the dataset repeats fov ids {dup}; fov ids must be unique")
 
     out = Path(out)

@@ -132,6 +132,13 @@ def test_option_errors(tmp_path, dataset) -> None:
         preprocess_dataset(dataset, tmp_path / "a.h5", normalize="none", progress=False)
     with pytest.raises(ValueError, match="workers"):
         preprocess_dataset(dataset, tmp_path / "a.h5", workers=0, progress=False)
+    from cyto.preprocess import FovSpec
+
+    twice = [FovSpec(Path("a.tif"), "P", "x"), FovSpec(Path("b.tif"), "P", "x")]
+    with pytest.raises(ValueError, match=r"repeats fov ids \['x'\]"):
+        preprocess_dataset(twice, tmp_path / "a.h5", progress=False)
+    with pytest.raises(TypeError, match="FovSpec"):
+        preprocess_dataset([("a.tif", "P")], tmp_path / "a.h5", progress=False)
     with pytest.raises(FileNotFoundError, match="folder of `out`"):
         preprocess_dataset(dataset, tmp_path / "no" / "a.h5", progress=False)
 
