@@ -112,6 +112,17 @@ def test_gradients_straight_through_and_codebook(z: torch.Tensor) -> None:
     assert vq.codebook.grad is None or not vq.codebook.grad.any()
 
 
+def test_autocast_does_not_lower_search_precision(z: torch.Tensor) -> None:
+    vq = VectorQuantizer(256, 4, split=3, backend="torch")
+    with torch.no_grad():
+        vq.codebook.normal_(generator=torch.Generator().manual_seed(5))  # dense codes
+    ref = vq(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vq(z)
+    assert torch.equal(out.indices, ref.indices)
+    assert out.quantized.dtype == z.dtype
+
+
 @pytest.mark.parametrize("k", [50, 256])  # 256 takes the grouped two-stage argmin
 def test_chunking_does_not_change_result(k: int) -> None:
     g = torch.Generator().manual_seed(3)

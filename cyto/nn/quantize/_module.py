@@ -353,6 +353,12 @@ class VectorQuantizer(nn.Module):
             If ``z`` does not have ``split * embedding_dim`` channels or is not 4-D.
         """
         self._check_input(z)
+        # Distances and losses in the codebook's precision, even under autocast: bf16/fp16
+        # distances would pick wrong codes at near ties.
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return self._forward(z)
+
+    def _forward(self, z: Tensor) -> VQOutput:
         vectors = self._to_vectors(z)
         tracking = self.training and (self.update == "ema" or self.dead_code_threshold > 0)
         if self.training and not self._init_checked:
