@@ -162,9 +162,20 @@ class DemoResult:
 def _atomic_json(path: Path, obj: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    tmp.write_text(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False))
     os.replace(tmp, path)
     return path
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf floats by None so the JSON is standard."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
@@ -530,7 +541,7 @@ class _Demo:
             ]
             families = {p: r["family"] for p, r in gt.items()}
             loc = localize_hidden(spectra["spectra"], sp_proteins, families, hidden=hidden)
-        hit_rate = float(np.mean([r["hit"] for r in loc])) if loc else float("nan")
+        hit_rate = float(np.mean([r["hit"] for r in loc])) if loc else None
 
         baselines = json.loads(self.baselines.read_text()) if self.baselines.exists() else {}
         # analyze_embeddings scores one variant here: index its records by level
@@ -547,9 +558,8 @@ class _Demo:
         )
         org = scores.get("organelle", {}).get("mean", float("nan"))
         cpx = scores.get("complex", {}).get("mean", float("nan"))
-        return (
-            f"Γ organelle {org:.2f}, complex {cpx:.2f}; kNN family accuracy {knn:.3f}; "
-            f"hidden proteins localized {hit_rate:.0%}"
+        return f"Γ organelle {org:.2f}, complex {cpx:.2f}; kNN family accuracy {knn:.3f}" + (
+            "" if hit_rate is None else f"; hidden proteins localized {hit_rate:.0%}"
         )
 
 
@@ -558,12 +568,15 @@ def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict)
 
     baselines = extra.get("baselines", {})
     scores = extra.get("scores", {})
-    knn = extra.get("knn_family_accuracy", float("nan"))
+
+    def num(x: Any, spec: str) -> str:
+        return "–" if x is None or not np.isfinite(x) else format(x, spec)
 
     def fmt(d: Mapping[str, Any] | None) -> str:
-        if not d or "mean" not in d:
+        if not d:
             return "–"
-        return f"{d['mean']:.2f} ± {d.get('sem', 0.0):.2f}"
+        sem = d.get("sem")
+        return num(d.get("mean"), ".2f") + ("" if sem is None else f" ± {num(sem, '.2f')}")
 
     score_rows = [
         ["cyto model (global encodings)", fmt(scores.get("organelle")), fmt(scores.get("complex"))]
@@ -600,7 +613,7 @@ def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict)
                 "complex level: protein complexes. Higher is better.",
                 {"header": ["representation", "organelle", "complex"], "rows": score_rows},
                 f"k-nearest-neighbour family accuracy of the test crops' global encodings "
-                f"(fit on the training crops): {knn:.3f}",
+                f"(fit on the training crops): {num(extra.get('knn_family_accuracy'), '.3f')}",
             ],
         ),
         (
@@ -608,7 +621,7 @@ def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict)
             [
                 "One protein per family had its family hidden; its feature spectrum was "
                 "ranked against the consensus spectra of the other proteins. Hit rate: "
-                f"{extra.get('hidden_hit_rate', float('nan')):.0%}.",
+                f"{num(extra.get('hidden_hit_rate'), '.0%')}.",
                 {
                     "header": ["protein", "true family", "predicted", "r", "hit", "top 3"],
                     "rows": loc_rows,
