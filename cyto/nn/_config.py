@@ -227,6 +227,10 @@ class CytoselfConfig:
                 f"unknown encoder {self.encoder!r}; valid choices are {list_encoders()}"
             )
 
+    def __hash__(self) -> int:
+        # the option dicts are unhashable; hash the canonical JSON instead
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
     # ------------------------------------------------------------------ derived sizes
     @property
     def global_embedding_dim(self) -> int:

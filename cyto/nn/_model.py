@@ -495,10 +495,13 @@ class Cytoself(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         result = CytoselfLoss(total=x.new_zeros(()))
         if output.reconstruction is not None:
-            terms["reconstruction"] = F.mse_loss(output.reconstruction, x) / scale
+            # losses in float32 even when the forward ran under bf16/fp16 autocast
+            terms["reconstruction"] = F.mse_loss(output.reconstruction.float(), x.float()) / scale
         if output.local_reconstruction is not None:
             target = output.local.detach() if cfg.detach_local_target else output.local
-            terms["local_reconstruction"] = F.mse_loss(output.local_reconstruction, target)
+            terms["local_reconstruction"] = F.mse_loss(
+                output.local_reconstruction.float(), target.float()
+            )
         if output.vq_local is not None and output.vq_global is not None:
             terms["vq_local"] = output.vq_local.loss
             terms["vq_global"] = output.vq_global.loss
@@ -510,8 +513,8 @@ class Cytoself(nn.Module):
                 raise ValueError(
                     f"`labels` must be an int64 Tensor of shape ({x.shape[0]},), got {got}"
                 )
-            terms["cls_local"] = F.cross_entropy(output.logits_local, labels)
-            terms["cls_global"] = F.cross_entropy(output.logits_global, labels)
+            terms["cls_local"] = F.cross_entropy(output.logits_local.float(), labels)
+            terms["cls_global"] = F.cross_entropy(output.logits_global.float(), labels)
             with torch.no_grad():
                 acc = torch.stack(
                     [

@@ -292,6 +292,7 @@ def test_config_round_trip_and_presets() -> None:
         cfg = CytoselfConfig.preset(name, in_channels=1)
         text = json.dumps(cfg.to_dict())
         assert CytoselfConfig.from_dict(json.loads(text)) == cfg
+        assert hash(CytoselfConfig.from_dict(json.loads(text))) == hash(cfg)
     cfg = CytoselfConfig.preset("small")
     assert cfg.encoder_options == {"width": 0.5, "depth": 0.5}
     changed = cfg.replace(embedding_dim=16)
@@ -305,3 +306,13 @@ def test_config_round_trip_and_presets() -> None:
     assert cfg.encoder_options == {"width": 0.5}
     with pytest.raises(AttributeError):
         cfg.in_channels = 3  # type: ignore[misc]
+
+
+def test_loss_is_float32_under_autocast(tiny: Cytoself) -> None:
+    x, y = _batch(TINY)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tiny(x)
+    assert out.reconstruction.dtype == torch.bfloat16
+    loss = tiny.loss(x, y, out)
+    assert loss.total.dtype == torch.float32 and torch.isfinite(loss.total)
+    loss.total.backward()
