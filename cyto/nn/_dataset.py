@@ -33,8 +33,6 @@ __all__ = [
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-# HDF5 chunk cache per open handle (default 1 MiB holds only ~4 chunks of /crops)
-_CHUNK_CACHE = 32 * 1024 * 1024
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -110,7 +108,7 @@ class CropDataset(Dataset):
     Notes
     -----
     The store is opened lazily, once per process, so workers never share an HDF5
-    handle. ``__getitems__`` reads a whole batch with one sorted read.
+    handle. ``__getitems__`` reads a whole batch at once (each stored chunk once).
     Call :meth:`set_epoch` before each epoch so the augmentation changes.
 
     Examples
@@ -130,10 +128,14 @@ class CropDataset(Dataset):
         from cyto.data import CropStore
 
         self.path = Path(store)
-        with CropStore(self.path) as s:  # validates the store up front
-            n = len(s)
-            self.channels = tuple(s.channels)
-            self.crop_size = int(s.crop_size)
+        # Validates the store up front. The handle is closed right away; every process
+        # reopens its own on first read. Forked DataLoader workers share the store's
+        # metadata pages copy-on-write instead of loading them again.
+        self._store = CropStore(self.path)
+        self._store.close()
+        n = len(self._store)
+        self.channels = tuple(self._store.channels)
+        self.crop_size = int(self._store.crop_size)
         if indices is None:
             idx = np.arange(n, dtype=np.int64)
         else:
@@ -153,8 +155,6 @@ class CropDataset(Dataset):
         self.labels = lab
         self.augment = augment
         self.epoch = 0
-        self._store: Any = None
-        self._pid: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation of ``epoch`` (call before building the iterator)."""
@@ -163,38 +163,23 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return int(self.indices.size)
 
-    def _handle(self) -> Any:
-        # Only the /crops dataset is opened here: the labels and ids of a large store
-        # (hundreds of MB for 1.1 M crops) are not duplicated in every worker.
-        if self._store is None or self._pid != os.getpid():
-            import h5py
-
-            self._store = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE)
-            self._pid = os.getpid()
-        return self._store["crops"]
-
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
-        crops = self._handle()
-        uniq, inverse = np.unique(rows, return_inverse=True)
-        lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-        if hi - lo <= 4 * uniq.size:  # dense enough: one contiguous read
-            block = crops[lo:hi][uniq - lo]
-        else:  # h5py fancy indexing needs increasing indices
-            block = crops[uniq]
-        return np.asarray(block[inverse.reshape(-1)], dtype=np.float32)
+        # CropStore.read sorts the rows, reads each touched chunk once and reopens the
+        # file in a new process (fork-safe)
+        return self._store.read(rows)
 
     def read(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read dataset positions as ``(crops (n, C, S, S) float32, labels (n,))``.
 
-        The rows are read from the store in sorted order with one HDF5 call and
-        returned in the order of ``positions``.
+        The rows are read from the store in sorted order, each stored chunk once,
+        and returned in the order of ``positions``.
         """
         pos = np.asarray(positions, dtype=np.int64)
         rows = self.indices[pos]
         if rows.size == 0:
             shape = (0, len(self.channels), self.crop_size, self.crop_size)
             return np.empty(shape, np.float32), self.labels[rows]
-        out = self._read_rows(rows)  # one sorted HDF5 read, returned in `rows` order
+        out = self._read_rows(rows)
         if self.augment is not None:
             out = self.augment(out, rows, epoch=self.epoch)
         return np.ascontiguousarray(out, dtype=np.float32), self.labels[rows]
@@ -209,18 +194,9 @@ class CropDataset(Dataset):
         yt = torch.from_numpy(y)
         return [(xt[i], yt[i]) for i in range(len(positions))]
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_store"] = None
-        state["_pid"] = None
-        return state
-
     def close(self) -> None:
         """Close this process's store handle (reopened on the next read)."""
-        if self._store is not None:
-            self._store.close()
-        self._store = None
-        self._pid = None
+        self._store.close()
 
     def __repr__(self) -> str:
         return f"CropDataset({str(self.path)!r}, n={len(self)}, augment={self.augment!r})"
