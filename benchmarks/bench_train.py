@@ -202,7 +202,7 @@ def main() -> None:
     from cyto.nn._model import Cytoself
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=4, help="timed training steps")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers")
     parser.add_argument("--presets", default="paper,small")
@@ -251,6 +251,9 @@ def main() -> None:
                         bench_train_raw, model, cfg, device, batch, args.steps
                     ),
                     "train_loop_img_s": partial(
+                        bench_train_loop, model, store, device, batch, args.steps, 0
+                    ),
+                    "train_loop_workers_img_s": partial(
                         bench_train_loop, model, store, device, batch, args.steps, args.workers
                     ),
                     "encode_global_raw_img_s": partial(
@@ -317,14 +320,16 @@ def write_markdown(results: dict, path: Path) -> None:
         + results["note"]
         + ".",
         "",
-        "| preset | device | train raw | train loop | loop/raw | encode_global raw "
+        "| preset | device | train raw | train loop (0 workers) | loop/raw "
+        f"| train loop ({results['workers']} workers) | encode_global raw "
         "| embed global-only | embed full | embed/raw |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["results"]:
         lines.append(
             f"| {r['preset']} | {r['device']} | {r['train_raw_img_s']:.1f} | "
             f"{r['train_loop_img_s']:.1f} | {r['loop_over_raw']:.2f} | "
+            f"{r['train_loop_workers_img_s']:.1f} | "
             f"{r['encode_global_raw_img_s']:.1f} | {r['embed_global_only_img_s']:.1f} | "
             f"{r['embed_full_img_s']:.1f} | {r['embed_over_raw']:.2f} |"
         )
