@@ -164,6 +164,25 @@ def test_dask_local_cluster(tmp_path, dataset, expected) -> None:
 
 
 @pytest.mark.slow
+def test_cli_scheduler_address(tmp_path, dataset, expected, capsys) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        out = tmp_path / "c.h5"
+        args = ["preprocess", str(dataset), "-o", str(out), "--crop-size", str(CROP), "-q"]
+        assert main([*args, "--scheduler", cluster.scheduler_address]) == 1
+    assert "4 fields processed" in capsys.readouterr().out
+    _check_store(out, expected)
+
+
+@pytest.mark.slow
 def test_kill_at_any_moment_leaves_a_valid_store(tmp_path) -> None:
     manifest = _make_dataset(tmp_path / "ds", n_good=14, bad=False)
     out = tmp_path / "k.h5"
