@@ -16,6 +16,16 @@ from cyto.nn import (
 CFG = CytoselfConfig.preset("tiny")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One torch thread: these models are tiny, and on a shared 2-core machine every
+    OpenMP parallel region can stall for a scheduler time slice (measured: 100x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model() -> Cytoself:
     torch.manual_seed(0)
@@ -99,6 +109,7 @@ def test_global_level_ablation(model: Cytoself, crops: np.ndarray) -> None:
 def test_feature_clusters_equal_one_ablation_per_cluster(
     model: Cytoself, crops: np.ndarray
 ) -> None:
+
     labels = np.arange(CFG.num_embeddings_local) % 3
     labels[:2] = -1  # unassigned codes are skipped
     res = ablate_feature_clusters(model, crops, labels, batch_size=3)

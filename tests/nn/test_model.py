@@ -11,6 +11,17 @@ import torch.nn.functional as F
 from cyto.nn import Cytoself, CytoselfConfig, CytoselfLoss, CytoselfOutput, register_encoder
 from cyto.nn import _encoders as enc_mod
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One torch thread: these models are tiny, and on a shared 2-core machine every
+    OpenMP parallel region can stall for a scheduler time slice (measured: 100x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = CytoselfConfig.preset("tiny")
 
 
@@ -27,7 +38,6 @@ def tiny() -> Cytoself:
     return Cytoself(TINY)
 
 
-@pytest.mark.slow
 def test_paper_preset_shapes_of_every_intermediate() -> None:
     torch.manual_seed(0)
     cfg = CytoselfConfig.preset("paper")
