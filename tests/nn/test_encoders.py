@@ -17,7 +17,7 @@ from cyto.nn import (
 )
 from cyto.nn import _encoders as enc_mod
 from cyto.nn._decoders import ResidualDecoder, upsampling_sizes
-from cyto.nn._encoders import MBConv, SqueezeExcite
+from cyto.nn._encoders import ConvBNAct, MBConv, SqueezeExcite
 from cyto.nn._heads import MLPHead
 
 
@@ -191,3 +191,19 @@ def test_mlp_head_flattens_and_drops_out() -> None:
     out = head.eval()(x)
     assert out.shape == (2, 5)
     torch.testing.assert_close(head(x.contiguous(memory_format=torch.channels_last)), out)
+
+
+@pytest.mark.parametrize(("groups", "act"), [(1, True), (16, False)])
+def test_eval_batchnorm_folding_is_exact(groups: int, act: bool) -> None:
+    torch.manual_seed(0)
+    block = ConvBNAct(16, 16, 3, 2, groups=groups, act=act)
+    for _ in range(3):  # non-trivial running statistics
+        block(torch.randn(4, 16, 9, 9))
+    block.eval()
+    x = torch.randn(2, 16, 9, 9)
+    unfused = block[1](block[0](x))
+    if act:
+        unfused = F.silu(unfused)
+    torch.testing.assert_close(block(x), unfused, rtol=1e-5, atol=1e-5)
+    block.train()
+    assert block(x).shape == (2, 16, 5, 5)
