@@ -155,7 +155,7 @@ class VectorQuantizer(nn.Module):
         are available, else torch; the reason is logged). The result is ``backend_``.
     chunk_size : int, optional
         Input vectors per distance block of the torch backend; peak extra memory is
-        ``chunk_size * K`` floats. Default: a block of about 4 MiB.
+        ``chunk_size * K`` floats. Default: a block of about 16 MiB.
     init_scale : float, default 0.05
         Codes start uniform in ``[-init_scale, init_scale]`` (as in the published model).
     update : {"loss", "ema"}, default "loss"
