@@ -326,3 +326,15 @@ def test_loss_is_float32_under_autocast(tiny: Cytoself) -> None:
     loss = tiny.loss(x, y, out)
     assert loss.total.dtype == torch.float32 and torch.isfinite(loss.total)
     loss.total.backward()
+
+
+def test_quantizer_options_reach_both_quantizers() -> None:
+    cfg = TINY.replace(quantizer_options={"update": "ema", "kmeans_init": True}, beta=0.5)
+    model = Cytoself(cfg)
+    for vq in (model.vq_local, model.vq_global):
+        assert vq.update == "ema" and vq.beta == 0.5
+        assert not vq.codebook.requires_grad
+    x, y = _batch(TINY)
+    before = model.vq_local.codebook.detach().clone()
+    model.loss(x, y, model(x)).total.backward()
+    assert not torch.equal(before, model.vq_local.codebook)  # k-means init + EMA update
