@@ -251,6 +251,25 @@ def test_kmeans_init_finds_clusters() -> None:
     assert torch.equal(vq.codebook.detach(), before)
 
 
+def test_state_dict_roundtrip_keeps_initialisation() -> None:
+    torch.manual_seed(0)
+    pts, _ = _clusters()
+    trained = VectorQuantizer(32, 4, backend="torch", kmeans_init=True, update="ema")
+    trained(_as_image(pts))
+    fresh = VectorQuantizer(32, 4, backend="torch", kmeans_init=True, update="ema")
+    fresh(_as_image(pts * 0 + 5.0))  # initialised on other data ...
+    fresh.load_state_dict(trained.state_dict())  # ... then replaced by the checkpoint
+    fresh.eval()
+    trained.eval()
+    assert torch.equal(fresh(_as_image(pts)).indices, trained(_as_image(pts)).indices)
+    untrained = VectorQuantizer(32, 4, backend="torch", kmeans_init=True)
+    fresh.load_state_dict(untrained.state_dict())  # not initialised: k-means runs again
+    fresh.train()
+    fresh(_as_image(pts))
+    assert bool(fresh.initialized)
+    assert not torch.equal(fresh.codebook.detach(), untrained.codebook.detach())
+
+
 def test_ema_update_formula() -> None:
     torch.manual_seed(0)
     decay, eps = 0.5, 1e-5

@@ -92,6 +92,18 @@ def test_interpreted_kernel_matches_torch_backend() -> None:
     assert proc.stdout.strip().endswith("ok")
 
 
+def test_custom_op_cpu_fallback_matches_reference() -> None:
+    from cyto.nn.quantize._reference import nearest_code_torch
+    from cyto.nn.quantize._triton import nearest_code_triton
+
+    g = torch.Generator().manual_seed(0)
+    z, cb = torch.randn(300, 16, generator=g), torch.randn(128, 16, generator=g)
+    idx, part = nearest_code_triton(z, cb)  # no interpreter here: the op's CPU kernel
+    ref_idx, ref_part = nearest_code_torch(z, cb)
+    assert torch.equal(idx, ref_idx)
+    torch.testing.assert_close(part, ref_part)
+
+
 def test_auto_backend_logs_reason(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="cyto.nn.quantize._module"):
         vq = VectorQuantizer(8, 4)

@@ -276,6 +276,11 @@ class VectorQuantizer(nn.Module):
             self.initialized.fill_(False)
         self._init_checked = False
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # A loaded ``initialized`` flag must be re-read by the next training step.
+        self._init_checked = False
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return (
             f"{self.num_embeddings}, {self.embedding_dim}, split={self.split}, "
