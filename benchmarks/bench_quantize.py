@@ -143,6 +143,15 @@ def time_case(case: str, *, rounds: int, device: str, backends, dense_rounds: in
             "ratio_to_matmul_median_paired": statistics.median(paired),
             "ratio_to_matmul_of_mins": min(ts) / min(base),
         }
+    if device == "cuda":
+        out["peak_extra_mib"] = {}
+        for name, fn in fns.items():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            start = torch.cuda.memory_allocated()
+            fn()
+            torch.cuda.synchronize()
+            out["peak_extra_mib"][name] = (torch.cuda.max_memory_allocated() - start) / 2**20
     return out
 
 
