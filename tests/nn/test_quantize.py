@@ -320,3 +320,18 @@ def test_dead_codes_restart_from_batch() -> None:
     assert (restarted[:, None, :] == x[None]).all(-1).any(1).all()
     assert int((out.counts > 0).sum()) > 1
     assert float(out.perplexity) > 2.0
+
+
+# PyTorch's own tracing of any autograd.Function emits this deprecation internally.
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
+def test_torch_compile_traces_without_graph_breaks(z: torch.Tensor) -> None:
+    vq = VectorQuantizer(64, 4, split=3, backend="torch")
+    vq(z)  # first training step: lazy initialisation (eager, may run collectives)
+    explanation = torch._dynamo.explain(vq)(z)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(vq, backend="aot_eager")
+    x = z.clone().requires_grad_(True)
+    out = compiled(x)
+    (out.loss + out.quantized.sum()).backward()
+    assert torch.equal(out.indices, vq(z).indices)
+    assert x.grad is not None

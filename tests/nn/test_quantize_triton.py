@@ -102,6 +102,11 @@ def test_custom_op_cpu_fallback_matches_reference() -> None:
     ref_idx, ref_part = nearest_code_torch(z, cb)
     assert torch.equal(idx, ref_idx)
     torch.testing.assert_close(part, ref_part)
+    # torch.compile sees through the op (triton_op): one graph, no break
+    compiled = torch.compile(
+        lambda a, b: torch.ops.cyto.vq_nearest(a, b)[0], backend="aot_eager", fullgraph=True
+    )
+    assert torch.equal(compiled(z, cb), ref_idx)
 
 
 def test_auto_backend_logs_reason(caplog: pytest.LogCaptureFixture) -> None:

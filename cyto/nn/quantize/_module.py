@@ -431,6 +431,7 @@ class VectorQuantizer(nn.Module):
         return self._from_vectors(q, torch.Size((b, s * self.embedding_dim, h, w)))
 
     # ------------------------------------------------------------------ codebook care
+    @torch.compiler.disable  # one-off / data-dependent, with collectives
     @torch.no_grad()
     def _lazy_init(self, vectors: Tensor) -> None:
         """First training step: optional k-means, then the code statistics."""
@@ -456,6 +457,7 @@ class VectorQuantizer(nn.Module):
             centroids[used] = sums[used] / counts[used, None]
         return centroids
 
+    @torch.compiler.disable  # one-off / data-dependent, with collectives
     @torch.no_grad()
     def _update_statistics(self, vectors: Tensor, indices: Tensor, counts: Tensor) -> None:
         counts = all_reduce_sum(counts.to(self.cluster_size.dtype))

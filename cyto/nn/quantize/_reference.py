@@ -212,14 +212,19 @@ def quantize_straight_through(
 
 
 def code_usage(indices: Tensor, num_embeddings: int) -> Tensor:
-    """Number of times each code is used, ``(K,)`` int64 (``torch.bincount``).
+    """Number of times each code is used, ``(K,)`` int64.
+
+    A scatter-add rather than ``torch.bincount``, whose data-dependent output shape would
+    break ``torch.compile`` graphs.
 
     Examples
     --------
     >>> code_usage(torch.tensor([0, 2, 2]), 4).tolist()
     [1, 0, 2, 0]
     """
-    return torch.bincount(indices.reshape(-1), minlength=num_embeddings)
+    flat = indices.reshape(-1)
+    counts = torch.zeros(num_embeddings, dtype=torch.int64, device=flat.device)
+    return counts.index_add_(0, flat, torch.ones_like(flat))
 
 
 def perplexity_from_counts(counts: Tensor) -> Tensor:

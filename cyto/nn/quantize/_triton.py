@@ -4,8 +4,8 @@ Each program loads a tile of ``BLOCK_M`` input vectors once, then walks over the
 in tiles of ``BLOCK_K`` codes: one ``tl.dot`` gives the tile of ``||e||² - 2 z·e`` and a
 running ``(min, argmin)`` pair is kept in registers, so no ``N x K`` matrix is ever
 written. The kernel is registered as the custom op ``cyto::vq_nearest`` with
-:func:`torch.library.triton_op`, so ``torch.compile`` traces into it; on CPU the op falls
-back to the torch reference (or runs the kernel in Triton's interpreter when
+:func:`torch.library.triton_op`, so ``torch.compile`` traces into it; on CPU the op runs
+the torch reference (or runs the kernel in Triton's interpreter when
 ``TRITON_INTERPRET=1`` was set before this module was imported).
 
 Importing this module imports Triton; :mod:`cyto.nn.quantize` imports it lazily.
@@ -167,12 +167,11 @@ if _IMPORT_ERROR is None:
 
     @torch.library.triton_op("cyto::vq_nearest", mutates_args=())
     def _vq_nearest_op(z: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
+        # torch.compile traces this body: the kernel on CUDA, plain torch ops elsewhere
+        # (or the interpreted kernel under TRITON_INTERPRET=1).
         codebook_sqnorm = codebook.pow(2).sum(1)
-        return launch_nearest_kernel(z, codebook, codebook_sqnorm)
-
-    @_vq_nearest_op.register_kernel("cpu")
-    def _vq_nearest_cpu(z: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
-        codebook_sqnorm = codebook.pow(2).sum(1)
+        if z.device.type == "cuda":
+            return launch_nearest_kernel(z, codebook, codebook_sqnorm)
         if INTERPRET:
             return launch_nearest_kernel(z, codebook, codebook_sqnorm, wrap=False)
         return nearest_code_torch(z, codebook, codebook_sqnorm=codebook_sqnorm)
