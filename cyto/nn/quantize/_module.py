@@ -101,6 +101,11 @@ def resolve_backend(backend: str) -> tuple[str, str]:
         return "torch", "requested explicitly"
     if backend == "triton":
         _triton_module()
+        if not torch.cuda.is_available():
+            return (
+                "triton",
+                "requested explicitly; no CUDA device, so CPU inputs use the torch search",
+            )
         return "triton", "requested explicitly"
     if not torch.cuda.is_available():
         return "torch", "CUDA is not available (the Triton kernel needs a GPU)"
