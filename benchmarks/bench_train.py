@@ -11,7 +11,7 @@ For each model preset ("paper", "small") and device this measures, side by side:
 * ``encode_global_raw``: images/s of ``model.encode_global`` on in-memory batches;
 * ``embed_global_only`` / ``embed_full``: images/s of :func:`cyto.nn.embed` end to
   end (store reading, model, histograms, HDF5 writing, model loading included);
-* peak resident memory of ``embed`` for N and 4N crops (separate processes), to
+* peak resident memory of ``embed`` for N and 16N crops (separate processes), to
   show that streaming keeps memory flat.
 
 Run under the shared lock so benchmarks do not overlap::
@@ -282,12 +282,12 @@ def main() -> None:
                 )
                 print(json.dumps(row), flush=True)
                 results["results"].append(row)
-        # streaming: peak RSS of embed over N and 4N crops (small preset, CPU)
+        # streaming: peak RSS of embed over N and 16N crops (small preset, CPU)
         cfg = CytoselfConfig.preset("small", in_channels=2, num_classes=16)
         model = Cytoself(cfg)
         run = make_run(model, cfg, root)
         peaks = {}
-        for n in (256, 1024):
+        for n in (256, 4096):
             store = make_store(root / f"mem{n}.h5", n, cfg.image_size)
             peaks[n] = peak_rss_mib(run, store, root / f"mem{n}-out.h5", 64)
         results["embed_peak_rss_mib"] = {
