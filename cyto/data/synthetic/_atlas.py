@@ -428,6 +428,18 @@ def _atomic_write_bytes(path: Path, writer) -> None:
         raise
 
 
+def _annotation_rows(p: SyntheticProtein) -> list[list[Any]]:
+    """OpenCell-style annotation rows: one per localization.
+
+    A ``mixed`` protein is both nuclear and cytoplasmic, so it gets two grade-3 rows
+    (``nucleoplasm`` and ``cytoplasmic``); organelle-level ground truth that keeps
+    single-localization proteins only (as the paper's does) leaves it out.
+    """
+    if p.family == "mixed":
+        return [[p.ensg_id, p.protein_id, loc, 3] for loc in ("nucleoplasm", "cytoplasmic")]
+    return [[p.ensg_id, p.protein_id, p.family, 3]]
+
+
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     def w(tmp):
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -611,7 +623,7 @@ def generate_atlas(
     _write_csv(
         out / "annotations.csv",
         ["ensg_id", "target_name", "annotation_name", "annotation_grade"],
-        [[p.ensg_id, p.protein_id, p.family, 3] for p in catalog],
+        [row for p in catalog for row in _annotation_rows(p)],
     )
     _write_csv(
         out / "complexes.csv",
