@@ -24,7 +24,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Max-project each field of view, downsample, segment the nuclei in the Hoechst "
             "channel and cut crops centred on them (protein scaled to [0, 1], signed nuclear "
             "distance to [-1, 1]) into one HDF5 crop store. INPUT is a manifest CSV (columns "
-            "path, protein_id, optional fov_id, protein_channel, nucleus_channel, axes) or a "
+            "path, protein_id, optional fov_id, protein_channel, nucleus_channel, axes, "
+            "nucleus_path for a separate Hoechst file) or a "
             "folder with manifest.csv or one sub-folder of TIFFs per protein id. Re-running "
             "resumes; unreadable files are reported and skipped."
         ),

@@ -89,15 +89,29 @@ def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int
     """Worker: one FOV to one shard. Returns (fov_id, status, n_crops, reason)."""
     try:
         stack = read_stack(spec.path, axes=spec.axes)
-        n_c = stack.shape[0]
-        need = max(spec.protein_channel, spec.nucleus_channel)
-        if need >= n_c:
-            raise ValueError(
-                f"wrong channel count: the image has {n_c} channel(s) (shape CZYX "
-                f"{stack.shape}) but channel {need} is requested"
-            )
+        if spec.nucleus_path is None:
+            nuclear = stack
+            need = max(spec.protein_channel, spec.nucleus_channel)
+        else:  # Hoechst in its own file
+            nuclear = read_stack(spec.nucleus_path, axes=spec.axes)
+            need = spec.protein_channel
+        for image, name, channel in (
+            (stack, spec.path.name, need),
+            (nuclear, Path(spec.nucleus_path or spec.path).name, spec.nucleus_channel),
+        ):
+            n_c = image.shape[0]
+            if channel >= n_c:
+                raise ValueError(
+                    f"wrong channel count: {name} has {n_c} channel(s) (shape CZYX "
+                    f"{image.shape}) but channel {channel} is requested"
+                )
         protein = stack[spec.protein_channel]
-        hoechst = stack[spec.nucleus_channel]
+        hoechst = nuclear[spec.nucleus_channel]
+        if spec.nucleus_path is not None and protein.shape[-2:] != hoechst.shape[-2:]:
+            raise ValueError(
+                f"the protein image {spec.path.name} is {protein.shape[-2:]} (Y, X) but the "
+                f"nucleus image {spec.nucleus_path.name} is {hoechst.shape[-2:]}; they must match"
+            )
         for name, arr in (("protein", protein), ("nucleus", hoechst)):
             if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
                 raise ValueError(f"the {name} channel is all NaN")

@@ -30,9 +30,13 @@ class FovSpec:
         Unique id of the field of view.
     protein_channel, nucleus_channel : int
         Channel indices (after reading as CZYX) of the protein and Hoechst images.
+        ``nucleus_channel`` indexes ``nucleus_path`` when that is given.
     axes : str or None
         Axes of the file's array (e.g. ``"CZYX"``), or None to read them from the
-        file's metadata.
+        file's metadata. Applies to both files.
+    nucleus_path : Path or None
+        A separate image file holding the Hoechst channel (one file per channel, as
+        CellProfiler-style exports write them), or None when ``path`` holds both.
     """
 
     path: Path
@@ -41,6 +45,7 @@ class FovSpec:
     protein_channel: int = 1
     nucleus_channel: int = 0
     axes: str | None = None
+    nucleus_path: Path | None = None
 
 
 def _stem(path: Path) -> str:
@@ -229,7 +234,10 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
     Columns: ``path`` (relative to the CSV's folder, or absolute), ``protein_id``;
     optional ``fov_id`` (default: the file name without ``.tif``/``.ome.tif``),
     ``protein_channel`` (default 1), ``nucleus_channel`` (default 0), ``axes``
-    (default: from the file's metadata).
+    (default: from the file's metadata), ``nucleus_path`` (a separate file with the
+    Hoechst image, relative like ``path``; empty: ``path`` holds both channels).
+    In rows with a ``nucleus_path`` both channel indices default to 0, so two
+    single-channel files need no channel columns.
 
     Parameters
     ----------
@@ -255,6 +263,14 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
     ...     _ = f.write("path,protein_id\\nA/f1.tif,A\\nB/f1.ome.tif,B\\n")
     >>> [(s.protein_id, s.fov_id) for s in read_manifest(os.path.join(d, "manifest.csv"))]
     [('A', 'f1'), ('B', 'f1_1')]
+
+    One file per channel (protein in ``f1_gfp.tif``, Hoechst in ``f1_dapi.tif``):
+
+    >>> with open(os.path.join(d, "split.csv"), "w") as f:
+    ...     _ = f.write("path,nucleus_path,protein_id\\nf1_gfp.tif,f1_dapi.tif,A\\n")
+    >>> spec = read_manifest(os.path.join(d, "split.csv"))[0]
+    >>> spec.nucleus_path.name, spec.protein_channel, spec.nucleus_channel
+    ('f1_dapi.tif', 0, 0)
     """
     path = Path(path)
     if not path.is_file():
@@ -266,7 +282,8 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
         if missing:
             raise ValueError(
                 f"{path}: manifest lacks column(s) {missing}; found {fields}, expected at least "
-                "path, protein_id (optional fov_id, protein_channel, nucleus_channel, axes)"
+                "path, protein_id (optional fov_id, protein_channel, nucleus_channel, axes, "
+                "nucleus_path)"
             )
         rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
     specs: list[FovSpec] = []
@@ -292,14 +309,26 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
             fov = f"{fov}_{k}"
         seen[fov] = i
         axes = row.get("axes", "").strip() or None
+        nucleus_file = None
+        nucleus_rel = row.get("nucleus_path", "").strip()
+        if nucleus_rel:
+            nucleus_file = Path(nucleus_rel)
+            if not nucleus_file.is_absolute():
+                nucleus_file = path.parent / nucleus_file
+            if nucleus_file == file:
+                raise ValueError(
+                    f"{where}: nucleus_path {nucleus_rel!r} is the same file as path; leave "
+                    "nucleus_path empty when one file holds both channels"
+                )
         specs.append(
             FovSpec(
                 path=file,
                 protein_id=pid,
                 fov_id=fov,
-                protein_channel=_int_field(row, "protein_channel", 1, where),
+                protein_channel=_int_field(row, "protein_channel", 0 if nucleus_file else 1, where),
                 nucleus_channel=_int_field(row, "nucleus_channel", 0, where),
                 axes=axes,
+                nucleus_path=nucleus_file,
             )
         )
     return specs
