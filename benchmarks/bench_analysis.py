@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,36 +33,6 @@ from cyto.analysis import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def version(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": version("scipy"),
-        "torch": version("torch"),
-        "platform": platform.platform(),
-        "note": "2-core machine possibly shared with other jobs; ratios are measured "
-        "side by side in one run",
-    }
 
 
 def best_of(fn, repeat: int = 3) -> tuple[float, object]:
@@ -226,7 +194,11 @@ def main() -> None:
     args = parser.parse_args()
     res = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine(),
+        "machine": machine_info(
+            packages=("numpy", "scipy", "torch"),
+            note="2-core machine possibly shared with other jobs; ratios are measured "
+            "side by side in one run",
+        ),
         "spectra": bench_spectra(
             args.images, args.proteins, args.codes, args.positions, args.pairs
         ),

@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _machine import machine_info
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,27 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cyto.nn import Cytoself, CytoselfConfig
 
 PARTS = ("encoder1", "encoder2", "vq_local", "vq_global", "decoder1", "decoder2", "fc1", "fc2")
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
 
 
 def flops_per_image(model: Cytoself) -> dict[str, float]:
@@ -131,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_flush_denormal(True)
     threads = torch.get_num_threads()
-    info = machine()
+    info = machine_info(torch=True)
     info["load_average_start"] = os.getloadavg()
     results = {"machine": info, "batch": args.batch, "presets": {}}
     for name in args.presets:

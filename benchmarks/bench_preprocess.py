@@ -31,16 +31,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _machine import machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "opencell" / "hoechst_zprojections" / "FOV_00076_RAW.tif"
@@ -179,32 +178,6 @@ def time_pool(workers: int, fields: int) -> dict:
     }
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def version(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        **{p: version(p) for p in ("numpy", "scipy", "scikit-image", "torch", "cyto")},
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="single-core repetitions")
@@ -212,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "preprocess"))
     args = parser.parse_args(argv)
 
-    info = machine()
+    info = machine_info(packages=("numpy", "scipy", "scikit-image", "torch", "cyto"), load=True)
     protein, hoechst, source = make_field()
     single = time_single(protein, hoechst, args.repeats)
     stages = time_stages(protein, hoechst, max(3, args.repeats // 3))

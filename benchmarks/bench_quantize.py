@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -29,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from _machine import machine_info
 
 from cyto.nn import VectorQuantizer
 
@@ -201,37 +200,6 @@ def peak_memory(case: str, method: str) -> float:
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_extra_mib"]
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "load_average_at_start": os.getloadavg(),
-        "note": "machine shared with other jobs; ratios are measured side by side",
-    }
-    try:
-        import triton
-
-        info["triton"] = triton.__version__
-    except ImportError:
-        info["triton"] = None
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def write_markdown(result: dict, path: Path) -> None:
     lines = [
         "# Vector quantizer benchmark",
@@ -288,7 +256,13 @@ def main() -> None:
     if args.peak_child:
         _peak_child(*args.peak_child)
         return
-    result = {"machine": machine(), "devices": {}}
+    info = machine_info(
+        packages=("numpy", "triton"),
+        torch=True,
+        load=True,
+        note="machine shared with other jobs; ratios are measured side by side",
+    )
+    result = {"machine": info, "devices": {}}
     cpu = {}
     for case in CASES:
         print(f"[cpu] {case} ...", flush=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,18 +30,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 from cyto.data import SyntheticAtlasConfig, generate_atlas, make_catalog, make_field
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def f1_at_iou(true: np.ndarray, pred: np.ndarray, thr: float = 0.5) -> tuple[float, int, int, int]:
@@ -192,16 +182,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     res = {
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "numpy": np.__version__,
-            "scipy": __import__("scipy").__version__,
-            "load_average_at_start": os.getloadavg(),
-            "note": "2-core machine shared with other helpers' jobs; CPU time is the "
+        "machine": machine_info(
+            packages=("numpy", "scipy"),
+            load=True,
+            note="2-core machine shared with other helpers' jobs; CPU time is the "
             "reliable number, wall time depends on the load",
-        }
+        )
     }
     res["speed_in_memory"] = bench_speed(args.fields)
     print(res["speed_in_memory"])

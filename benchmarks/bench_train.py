@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,30 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    return info
 
 
 def make_store(path: Path, n: int, size: int, num_classes: int = 16) -> Path:
@@ -218,7 +196,7 @@ def main() -> None:
         print("CUDA not available: CUDA benchmarks skipped")
     batch = args.batch_size
     results: dict = {
-        "machine": machine(),
+        "machine": machine_info(torch=True),
         "load_average_start": os.getloadavg(),
         "batch_size": batch,
         "workers": args.workers,

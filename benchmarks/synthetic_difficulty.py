@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 from scipy import ndimage as ndi
 
 from cyto.data import SyntheticAtlasConfig, make_catalog, make_field
@@ -340,7 +340,6 @@ def main(argv=None) -> int:
             **{f"{k}_sd": float(np.std(v)) for k, v in rec.items()},
             **rec,
         }
-    import numpy
 
     meta = {
         "what": "clustering score (paper's Γ) of model-free baselines on synthetic crops",
@@ -353,12 +352,7 @@ def main(argv=None) -> int:
         "umap_seeds": args.seeds,
         "results": results,
         "variance_explained_eta2": variance,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "python": sys.version.split()[0],
-            "numpy": numpy.__version__,
-            "note": "2-core machine possibly shared with other jobs",
-        },
+        "machine": machine_info(note="2-core machine possibly shared with other jobs"),
         "seconds_generating_and_cropping": round(t_crops, 1),
     }
     out = Path(args.out)

@@ -1,0 +1,99 @@
+"""Machine description recorded with every benchmark result.
+
+Shared by the ``benchmarks/bench_*.py`` scripts (imported as ``from _machine import
+machine_info``: a script's own folder is first on ``sys.path`` when it is run as
+``python benchmarks/bench_x.py``). Package versions come from the installed
+distributions' metadata, so listing ``"torch"`` does not import torch; only
+``torch=True`` does (for the thread count and the CUDA device).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["cpu_model", "load_average", "machine_info", "package_version"]
+
+
+def cpu_model() -> str:
+    """The CPU model name from ``/proc/cpuinfo``, else what :mod:`platform` reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name``, or ``"not installed"``."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (the machine may be shared)."""
+    return list(os.getloadavg())
+
+
+def machine_info(
+    *,
+    packages: Sequence[str] = ("numpy",),
+    torch: bool = False,
+    load: bool = False,
+    note: str | None = None,
+) -> dict[str, object]:
+    """Describe this machine for a benchmark result.
+
+    Parameters
+    ----------
+    packages : sequence of str, default ("numpy",)
+        Distributions whose versions to record, each under its own name
+        (``"not installed"`` when absent); none of them is imported.
+    torch : bool, default False
+        Import torch and record its version, its intra-op thread count
+        (``torch_threads``) and the name of CUDA device 0 (``cuda``, None without one).
+    load : bool, default False
+        Record the load averages now as ``load_average_at_start``.
+    note : str, optional
+        A free-text remark stored as ``note``.
+
+    Returns
+    -------
+    dict
+        ``cpu``, ``cores``, ``affinity`` (cores this process may use), ``python`` and
+        ``platform``, then the optional entries above; JSON-serialisable.
+
+    Examples
+    --------
+    >>> info = machine_info(packages=("numpy", "scipy"), load=True)
+    >>> sorted(k for k in info if k not in ("numpy", "scipy"))[:3]
+    ['affinity', 'cores', 'cpu']
+    """
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info: dict[str, object] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "affinity": affinity,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for name in packages:
+        info[name] = package_version(name)
+    if torch:
+        import torch as _torch
+
+        info["torch"] = _torch.__version__
+        info["torch_threads"] = _torch.get_num_threads()
+        info["cuda"] = _torch.cuda.get_device_name(0) if _torch.cuda.is_available() else None
+    if load:
+        info["load_average_at_start"] = load_average()
+    if note is not None:
+        info["note"] = note
+    return info
