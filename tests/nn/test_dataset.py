@@ -12,15 +12,7 @@ from torch.utils.data import DataLoader
 from cyto.data import write_crop_store
 from cyto.nn import BlockShuffleSampler, CropDataset, DihedralAugment, encode_labels, split_crops
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tests check logic, and on a shared 2-core machine
-    OpenMP barriers of 2 threads can be 30x slower than 1 thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

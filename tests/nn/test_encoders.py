@@ -20,15 +20,7 @@ from cyto.nn._decoders import ResidualDecoder, upsampling_sizes
 from cyto.nn._encoders import ConvBNAct, MBConv, SqueezeExcite
 from cyto.nn._heads import MLPHead
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One torch thread: these models are tiny, and on a shared 2-core machine every
-    OpenMP parallel region can stall for a scheduler time slice (measured: 100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", list_encoders())

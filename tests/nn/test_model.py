@@ -11,15 +11,7 @@ import torch.nn.functional as F
 from cyto.nn import Cytoself, CytoselfConfig, CytoselfLoss, CytoselfOutput, register_encoder
 from cyto.nn import _encoders as enc_mod
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One torch thread: these models are tiny, and on a shared 2-core machine every
-    OpenMP parallel region can stall for a scheduler time slice (measured: 100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = CytoselfConfig.preset("tiny")

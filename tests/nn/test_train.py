@@ -33,14 +33,7 @@ FAST = TrainConfig(
 DROP = {"fc_dropout": 0.5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tests check logic, and on a shared 2-core machine
-    OpenMP barriers of 2 threads can be 30x slower than 1 thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_store(path, *, n_per_protein=8, proteins=4, size=32, seed=0, nan_row=None):
