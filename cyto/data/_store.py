@@ -47,24 +47,29 @@ def _str_dtype():
     return _h5py().string_dtype("utf-8")
 
 
-def _check_channels(channels: Sequence[str], n_channels: int | None = None) -> tuple[str, ...]:
+def _check_channels(
+    channels: object, n_channels: int | None = None, *, array: str = "`crops` (axis 1)"
+) -> tuple[str, ...]:
+    """Validate channel names (also used by ``cyto.preprocess``); ``array`` names what
+    must have ``n_channels`` channels in the error message."""
     if isinstance(channels, str) or not isinstance(channels, Sequence):
         raise TypeError(
-            f"`channels` must be a sequence of channel names, got {type(channels).__name__} "
-            f"{channels!r}; expected e.g. ('protein', 'distance')"
+            f"`channels` must be a sequence of names from {list(CHANNEL_NAMES)}, got "
+            f"{type(channels).__name__} {channels!r}"
         )
     channels = tuple(channels)
     unknown = [c for c in channels if c not in CHANNEL_NAMES]
     if unknown or not channels:
         raise ValueError(
-            f"`channels` {channels!r} must be non-empty names from {list(CHANNEL_NAMES)}"
+            f"`channels` {channels!r} must be a non-empty sequence of names from "
+            f"{list(CHANNEL_NAMES)}"
         )
     if len(set(channels)) != len(channels):
         raise ValueError(f"`channels` {channels!r} contains duplicates")
     if n_channels is not None and len(channels) != n_channels:
         raise ValueError(
-            f"`channels` names {len(channels)} channels {channels!r} but `crops` has "
-            f"{n_channels} channels (axis 1)"
+            f"`channels` names {len(channels)} channels {channels!r} but {array} has "
+            f"{n_channels} channels"
         )
     return channels
 

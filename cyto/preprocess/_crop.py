@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cyto.data._store import CHANNEL_NAMES, _check_channels
 from cyto.preprocess._distance import _check_labels
 
 __all__ = ["CHANNELS", "CellCrops", "crop_cells", "normalize_crops"]
 
-#: Channel names a crop may hold and how :func:`normalize_crops` scales them.
-CHANNELS = ("protein", "distance", "nucleus")
+#: Channel names a crop may hold and how :func:`normalize_crops` scales them (the
+#: names a crop store accepts, :data:`cyto.data.CHANNEL_NAMES`).
+CHANNELS = CHANNEL_NAMES
 
 
 @dataclass(frozen=True)
@@ -41,27 +43,6 @@ class CellCrops:
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
-
-
-def _check_channels(channels: object, n: int | None = None) -> tuple[str, ...]:
-    if isinstance(channels, str) or not isinstance(channels, Sequence):
-        raise TypeError(
-            f"`channels` must be a sequence of names from {list(CHANNELS)}, got "
-            f"{type(channels).__name__} {channels!r}"
-        )
-    channels = tuple(channels)
-    bad = [c for c in channels if c not in CHANNELS]
-    if bad or not channels:
-        raise ValueError(
-            f"`channels` {channels!r} must be a non-empty sequence of names from {list(CHANNELS)}"
-        )
-    if len(set(channels)) != len(channels):
-        raise ValueError(f"`channels` {channels!r} contains duplicates")
-    if n is not None and len(channels) != n:
-        raise ValueError(
-            f"`channels` names {len(channels)} channels {channels!r} but the array has {n}"
-        )
-    return channels
 
 
 def crop_cells(
@@ -130,7 +111,7 @@ def crop_cells(
         raise ValueError(
             f"`image` (spatial shape {lab.shape}) is smaller than one crop of size {size}"
         )
-    names = _check_channels(channels, img.shape[0]) if len(channels) else ()
+    names = _check_channels(channels, img.shape[0], array="`image`") if len(channels) else ()
     empty = CellCrops(
         np.empty((0, img.shape[0], size, size), dtype=img.dtype),
         np.empty((0, 2), np.int32),

@@ -110,7 +110,7 @@ def test_write_is_atomic_and_replaces(tmp_path, crops) -> None:
         ({"crops": np.zeros((2, 2, 10, 10), np.uint8)}, TypeError, "floating"),
         ({"protein_ids": ["A"]}, ValueError, "protein_ids.*expected 2"),
         ({"channels": ("protein",)}, ValueError, "channels"),
-        ({"channels": ("protein", "dist")}, ValueError, "must be non-empty names"),
+        ({"channels": ("protein", "dist")}, ValueError, "must be a non-empty sequence of names"),
         ({"channels": "protein"}, TypeError, "channels"),
         ({"centers": np.zeros((2, 3))}, ValueError, "centers"),
         ({"nucleus_ids": np.zeros(3)}, ValueError, "nucleus_ids"),
