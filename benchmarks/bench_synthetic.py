@@ -35,43 +35,6 @@ from _machine import machine_info
 from cyto.data import SyntheticAtlasConfig, generate_atlas, make_catalog, make_field
 
 
-def f1_at_iou(true: np.ndarray, pred: np.ndarray, thr: float = 0.5) -> tuple[float, int, int, int]:
-    """F1 of instance matching at IoU > thr; returns (f1, tp, fp, fn)."""
-    true = np.asarray(true, np.int64)
-    pred = np.asarray(pred, np.int64)
-    nt, npd = int(true.max()), int(pred.max())
-    both = (true > 0) & (pred > 0)
-    inter = np.bincount(
-        true[both] * (npd + 1) + pred[both], minlength=(nt + 1) * (npd + 1)
-    ).reshape(nt + 1, npd + 1)
-    at = np.bincount(true.ravel(), minlength=nt + 1)
-    ap = np.bincount(pred.ravel(), minlength=npd + 1)
-    iou = inter / np.maximum(at[:, None] + ap[None, :] - inter, 1)
-    tp = int((iou[1:, 1:] > thr).sum())  # IoU > 0.5 matches are one-to-one
-    fp = int((ap[1:] > 0).sum()) - tp  # labels need not be consecutive
-    fn = int((at[1:] > 0).sum()) - tp
-    return 2 * tp / max(2 * tp + fp + fn, 1), tp, fp, fn
-
-
-def drop_border_nuclei(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ignore nuclei cut by the field edge: true ones touching it, predicted ones touching
-    it or lying mostly on a true nucleus that touches it (the usual evaluation rule)."""
-    edge = np.zeros(true.shape, bool)
-    edge[0] = edge[-1] = True
-    edge[:, 0] = edge[:, -1] = True
-    t_border = np.zeros(int(true.max()) + 1, bool)
-    t_border[np.unique(true[edge])] = True
-    t_border[0] = False
-    p_border = np.zeros(int(pred.max()) + 1, bool)
-    p_border[np.unique(pred[edge])] = True
-    on_bad = (pred > 0) & t_border[true]
-    n_bad = np.bincount(pred[on_bad], minlength=p_border.size)
-    n_all = np.bincount(pred.ravel(), minlength=p_border.size)
-    p_border |= n_bad > 0.5 * n_all
-    p_border[0] = False
-    return np.where(t_border[true], 0, true), np.where(p_border[pred], 0, pred)
-
-
 def _relabel(lab: np.ndarray) -> np.ndarray:
     ids = np.unique(lab)
     ids = ids[ids > 0]
@@ -136,7 +99,7 @@ def bench_atlas(n_proteins_fields: int) -> dict:
 
 
 def bench_segmentation(n_fields: int, scale: float) -> dict:
-    from cyto.preprocess import downsample, segment_nuclei
+    from cyto.preprocess import downsample, segment_nuclei, segmentation_f1
 
     cfg = SyntheticAtlasConfig(seed=7, scale=scale)
     hint = cfg.preprocess_hint
@@ -156,10 +119,9 @@ def bench_segmentation(n_fields: int, scale: float) -> dict:
         t0 = time.perf_counter()
         pred = segment_nuclei(proj)
         t_seg += time.perf_counter() - t0
-        true, pred = drop_border_nuclei(true, pred)
-        f1, a, b, c = f1_at_iou(true, pred)
-        per_field.append(round(f1, 4))
-        tp, fp, fn = tp + a, fp + b, fn + c
+        score = segmentation_f1(true, pred, ignore_border=True)
+        per_field.append(round(score.f1, 4))
+        tp, fp, fn = tp + score.tp, fp + score.fp, fn + score.fn
     return {
         "scale": scale,
         "fields": n_fields,

@@ -49,39 +49,6 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
-def _f1_at_iou(true: np.ndarray, pred: np.ndarray, thr: float = 0.5) -> float:
-    nt, npd = int(true.max()), int(pred.max())
-    both = (true > 0) & (pred > 0)
-    inter = np.bincount(
-        true[both] * (npd + 1) + pred[both], minlength=(nt + 1) * (npd + 1)
-    ).reshape(nt + 1, npd + 1)
-    at = np.bincount(true.ravel(), minlength=nt + 1)
-    ap = np.bincount(pred.ravel(), minlength=npd + 1)
-    iou = inter / np.maximum(at[:, None] + ap[None, :] - inter, 1)
-    tp = int((iou[1:, 1:] > thr).sum())  # IoU > 0.5 matches are one-to-one
-    n_true, n_pred = int((at[1:] > 0).sum()), int((ap[1:] > 0).sum())
-    return 2 * tp / max(n_true + n_pred, 1)
-
-
-def drop_border_nuclei(true, pred):
-    """Ignore nuclei cut by the field edge: true ones touching it, predicted ones touching
-    it or lying mostly on a true nucleus that touches it (the usual evaluation rule)."""
-    edge = np.zeros(true.shape, bool)
-    edge[0] = edge[-1] = True
-    edge[:, 0] = edge[:, -1] = True
-    t_border = np.zeros(int(true.max()) + 1, bool)
-    t_border[np.unique(true[edge])] = True
-    t_border[0] = False
-    p_border = np.zeros(int(pred.max()) + 1, bool)
-    p_border[np.unique(pred[edge])] = True
-    on_bad = (pred > 0) & t_border[true]
-    n_bad = np.bincount(pred[on_bad], minlength=p_border.size)
-    n_all = np.bincount(pred.ravel(), minlength=p_border.size)
-    p_border |= n_bad > 0.5 * n_all
-    p_border[0] = False
-    return np.where(t_border[true], 0, true), np.where(p_border[pred], 0, pred)
-
-
 # --- families and catalogue ------------------------------------------------------------
 
 
@@ -320,10 +287,8 @@ def test_cli_synth_writes_an_atlas(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_true_masks_match_segment_nuclei():
-    preprocess = pytest.importorskip("cyto.preprocess")
-    segment_nuclei = getattr(preprocess, "segment_nuclei", None)
-    if segment_nuclei is None:
-        pytest.skip("cyto.preprocess.segment_nuclei is not available yet")
+    from cyto.preprocess import segment_nuclei, segmentation_f1
+
     cfg = SyntheticAtlasConfig(seed=11)
     cat = make_catalog(cfg)
     scores = []
@@ -332,7 +297,7 @@ def test_true_masks_match_segment_nuclei():
         pred = segment_nuclei(
             f.image[0].max(0), nucleus_diameter=cfg.preprocess_hint["nucleus_diameter"]
         )
-        scores.append(_f1_at_iou(*drop_border_nuclei(f.nuclei, pred)))
+        scores.append(segmentation_f1(f.nuclei, pred, ignore_border=True).f1)
     assert np.mean(scores) >= 0.9, scores
     assert min(scores) >= 0.8, scores
 

@@ -11,6 +11,7 @@ MODULES = [
     "cyto.preprocess._project",
     "cyto.preprocess._nuclei",
     "cyto.preprocess._distance",
+    "cyto.preprocess._evaluate",
     "cyto.preprocess._crop",
     "cyto.preprocess._fov",
     "cyto.preprocess._readers",

@@ -5,24 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cyto.preprocess import downsample, estimate_nucleus_diameter, segment_nuclei
+from cyto.preprocess import (
+    downsample,
+    estimate_nucleus_diameter,
+    segment_nuclei,
+    segmentation_f1,
+)
 
 from ._synth import grid_centers, nuclei_field
-
-
-def _f1_at_iou(gt: np.ndarray, pred: np.ndarray, thr: float = 0.5) -> float:
-    """F1 of instance matching at IoU > thr (IoU > 0.5 matches are unique)."""
-    g, p = gt.ravel().astype(np.int64), pred.ravel().astype(np.int64)
-    g_ids, g_inv = np.unique(g, return_inverse=True)
-    p_ids, p_inv = np.unique(p, return_inverse=True)
-    inter = np.zeros((len(g_ids), len(p_ids)), np.int64)
-    np.add.at(inter, (g_inv, p_inv), 1)
-    ga, pa = inter.sum(1), inter.sum(0)
-    iou = inter / (ga[:, None] + pa[None, :] - inter)
-    iou = iou[g_ids > 0][:, p_ids > 0]
-    tp = int((iou > thr).sum())
-    n_gt, n_pred = int((g_ids > 0).sum()), int((p_ids > 0).sum())
-    return 2 * tp / (n_gt + n_pred) if n_gt + n_pred else 1.0
 
 
 @pytest.mark.parametrize("diameter", [10, 24, 60, 150])
@@ -36,7 +26,7 @@ def test_scale_sweep_counts_and_estimate(diameter: int) -> None:
     labels = segment_nuclei(img)
     assert labels.dtype == np.int32 and labels.shape == img.shape
     assert labels.max() == len(centers)
-    assert _f1_at_iou(truth, labels) >= 0.9
+    assert segmentation_f1(truth, labels).f1 >= 0.9
 
 
 def test_touching_nuclei_are_split() -> None:
@@ -46,7 +36,7 @@ def test_touching_nuclei_are_split() -> None:
     img, truth = nuclei_field((190, 190), centers, d / 2, seed=3)
     labels = segment_nuclei(img, nucleus_diameter=d)
     assert labels.max() == 6
-    assert _f1_at_iou(truth, labels) >= 0.8
+    assert segmentation_f1(truth, labels).f1 >= 0.8
     merged = segment_nuclei(img, nucleus_diameter=d, split=False)
     assert merged.max() == 4  # the two pairs stay fused without the watershed
 
@@ -105,7 +95,7 @@ def test_dsb2018_f1_at_iou05(shared_data, capsys) -> None:
     img = tifffile.imread(folder / "img2d.tif")
     gt = tifffile.imread(folder / "mask2d.tif")
     labels = segment_nuclei(img)
-    f1 = _f1_at_iou(gt, labels)
+    f1 = segmentation_f1(gt, labels).f1
     with capsys.disabled():  # shown in every test run, not only on failure
         print(
             f"\nDSB 2018 (stardist img2d): {labels.max()} nuclei found, "
