@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import atomic_path
 from cyto._optional import require
 from cyto.analysis._validate import as_float_array, encode_labels
 
@@ -89,14 +90,8 @@ def family_colors(families: Sequence[str]) -> dict[str, Any]:
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 150) -> Path:
     """Save a figure atomically (temporary file, then rename); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path, mkdir=True) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

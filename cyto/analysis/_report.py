@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import atomic_path
 from cyto.analysis._ground_truth import labels_for, load_complexes, load_ground_truth
 from cyto.analysis._score import ScoreTable, clustering_score_table, merge_score_tables
 from cyto.analysis._spectra import (
@@ -36,14 +37,8 @@ _BLOCK = 4096  # rows read per HDF5 block
 
 # --------------------------------------------------------------------------- I/O helpers
 def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path, mkdir=True) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

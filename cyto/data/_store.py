@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import atomic_path, default_mode
+
 __all__ = ["CHANNEL_NAMES", "FORMAT_VERSION", "CropStore", "write_crop_store"]
 
 FORMAT_VERSION = 1
@@ -171,9 +173,7 @@ class _StoreWriter:
 def _atomic_target(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    default_mode(tmp)  # mkstemp makes 0600; give the usual permissions
     return Path(tmp)
 
 
@@ -265,8 +265,7 @@ def write_crop_store(
         raise FileNotFoundError(f"folder of `path` does not exist: {path.parent}")
 
     dtype = np.float16 if crops.dtype == np.float16 else np.float32
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         w = _StoreWriter(tmp, channels=channels, crop_size=s, dtype=dtype, params=params)
         try:
             w.append(
@@ -278,10 +277,6 @@ def write_crop_store(
             )
         finally:
             w.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

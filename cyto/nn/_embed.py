@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checkpoint import _default_mode, load_checkpoint
+from cyto._atomic import atomic_path, default_mode
+
+from ._checkpoint import load_checkpoint
 from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers
 from ._distributed import resolve_device
 
@@ -321,7 +323,7 @@ def embed(
         bar.close()
         f.attrs["complete"] = True
         f.close()
-        _default_mode(tmp)
+        default_mode(tmp)
         os.replace(tmp, out_path)
     finally:
         if f.id.valid:
@@ -469,8 +471,6 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
     -------
     out_path : Path
     """
-    import tempfile
-
     import h5py
 
     from cyto._optional import require
@@ -490,9 +490,7 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
         )
         obs.index = obs["crop_index"].astype(str).to_numpy()
         classes = list(src["classes"].asstr()[()])
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(out_path) as tmp:
             ad.AnnData(obs=obs, uns={"classes": np.array(classes, dtype=object)}).write_h5ad(tmp)
             with h5py.File(tmp, "r+") as dst:
                 obsm = dst["obsm"]
@@ -517,9 +515,4 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
                         out[lo : lo + step] = data[lo : lo + step]
                     out.attrs["encoding-type"] = "array"
                     out.attrs["encoding-version"] = "0.2.0"
-            _default_mode(tmp)
-            os.replace(tmp, out_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     return out_path

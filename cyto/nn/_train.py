@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
@@ -34,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from cyto._atomic import atomic_path
+
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
-    _default_mode,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
@@ -423,15 +423,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        _default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _loss_values(loss: Any) -> dict[str, torch.Tensor | float]:
@@ -921,15 +914,8 @@ def _write_run_files(run_dir: Path, data: _RunData, config: TrainConfig, model_c
         "torch_version": torch.__version__,
     }
     _atomic_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
-    fd, tmp = tempfile.mkstemp(prefix=".split.", suffix=".npz", dir=run_dir)
-    os.close(fd)
-    try:
+    with atomic_path(run_dir / "split.npz", suffix=".npz") as tmp:
         np.savez(tmp, split=data.split, classes=data.classes.astype(str), labels=data.labels)
-        _default_mode(tmp)
-        os.replace(tmp, run_dir / "split.npz")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _resolve_resume_config(saved: TrainConfig, given: TrainConfig | None) -> TrainConfig:

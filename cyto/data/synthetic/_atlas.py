@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import atomic_path
 from cyto.data.synthetic._cells import layout_cells
 from cyto.data.synthetic._families import FAMILIES, sample_complex_params
 
@@ -415,19 +415,6 @@ def make_field(
 # writing
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _annotation_rows(p: SyntheticProtein) -> list[list[Any]]:
     """OpenCell-style annotation rows: one per localization.
 
@@ -441,13 +428,10 @@ def _annotation_rows(p: SyntheticProtein) -> list[list[Any]]:
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    def w(tmp):
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            out = csv.writer(fh)
-            out.writerow(header)
-            out.writerows(rows)
-
-    _atomic_write_bytes(path, w)
+    with atomic_path(path, mkdir=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        out.writerows(rows)
 
 
 def _write_tiff(path: Path, data: np.ndarray, axes: str, compression: str | None) -> None:
@@ -456,23 +440,10 @@ def _write_tiff(path: Path, data: np.ndarray, axes: str, compression: str | None
     kw: dict[str, Any] = {}
     if compression == "zlib":
         kw = {"compression": "zlib", "compressionargs": {"level": 1}, "predictor": True}
-    tmp_suffix = ".tif"
-
-    def w(tmp):
-        # plain TIFF with tifffile's JSON shape/axes description: byte-for-byte
-        # reproducible (OME-XML would embed a random UUID)
+    # plain TIFF with tifffile's JSON shape/axes description: byte-for-byte
+    # reproducible (OME-XML would embed a random UUID)
+    with atomic_path(path, suffix=".tif", mkdir=True) as tmp:
         tifffile.imwrite(tmp, data, photometric="minisblack", metadata={"axes": axes}, **kw)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=tmp_suffix)
-    os.close(fd)
-    try:
-        w(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _preprocess_args(cfg: SyntheticAtlasConfig) -> str:
@@ -619,7 +590,8 @@ def generate_atlas(
             for p in catalog
         ],
     }
-    _atomic_write_bytes(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    with atomic_path(meta_path, mkdir=True) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     _write_csv(
         out / "annotations.csv",
         ["ensg_id", "target_name", "annotation_name", "annotation_grade"],
