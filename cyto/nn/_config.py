@@ -49,6 +49,16 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_nonneg_number(value: Any) -> bool:
+    """A finite int or float >= 0 (bools are not numbers here)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 @dataclass(frozen=True)
 class CytoselfConfig:
     """Configuration of a :class:`~cyto.nn.Cytoself` model (validated on creation).
@@ -192,12 +202,7 @@ class CytoselfConfig:
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
         for name in ("beta", "w_reconstruction", "w_vq", "w_classification"):
             value = getattr(self, name)
-            if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-                or value < 0
-            ):
+            if not _is_nonneg_number(value):
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
         if not isinstance(self.fc_dropout, int | float) or not 0 <= self.fc_dropout < 1:
             raise ValueError(f"`fc_dropout` must be in [0, 1), got {self.fc_dropout!r}")

@@ -42,6 +42,7 @@ from ._checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from ._config import _is_int, _is_nonneg_number
 from ._dataset import (
     SPLIT_NAMES,
     BlockShuffleSampler,
@@ -208,16 +209,11 @@ class TrainConfig:
             ("seed", 0),
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            if not _is_int(value) or value < low:
                 raise ValueError(f"`{name}` must be an int >= {low}; got {value!r}")
         for name in ("lr", "lr_factor", "min_lr", "min_delta", "grad_clip"):
             value = getattr(self, name)
-            if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-                or value < 0
-            ):
+            if not _is_nonneg_number(value):
                 raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}")
         if self.lr <= 0:
             raise ValueError(f"`lr` must be > 0; got {self.lr!r}")
