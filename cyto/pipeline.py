@@ -213,6 +213,17 @@ def _family_table(atlas_dir: Path) -> dict[str, dict[str, str]]:
         return {r["protein_id"]: r for r in csv.DictReader(fh)}
 
 
+def _check_preprocessed(report: Any) -> Any:
+    """Stop the pipeline when preprocessing produced no crops (every field failed)."""
+    if report.n_crops == 0:
+        reasons = "; ".join(f"{path}: {why}" for path, why in report.failed[:3])
+        raise ValueError(
+            f"preprocessing wrote no crops to {report.path} ({report.n_failed} of "
+            f"{report.n_fovs} fields failed{': ' + reasons if reasons else ''})"
+        )
+    return report
+
+
 def _strings(ds: Any) -> np.ndarray:
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=object)
 
@@ -440,8 +451,10 @@ class _Demo:
         from cyto.preprocess import preprocess_dataset
 
         hint = dict(json.loads((self.atlas / "synth.json").read_text())["preprocess_hint"])
-        rep = preprocess_dataset(
-            self.atlas / "manifest.csv", self.crops, progress=self.progress, **hint
+        rep = _check_preprocessed(
+            preprocess_dataset(
+                self.atlas / "manifest.csv", self.crops, progress=self.progress, **hint
+            )
         )
         return f"{rep.n_crops} crops from {rep.n_fovs} fields ({rep.n_failed} failed)"
 
@@ -923,7 +936,8 @@ def run_ablation(
         )
     hint = dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"])
     all_channels = out / "crops_all.h5"
-    if not all_channels.exists():
+    # resumable: fields already in the store are skipped, failed ones are retried
+    _check_preprocessed(
         preprocess_dataset(
             atlas / "manifest.csv",
             all_channels,
@@ -931,6 +945,7 @@ def run_ablation(
             progress=progress,
             **hint,
         )
+    )
     gt = _family_table(atlas)
     scores_path = out / "scores.json"
     done: dict[str, dict[str, dict[str, list[float]]]] = (

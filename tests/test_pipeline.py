@@ -145,3 +145,14 @@ def test_ablation_table(tmp_path: Path) -> None:
     )
     assert cfg["model"]["classify"] is False
     assert set(ABLATION_VARIANTS) >= set(variants)
+
+
+def test_pipeline_stops_when_preprocessing_made_no_crops(tmp_path: Path) -> None:
+    from cyto.pipeline import _check_preprocessed
+    from cyto.preprocess import BatchReport
+
+    failed = [("a.tif", "worker process died"), ("b.tif", "unreadable")]
+    with pytest.raises(ValueError, match=r"no crops .*2 of 2 fields failed.*a.tif: worker"):
+        _check_preprocessed(BatchReport(tmp_path / "c.h5", n_fovs=2, failed=failed))
+    ok = BatchReport(tmp_path / "c.h5", n_fovs=2, n_crops=5)
+    assert _check_preprocessed(ok) is ok
