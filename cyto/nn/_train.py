@@ -124,6 +124,13 @@ class TrainConfig:
         Epochs without improvement before training stops.
     min_delta : float, default 0.0
         Validation-loss decrease that counts as an improvement.
+    monitor : str, default "loss"
+        Validation metric that drives the learning-rate plateau, early stopping and the
+        best checkpoint: ``"loss"`` (the paper) or one of its terms
+        (``"reconstruction"``, ``"cls_global"``, ...), lower is better; an
+        ``"accuracy_*"`` metric counts with its sign flipped (higher is better). Useful
+        when the feature-space terms (``local_reconstruction``, ``vq_*``), whose scale
+        follows the encoders' output, grow while the model improves.
     split : (float, float, float), default (0.8, 0.1, 0.1)
         Train, validation, test fractions.
     group_by_fov : bool, default True
@@ -178,6 +185,7 @@ class TrainConfig:
     min_lr: float = 1e-8
     early_stop_patience: int = 12
     min_delta: float = 0.0
+    monitor: str = "loss"
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     group_by_fov: bool = True
     seed: int = 0
@@ -231,6 +239,10 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be a bool; got {getattr(self, name)!r}")
         if self.amp not in _AMP_CHOICES:
             raise ValueError(f"`amp` must be one of {list(_AMP_CHOICES)}; got {self.amp!r}")
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ValueError(
+                f"`monitor` must be a metric name such as 'loss'; got {self.monitor!r}"
+            )
         if not isinstance(self.preset, str) or not isinstance(self.device, str):
             raise ValueError(
                 f"`preset` and `device` must be str; got {self.preset!r}, {self.device!r}"
@@ -1193,8 +1205,16 @@ def _fit(
                 channels_last=channels_last,
                 dist_info=info,
             )
-            monitor = "val_loss" if val_metrics else "train_loss"
-            value = val_metrics.get("loss", train_metrics.get("loss", math.nan))
+            source, prefix = (val_metrics, "val") if val_metrics else (train_metrics, "train")
+            monitor = f"{prefix}_{config.monitor}"
+            if config.monitor not in source:
+                raise ValueError(
+                    f"`monitor` {config.monitor!r} is not a metric of this model; valid "
+                    f"choices are {sorted(source)}"
+                )
+            value = float(source[config.monitor])
+            if config.monitor.startswith("accuracy"):
+                value = -value  # the plateau logic minimises
             if not math.isfinite(value):
                 raise NonFiniteLossError(
                     f"the {monitor.replace('_', ' ')} became {value} after epoch {epoch} "
@@ -1270,6 +1290,7 @@ def _fit(
                 "stop_reason": stop_reason,
                 "epochs": int(last["epoch"]) if last is not None else 0,
                 "best_epoch": plateau.best_epoch,
+                "monitor": config.monitor,
                 "best_loss": plateau.best if math.isfinite(plateau.best) else None,
                 "steps": step,
                 "world_size": info.world_size,

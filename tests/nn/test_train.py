@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import pickle
@@ -296,3 +297,20 @@ def test_cuda_mixed_precision_run(store, tmp_path):
     assert np.isfinite(epochs(run)[0]["train_loss"])
     assert load_model(run, device="cuda").encoder1 is not None
     shutil.rmtree(run)
+
+
+def test_monitor_selects_the_metric_of_early_stopping(store, tmp_path):
+    cfg = dataclasses.replace(FAST, max_epochs=2, monitor="accuracy_global")
+    run = train(store, tmp_path / "acc", config=cfg)
+    recs = epochs(run)
+    assert {r["monitor"] for r in recs} == {"val_accuracy_global"}
+    best = max(range(len(recs)), key=lambda i: (recs[i]["val_accuracy_global"], -i))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["monitor"] == "accuracy_global"
+    assert summary["best_epoch"] == recs[best]["epoch"]
+
+    bad = dataclasses.replace(FAST, max_epochs=1, monitor="cls_global")
+    with pytest.raises(ValueError, match=r"`monitor` 'cls_global' is not a metric.*'loss'"):
+        train(store, tmp_path / "bad", config=bad, model_overrides={"classify": False})
+    with pytest.raises(ValueError, match="`monitor` must be a metric name"):
+        TrainConfig(monitor="")
