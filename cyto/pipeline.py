@@ -192,6 +192,16 @@ class DemoResult:
 
 
 # --------------------------------------------------------------------------- helpers
+def _resolve_preset(preset: str | DemoPreset) -> DemoPreset:
+    if isinstance(preset, str):
+        if preset not in DEMO_PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(DEMO_PRESETS)}, got {preset!r}")
+        return DEMO_PRESETS[preset]
+    if not isinstance(preset, DemoPreset):
+        raise TypeError(f"`preset` must be a str or DemoPreset, got {type(preset).__name__}")
+    return preset
+
+
 def _atomic_json(path: Path, obj: Any) -> Path:
     with atomic_path(path, mkdir=True) as tmp:
         tmp.write_text(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False))
@@ -735,12 +745,7 @@ def run_demo(
     ValueError
         If ``preset`` or a stage name is unknown.
     """
-    if isinstance(preset, str):
-        if preset not in DEMO_PRESETS:
-            raise ValueError(f"`preset` must be one of {sorted(DEMO_PRESETS)}, got {preset!r}")
-        preset = DEMO_PRESETS[preset]
-    elif not isinstance(preset, DemoPreset):
-        raise TypeError(f"`preset` must be a str or DemoPreset, got {type(preset).__name__}")
+    preset = _resolve_preset(preset)
     rerun = set(stages or ())
     unknown = rerun - set(STAGES)
     if unknown:
@@ -928,10 +933,7 @@ def run_ablation(
     from cyto.nn import embed, train
     from cyto.preprocess import preprocess_dataset
 
-    if isinstance(preset, str):
-        if preset not in DEMO_PRESETS:
-            raise ValueError(f"`preset` must be one of {sorted(DEMO_PRESETS)}, got {preset!r}")
-        preset = DEMO_PRESETS[preset]
+    preset = _resolve_preset(preset)
     names = list(ABLATION_VARIANTS) if variants is None else [str(v) for v in variants]
     unknown = [v for v in names if v not in ABLATION_VARIANTS]
     if unknown:

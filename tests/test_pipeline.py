@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from cyto.pipeline import (
     ABLATION_VARIANTS,
+    DEMO_PRESETS,
     STAGES,
     knn_family_accuracy,
     localize_hidden,
@@ -124,9 +126,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ablation_table(tmp_path: Path) -> None:
     variants = ["full model", "no identification task"]
+    # the table's plumbing, not the scores' quality: two epochs per model
+    quick = dataclasses.replace(DEMO_PRESETS["tiny"], max_epochs=2)
     result = run_ablation(
         tmp_path / "ablate",
-        preset="tiny",
+        preset=quick,
         variants=variants,
         seeds=(0,),
         umap_seeds=(0,),
