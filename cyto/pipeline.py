@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path
+from cyto.analysis._report import _strings  # h5py string dataset → str array (numpy only)
 
 __all__ = [
     "ABLATION_VARIANTS",
@@ -261,8 +262,12 @@ def _check_preprocessed(report: Any) -> Any:
     return report
 
 
-def _strings(ds: Any) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=object)
+def _levels(gt: Mapping[str, Mapping[str, str]], proteins: Any) -> dict[str, np.ndarray]:
+    """Per-crop organelle (family) and complex labels; None for unknown proteins."""
+    return {
+        level: np.array([gt.get(p, {}).get(col) for p in proteins], dtype=object)
+        for level, col in (("organelle", "family"), ("complex", "complex"))
+    }
 
 
 # --------------------------------------------------------------------------- analyses
@@ -527,12 +532,6 @@ class _Demo:
             n, d = f["global"].shape[0], int(np.prod(f["global"].shape[1:]))
         return f"{n} crops encoded ({d}-dim global encodings)"
 
-    def _levels(self, proteins: np.ndarray) -> dict[str, np.ndarray]:
-        gt = _family_table(self.atlas)
-        fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
-        cx = np.array([gt.get(p, {}).get("complex") for p in proteins], dtype=object)
-        return {"organelle": fam, "complex": cx}
-
     def baselines_(self) -> str:
         from cyto.data import CropStore
 
@@ -549,7 +548,7 @@ class _Demo:
             pch = list(store.channels).index("protein")
         scores = baseline_scores(
             crops,
-            self._levels(proteins),
+            _levels(_family_table(self.atlas), proteins),
             protein_channel=pch,
             seeds=self.preset.umap_seeds,
             exclude={"organelle": ["mixed"]},
@@ -1000,13 +999,12 @@ def run_ablation(
             if not emb.exists():
                 embed(run, store, emb, split="test", device=device, progress=progress)
             X, proteins = _read_test_encodings(emb)
-            fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
-            cx = np.array([gt.get(p, {}).get("complex") for p in proteins], dtype=object)
+            labels = _levels(gt, proteins)
             per: dict[str, list[float]] = {"organelle": [], "complex": []}
             for useed in umap_seeds:
                 Y = umap_embed(X, random_state=int(useed))
-                per["organelle"].append(clustering_score(Y, fam, exclude=["mixed"]))
-                per["complex"].append(clustering_score(Y, cx))
+                per["organelle"].append(clustering_score(Y, labels["organelle"], exclude=["mixed"]))
+                per["complex"].append(clustering_score(Y, labels["complex"]))
             done.setdefault(name, {})[key] = per
             _atomic_json(scores_path, done)
             echo(
