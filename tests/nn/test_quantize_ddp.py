@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -74,14 +74,27 @@ def _worker(rank: int, world: int, init_method: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
-@pytest.mark.skipif(
-    os.environ.get("CYTO_TEST_SPAWN_DDP") != "1",
-    reason="hangs about one run in three at start-up (under investigation); codebook "
-    "agreement across ranks is covered by tests/nn/test_ddp.py (torchrun, 2 gloo ranks). "
-    "Set CYTO_TEST_SPAWN_DDP=1 to run it.",
-)
+@pytest.mark.timeout(300)
 def test_codebooks_identical_across_ranks(tmp_path: Path) -> None:
-    # a TCP store on loopback: the file store could hang when the first rank to finish
-    # removed the shared file while the other was still in a collective
-    mp.spawn(_worker, args=(2, f"tcp://127.0.0.1:{_free_port()}"), nprocs=2, join=True)
+    # A TCP store on loopback: the file store could hang when the first rank to finish
+    # removed the shared file while the other was still in a collective.
+    #
+    # In an earlier session this test hung at start-up in about one run in three (with
+    # both stores); 16 later runs under load did not reproduce it and the cause is
+    # unknown. A watchdog therefore tells a hang apart from a failure: a rank that
+    # raises (codebooks differ, or a collective mismatch, which gloo reports after its
+    # 60 s timeout) fails the test; ranks still silent after the deadline are killed and
+    # the test is skipped with that reason instead of hanging CI.
+    ctx = mp.start_processes(
+        _worker,
+        args=(2, f"tcp://127.0.0.1:{_free_port()}"),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + 180
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.skip("2-rank gloo start-up hung past 180 s (known, intermittent)")
