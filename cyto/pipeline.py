@@ -1029,9 +1029,13 @@ def run_ablation(
         "ablation.json": out / "ablation.json",
         "ablation.png": out / "ablation.png",
     }
+    # UMAPs per model as stored (a resumed study keeps the UMAP seeds it was scored with)
+    n_umaps = sorted({len(done[name][key]["organelle"]) for name in names for key in keys})
+    n_models = f"{len(seeds)} trained model{'s' if len(seeds) > 1 else ''}"
     header = (
-        f"Clustering score Γ (mean ± s.e.m. over {len(seeds)} trained models × "
-        f"{len(umap_seeds)} UMAPs), preset {preset.name!r}, synthetic atlas seed 0.\n\n"
+        f"Clustering score Γ (mean ± s.e.m. over {n_models} × "
+        f"{'/'.join(map(str, n_umaps))} UMAP{'s' if n_umaps[-1] > 1 else ''}), "
+        f"preset {preset.name!r}, synthetic atlas seed 0.\n\n"
     )
     _atomic_text(files["ablation.md"], header + table.to_markdown() + "\n")
     records = table.to_records()

@@ -150,6 +150,25 @@ def test_ablation_table(tmp_path: Path) -> None:
     assert cfg["model"]["classify"] is False
     assert set(ABLATION_VARIANTS) >= set(variants)
 
+    # rerun: finished models are skipped, and the table holds the requested seeds only,
+    # even when scores.json also keeps another seed from an earlier run
+    scores_path = tmp_path / "ablate/scores.json"
+    scores = json.loads(scores_path.read_text())
+    for name in variants:
+        scores[name]["seed7"] = {"organelle": [1e6], "complex": [1e6]}
+    scores_path.write_text(json.dumps(scores))
+    again = run_ablation(
+        tmp_path / "ablate",
+        preset=quick,
+        variants=variants,
+        seeds=(0,),
+        umap_seeds=(0,),
+        progress=False,
+        echo=lambda _: None,
+    )
+    np.testing.assert_array_equal(again.table.mean, result.table.mean)
+    assert "over 1 trained model × 1 UMAP)" in again.files["ablation.md"].read_text()
+
 
 def test_pipeline_stops_when_preprocessing_made_no_crops(tmp_path: Path) -> None:
     from cyto.pipeline import _check_preprocessed
