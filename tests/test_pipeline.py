@@ -65,6 +65,31 @@ def test_run_demo_rejects_unknown_names(tmp_path: Path) -> None:
         run_ablation(tmp_path, preset="tiny", variants=["no brain"])
 
 
+def test_run_demo_checks_its_input_arguments(tmp_path: Path) -> None:
+    import h5py
+
+    with pytest.raises(FileNotFoundError, match=r"`data`: .*does not exist"):
+        run_demo(tmp_path / "a", data=tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="`ground_truth` only apply with `data`"):
+        run_demo(tmp_path / "a", ground_truth=__file__)
+    with pytest.raises(ValueError, match="`preprocess_options` only apply with `data`"):
+        run_demo(tmp_path / "a", preprocess_options={"crop_size": 64})
+    store = tmp_path / "crops.h5"
+    with h5py.File(store, "w"):
+        pass
+    with pytest.raises(ValueError, match="is a crop store, already preprocessed"):
+        run_demo(tmp_path / "a", data=store, preprocess_options={"crop_size": 64})
+    with pytest.raises(TypeError, match="`data` must be a path"):
+        run_demo(tmp_path / "a", data=3)  # type: ignore[arg-type]
+    # a folder with finished stages of another input is not mixed up with this one
+    used = tmp_path / "used"
+    (used / "stages").mkdir(parents=True)
+    (used / "stages" / "synth.json").write_text("{}")
+    (used / "demo.json").write_text(json.dumps({"inputs": {"data": None}}))
+    with pytest.raises(ValueError, match="holds a demo of data=None"):
+        run_demo(used, data=store)
+
+
 def _chance_score(umap_csv: Path, level: str, seed: int = 0) -> tuple[float, float]:
     """Γ of the atlas and Γ with the labels permuted (chance)."""
     from cyto.analysis import clustering_score
@@ -122,6 +147,69 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     again = run_demo(out, preset="tiny", progress=False, echo=lambda _: None, stages=["analyze"])
     assert [r.skipped for r in again.stages] == [True] * (len(STAGES) - 1) + [False]
 
+    # the same job on "your own data": a finished crop store and OpenCell-style tables
+    import hashlib
+
+    store = out / "crops.h5"
+    digest = hashlib.sha256(store.read_bytes()).hexdigest()
+    own = tmp_path / "own"
+    mine = run_demo(
+        own,
+        data=store,
+        ground_truth=out / "atlas/annotations.csv",
+        complexes=out / "atlas/complexes.csv",
+        preset="tiny",
+        progress=False,
+        echo=lambda _: None,
+    )
+    assert not (own / "atlas").exists() and not (own / "crops.h5").exists()
+    assert "user data" in mine.stages[0].summary
+    for level in ("organelle", "complex"):
+        assert math.isfinite(mine.summary["scores"][level]["mean"])
+        assert math.isfinite(mine.summary["baselines"]["pixels"][level]["mean"])
+    assert set(mine.summary["knn_family_accuracy"]) == {"euclidean", "cosine"}
+    assert "cyto demo: crops.h5" in (own / "report.html").read_text()
+    # rerunning the preprocess stage never touches the user's store
+    run_demo(
+        own,
+        data=store,
+        ground_truth=out / "atlas/annotations.csv",
+        preset="tiny",
+        stages=["preprocess"],
+        progress=False,
+        echo=lambda _: None,
+    )
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == digest
+    # with organelle labels only, only the organelle level is scored
+    rerun = json.loads((own / "summary.json").read_text())
+    assert set(rerun["scores"]) == {"organelle"} == set(rerun["baselines"]["pixels"])
+    with pytest.raises(ValueError, match="holds a demo of data="):
+        run_demo(out, data=store, preset="tiny", progress=False, echo=lambda _: None)
+
+
+@pytest.mark.slow
+def test_demo_on_a_manifest_without_ground_truth(tmp_path: Path) -> None:
+    from cyto.data import SyntheticAtlasConfig, generate_atlas
+
+    atlas = tmp_path / "images"
+    generate_atlas(atlas, SyntheticAtlasConfig(**DEMO_PRESETS["tiny"].atlas), progress=False)
+    hint = json.loads((atlas / "synth.json").read_text())["preprocess_hint"]
+    out = tmp_path / "own"
+    result = run_demo(
+        out,
+        data=atlas / "manifest.csv",
+        preprocess_options=hint,
+        preset="tiny",
+        progress=False,
+        echo=lambda _: None,
+    )
+    assert (out / "crops.h5").exists() and (out / "report.html").exists()
+    assert (out / "analysis/umap.csv").exists() and (out / "analysis/spectra.npz").exists()
+    # without a ground truth nothing is scored, and the report says so
+    assert result.summary["scores"] == {} and result.summary["baselines"] == {}
+    assert result.summary["knn_family_accuracy"] == {}
+    assert "not computed" in (out / "report.html").read_text()
+
 
 @pytest.mark.slow
 def test_ablation_table(tmp_path: Path) -> None:
@@ -140,6 +228,8 @@ def test_ablation_table(tmp_path: Path) -> None:
     assert result.table.variants == tuple(variants)
     assert result.table.levels == ("organelle", "complex")
     assert np.isfinite(result.table.mean).all()
+    assert result.knn.levels == ("kNN cosine", "kNN Euclidean")
+    assert ((result.knn.mean >= 0) & (result.knn.mean <= 1)).all()
     for path in result.files.values():
         assert path.exists()
     assert "| no identification task |" in result.files["ablation.md"].read_text()
@@ -156,6 +246,9 @@ def test_ablation_table(tmp_path: Path) -> None:
     scores = json.loads(scores_path.read_text())
     for name in variants:
         scores[name]["seed7"] = {"organelle": [1e6], "complex": [1e6]}
+    # scores written before the kNN check existed get it on the rerun
+    del scores["full model"]["seed0"]["knn_cosine"]
+    del scores["full model"]["seed0"]["knn_euclidean"]
     scores_path.write_text(json.dumps(scores))
     again = run_ablation(
         tmp_path / "ablate",
@@ -167,7 +260,47 @@ def test_ablation_table(tmp_path: Path) -> None:
         echo=lambda _: None,
     )
     np.testing.assert_array_equal(again.table.mean, result.table.mean)
+    np.testing.assert_allclose(again.knn.mean, result.knn.mean)
+    assert "seed7" in json.loads(scores_path.read_text())["full model"]  # kept, not used
+    assert not list((tmp_path / "ablate/runs").rglob("embeddings_train*"))
     assert "over 1 trained model × 1 UMAP)" in again.files["ablation.md"].read_text()
+
+    # on "your own data": a crop store and a ground-truth table with the organelle level only
+    store = tmp_path / "ablate/crops_all.h5"
+    labels = tmp_path / "labels.csv"
+    rows = list(csv.DictReader(open(tmp_path / "ablate/atlas/ground_truth.csv")))
+    labels.write_text(
+        "protein_id,family\n" + "".join(f"{r['protein_id']},{r['family']}\n" for r in rows)
+    )
+    own = run_ablation(
+        tmp_path / "own",
+        data=store,
+        ground_truth=labels,
+        preset=quick,
+        variants=["no nuclear channel"],
+        seeds=(0,),
+        umap_seeds=(0,),
+        progress=False,
+        echo=lambda _: None,
+    )
+    assert own.table.levels == ("organelle",) and np.isfinite(own.table.mean).all()
+    assert "data crops_all.h5" in own.files["ablation.md"].read_text()
+    with pytest.raises(ValueError, match="`ground_truth` or `complexes` is needed"):
+        run_ablation(tmp_path / "own", data=store, preset=quick, progress=False)
+    two = tmp_path / "ablate/crops_protein_distance.h5"
+    with pytest.raises(ValueError, match=r"'nucleus without distance' needs \['nucleus'\]"):
+        run_ablation(tmp_path / "own", data=two, ground_truth=labels, preset=quick, progress=False)
+    strangers = tmp_path / "strangers.csv"
+    strangers.write_text("protein_id,family\nNOPE1,er\n")
+    with pytest.raises(ValueError, match=r"none of the .* proteins in the crops has a label"):
+        run_ablation(
+            tmp_path / "own",
+            data=store,
+            ground_truth=strangers,
+            preset=quick,
+            variants=["full model"],
+            progress=False,
+        )
 
 
 def test_pipeline_stops_when_preprocessing_made_no_crops(tmp_path: Path) -> None:
@@ -179,3 +312,28 @@ def test_pipeline_stops_when_preprocessing_made_no_crops(tmp_path: Path) -> None
         _check_preprocessed(BatchReport(tmp_path / "c.h5", n_fovs=2, failed=failed))
     ok = BatchReport(tmp_path / "c.h5", n_fovs=2, n_crops=5)
     assert _check_preprocessed(ok) is ok
+
+
+def test_cli_passes_own_data_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cyto.pipeline
+    from cyto.cli import main
+
+    seen: dict[str, object] = {}
+
+    def fake(out_dir: object, **kwargs: object) -> object:
+        seen.update(out_dir=out_dir, **kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(cyto.pipeline, "run_demo", fake)
+    argv = ["demo", "-o", str(tmp_path), "--data", "m.csv", "--ground-truth", "gt.csv"]
+    assert main([*argv, "--nucleus-diameter", "40", "--downsample", "1"]) == 2
+    assert "cyto demo: error: stop here" in capsys.readouterr().err
+    assert seen["data"] == "m.csv" and seen["ground_truth"] == "gt.csv"
+    assert seen["complexes"] is None
+    assert seen["preprocess_options"] == {"nucleus_diameter": 40.0, "downsample_factor": 1}
+    # the real function names the missing file
+    monkeypatch.undo()
+    assert main(["ablate", "-o", str(tmp_path), "--data", str(tmp_path / "nope.csv")]) == 2
+    assert "`data`:" in capsys.readouterr().err

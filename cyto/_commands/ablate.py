@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._own_data import add_own_data_arguments, own_data_kwargs
 from cyto.pipeline import ABLATION_VARIANTS, DEMO_PRESETS
 
 __all__ = ["add_parser"]
@@ -19,9 +20,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Train the full model and its ablation variants (without the nuclear channel, "
             "nucleus without distance transform, without vector quantization, without the "
             "identification task, without split quantization, without decoder) on the "
-            "synthetic atlas, several seeds each; score each test split over several UMAP "
-            "seeds; write ablation.md/csv/json and the Fig. 6-style chart ablation.png. "
-            "Finished models and scores are kept, so an interrupted study resumes."
+            "synthetic atlas, or on your images with --data and a ground truth, several "
+            "seeds each; score each test split over several UMAP seeds; write "
+            "ablation.md/csv/json and the Fig. 6-style chart ablation.png. Finished models "
+            "and scores are kept, so an interrupted study resumes."
         ),
     )
     p.add_argument("-o", "--output", default="cyto-ablate", help="output folder")
@@ -36,6 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="trained models per variant")
     p.add_argument("--umap-seeds", type=int, default=3, help="UMAPs per trained model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_own_data_arguments(p, needs_truth=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
     return p
@@ -50,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     result = run_ablation(
         args.output,
+        **own_data_kwargs(args),
         preset=args.preset,
         variants=args.variants,
         seeds=tuple(range(args.seeds)),

@@ -1,10 +1,14 @@
-"""``cyto demo [-o DIR]``: the whole method on the synthetic atlas, with an HTML report."""
+"""``cyto demo [-o DIR] [--data ...]``: the whole method, with an HTML report.
+
+On the synthetic atlas by default; on the user's own images with ``--data``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from cyto._commands._own_data import add_own_data_arguments, own_data_kwargs
 from cyto.pipeline import DEMO_PRESETS, STAGES
 
 __all__ = ["add_parser"]
@@ -14,13 +18,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``demo`` subcommand."""
     p = subparsers.add_parser(
         "demo",
-        help="run the whole method on the synthetic atlas (synth → report)",
+        help="run the whole method, on the synthetic atlas or your data (→ report)",
         description=(
-            "Generate the synthetic cell atlas, preprocess it into a crop store, train the "
-            "model, embed every crop, score simple baselines, analyse the test split and "
-            "write report.html. Each stage keeps its output in the folder; finished stages "
-            "are skipped when the command is run again, and --stages reruns the named "
-            "stages (and those after them)."
+            "Generate the synthetic cell atlas (or take your images with --data), "
+            "preprocess it into a crop store, train the model, embed every crop, score "
+            "simple baselines, analyse the test split and write report.html. Each stage "
+            "keeps its output in the folder; finished stages are skipped when the command "
+            "is run again, and --stages reruns the named stages (and those after them)."
         ),
     )
     p.add_argument("-o", "--output", default="cyto-demo", help="demo folder (default: cyto-demo)")
@@ -36,6 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"rerun: {', '.join(STAGES)}"
     )
+    add_own_data_arguments(p, needs_truth=False)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
     return p
@@ -46,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 
     result = run_demo(
         args.output,
+        **own_data_kwargs(args),
         preset=args.preset,
         device=args.device,
         seed=args.seed,
