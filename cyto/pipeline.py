@@ -1198,7 +1198,8 @@ def run_ablation(
     variants : sequence of str, optional
         Names from :data:`ABLATION_VARIANTS` (default: all seven).
     seeds : sequence of int, default (0, 1, 2)
-        Training seeds (model initialisation, split, shuffling) per variant.
+        Training seeds per variant (model initialisation, batch order and the split's
+        tie-breaks).
     umap_seeds : sequence of int, default (0, 1, 2)
         UMAP seeds per trained model.
     device : str, default "auto"
