@@ -1112,7 +1112,7 @@ def _derive_store(source: Path, target: Path, channels: Sequence[str]) -> Path:
     return target
 
 
-def _read_test_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -1134,7 +1134,7 @@ def _ablation_knn(
     tmp = run / "embeddings_train.tmp.h5"
     try:
         embed(run, store, tmp, split="train", device=device, progress=False)
-        train_x, train_proteins = _read_test_encodings(tmp)
+        train_x, train_proteins = _read_encodings(tmp)
     finally:
         tmp.unlink(missing_ok=True)
     train_families = np.array([gt.get(p, {}).get("family") for p in train_proteins], dtype=object)
@@ -1322,7 +1322,7 @@ def run_ablation(
             run = out / "runs" / _slug(name) / key
             if key in done.get(name, {}):
                 if "knn_cosine" not in done[name][key]:  # scored before kNN was added
-                    X, proteins = _read_test_encodings(run / "embeddings_test.h5")
+                    X, proteins = _read_encodings(run / "embeddings_test.h5")
                     fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
                     done[name][key].update(_ablation_knn(run, store, X, fam, gt, device))
                     _atomic_json(scores_path, done)
@@ -1344,7 +1344,7 @@ def run_ablation(
             emb = run / "embeddings_test.h5"
             if not emb.exists():
                 embed(run, store, emb, split="test", device=device, progress=progress)
-            X, proteins = _read_test_encodings(emb)
+            X, proteins = _read_encodings(emb)
             labels = _levels(gt, proteins)
             per: dict[str, Any] = {lvl: [] for lvl in levels}
             for useed in umap_seeds:

@@ -216,15 +216,8 @@ def test_ablation_table(tmp_path: Path) -> None:
     variants = ["full model", "no identification task"]
     # the table's plumbing, not the scores' quality: two epochs per model
     quick = dataclasses.replace(DEMO_PRESETS["tiny"], max_epochs=2)
-    result = run_ablation(
-        tmp_path / "ablate",
-        preset=quick,
-        variants=variants,
-        seeds=(0,),
-        umap_seeds=(0,),
-        progress=False,
-        echo=lambda _: None,
-    )
+    study = dict(preset=quick, variants=variants, seeds=(0,), umap_seeds=(0,), progress=False)
+    result = run_ablation(tmp_path / "ablate", **study, echo=lambda _: None)
     assert result.table.variants == tuple(variants)
     assert result.table.levels == ("organelle", "complex")
     assert np.isfinite(result.table.mean).all()
@@ -250,15 +243,7 @@ def test_ablation_table(tmp_path: Path) -> None:
     del scores["full model"]["seed0"]["knn_cosine"]
     del scores["full model"]["seed0"]["knn_euclidean"]
     scores_path.write_text(json.dumps(scores))
-    again = run_ablation(
-        tmp_path / "ablate",
-        preset=quick,
-        variants=variants,
-        seeds=(0,),
-        umap_seeds=(0,),
-        progress=False,
-        echo=lambda _: None,
-    )
+    again = run_ablation(tmp_path / "ablate", **study, echo=lambda _: None)
     np.testing.assert_array_equal(again.table.mean, result.table.mean)
     np.testing.assert_allclose(again.knn.mean, result.knn.mean)
     assert "seed7" in json.loads(scores_path.read_text())["full model"]  # kept, not used
