@@ -333,6 +333,25 @@ def knn_family_accuracy(
     return float((clf.predict(qx) == qy).mean())
 
 
+def _knn_both_metrics(
+    train_x: np.ndarray, train_families: np.ndarray, test_x: np.ndarray, test_families: np.ndarray
+) -> dict[str, float]:
+    """:func:`knn_family_accuracy`, Euclidean and cosine, over the labelled crops only.
+
+    Empty when either split has no labelled crop.
+    """
+    tr = np.array([f is not None for f in train_families], dtype=bool)
+    te = np.array([f is not None for f in test_families], dtype=bool)
+    if not tr.any() or not te.any():
+        return {}
+    return {
+        metric: knn_family_accuracy(
+            train_x[tr], train_families[tr], test_x[te], test_families[te], metric=metric
+        )
+        for metric in ("euclidean", "cosine")
+    }
+
+
 def localize_hidden(
     spectra: Any,
     proteins: Sequence[str],
@@ -494,7 +513,7 @@ class _Demo:
     # outputs a stage replaces when it is rerun (never the user's own files)
     def outputs(self, stage: str) -> list[Path]:
         return {
-            "synth": [] if self.data is not None else [self.atlas],
+            "synth": [self.atlas] if self.synthetic else [],
             "preprocess": [] if self.user_store else [self.crops, Path(f"{self.crops}.parts")],
             "train": [self.run],
             "embed": [self.embeddings],
@@ -671,21 +690,16 @@ class _Demo:
             verbose=self.progress,
         )
         gt = self.gt
-        fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
-        train_rows = np.flatnonzero((split == "train") & (fam != None))  # noqa: E711
-        test_rows = np.flatnonzero((split == "test") & (fam != None))  # noqa: E711
+        fam = _levels(gt, proteins)["organelle"]
+        train_rows = np.flatnonzero(split == "train")
+        test_rows = np.flatnonzero(split == "test")
         knn: dict[str, float] = {}
         if train_rows.size and test_rows.size:
             with h5py.File(self.embeddings, "r") as f:
                 gx = f["global"]
                 X_train = gx[train_rows].reshape(len(train_rows), -1)
                 X_test = gx[test_rows].reshape(len(test_rows), -1)
-            knn = {
-                metric: knn_family_accuracy(
-                    X_train, fam[train_rows], X_test, fam[test_rows], metric=metric
-                )
-                for metric in ("euclidean", "cosine")
-            }
+            knn = _knn_both_metrics(X_train, fam[train_rows], X_test, fam[test_rows])
 
         loc: list[dict[str, Any]] = []
         spectra_file = self.analysis / "spectra.npz"
@@ -757,7 +771,7 @@ def _demo_inputs(
     complexes: str | os.PathLike | None,
     options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """Check run_demo's input arguments; paths as Path (None when absent)."""
+    """Check the own-data arguments of run_demo / run_ablation; paths as Path (None if absent)."""
     out: dict[str, Any] = {}
     for name, value in (("data", data), ("ground_truth", ground_truth), ("complexes", complexes)):
         if value is None:
@@ -1137,17 +1151,9 @@ def _ablation_knn(
         train_x, train_proteins = _read_encodings(tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    train_families = np.array([gt.get(p, {}).get("family") for p in train_proteins], dtype=object)
-    tr = np.array([f is not None for f in train_families], dtype=bool)
-    te = np.array([f is not None for f in test_families], dtype=bool)
-    if not tr.any() or not te.any():
-        return {"knn_cosine": float("nan"), "knn_euclidean": float("nan")}
-    return {
-        f"knn_{metric}": knn_family_accuracy(
-            train_x[tr], train_families[tr], test_x[te], test_families[te], metric=metric
-        )
-        for metric in ("cosine", "euclidean")
-    }
+    train_families = _levels(gt, train_proteins)["organelle"]
+    knn = _knn_both_metrics(train_x, train_families, test_x, test_families)
+    return {f"knn_{m}": knn.get(m, float("nan")) for m in ("cosine", "euclidean")}
 
 
 def run_ablation(
@@ -1323,7 +1329,7 @@ def run_ablation(
             if key in done.get(name, {}):
                 if "knn_cosine" not in done[name][key]:  # scored before kNN was added
                     X, proteins = _read_encodings(run / "embeddings_test.h5")
-                    fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
+                    fam = _levels(gt, proteins)["organelle"]
                     done[name][key].update(_ablation_knn(run, store, X, fam, gt, device))
                     _atomic_json(scores_path, done)
                 continue
@@ -1351,8 +1357,7 @@ def run_ablation(
                 Y = umap_embed(X, random_state=int(useed))
                 for lvl in levels:
                     per[lvl].append(clustering_score(Y, labels[lvl], exclude=exclude.get(lvl)))
-            fam = np.array([gt.get(p, {}).get("family") for p in proteins], dtype=object)
-            per.update(_ablation_knn(run, store, X, fam, gt, device))
+            per.update(_ablation_knn(run, store, X, labels["organelle"], gt, device))
             done.setdefault(name, {})[key] = per
             _atomic_json(scores_path, done)
             echo(
