@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from cyto import __version__
 
@@ -55,19 +56,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     code : int
         Process exit code (0 on success).
     """
+    import warnings
+
     parser = get_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(args.command)
+            return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"cyto {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cyto {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(command: str) -> Any:
+    """A ``warnings.showwarning`` that prints cyto's own warnings as one plain line."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if category.__module__.startswith("cyto"):
+            print(f"cyto {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,17 +44,38 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--highlight", nargs="+", metavar="PROTEIN", help="proteins to highlight")
     p.add_argument("--crops", help="crop store for representative images")
     p.add_argument("--ablation", help=".npz with 'differences' (n,H,W), 'images', 'titles'")
+    p.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="analyse even degenerate encodings (every crop alike); by default exit code 3",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_run)
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    from cyto.analysis import DegenerateEncodingError
+
+    try:
+        report = _analyze(args)
+    except DegenerateEncodingError as err:
+        print(f"cyto analyze: error: {err}", file=sys.stderr)
+        return 3
+    if report.scores is not None:
+        print(report.scores.to_markdown())
+    print(f"report: {report.html}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> Any:
     from cyto.analysis import analyze_embeddings
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    report = analyze_embeddings(
+    return analyze_embeddings(
         args.embeddings,
         args.output,
         ground_truth=args.ground_truth,
@@ -72,8 +93,5 @@ def _run(args: argparse.Namespace) -> int:
         crops=args.crops,
         ablation=args.ablation,
         verbose=not args.quiet,
+        allow_degenerate=args.allow_degenerate,
     )
-    if report.scores is not None:
-        print(report.scores.to_markdown())
-    print(f"report: {report.html}")
-    return 0

@@ -43,29 +43,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="FILE",
         help="also export AnnData (default: OUT.h5ad)",
     )
+    p.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="write the encodings even if they are degenerate (every crop alike); "
+        "by default that stops with exit code 3",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``cyto embed``."""
+    """Execute ``cyto embed`` (exit code 3 when the encodings are degenerate)."""
+    import sys
+
+    from cyto._health import DegenerateEncodingError
     from cyto.nn import embed
 
-    out = embed(
-        args.run,
-        args.crops,
-        args.output,
-        split=args.split,
-        batch_size=args.batch_size,
-        checkpoint=args.checkpoint,
-        device=args.device,
-        logits=args.logits,
-        local=args.local,
-        global_only=args.global_only,
-        num_workers=args.num_workers,
-        h5ad=args.h5ad,
-        progress=args.progress,
-    )
+    try:
+        out = embed(
+            args.run,
+            args.crops,
+            args.output,
+            split=args.split,
+            batch_size=args.batch_size,
+            checkpoint=args.checkpoint,
+            device=args.device,
+            logits=args.logits,
+            local=args.local,
+            global_only=args.global_only,
+            num_workers=args.num_workers,
+            h5ad=args.h5ad,
+            progress=args.progress,
+            allow_degenerate=args.allow_degenerate,
+        )
+    except DegenerateEncodingError as err:
+        print(f"cyto embed: error: {err}", file=sys.stderr)
+        return 3
     print(f"embeddings written to {out}")
     return 0

@@ -12,6 +12,7 @@ _EPILOG = """\
 examples:
   cyto train crops.h5 -o runs/a --preset small
   cyto train crops.h5 -o runs/a --config run.toml --max-epochs 50
+  cyto train crops.h5 -o runs/p --codebook paper --monitor loss  # the published recipe
   cyto train --resume runs/a                     # continue a killed run
   torchrun --nproc_per_node 4 -m cyto train crops.h5 -o runs/a   # 4 GPUs (DDP)
 
@@ -42,6 +43,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration")
     p.add_argument("--preset", help="model preset: paper, small or tiny")
+    p.add_argument(
+        "--codebook",
+        choices=["ema", "paper"],
+        help="how the codebooks learn: ema (default; moving averages, k-means start, "
+        "dead-code restarts) or paper (the published loss-trained codes)",
+    )
+    p.add_argument(
+        "--monitor",
+        metavar="METRIC",
+        help="validation metric of the best checkpoint and early stopping: task_loss "
+        "(default: reconstruction + identification), loss (the paper), accuracy_global, ...",
+    )
     p.add_argument("--max-epochs", type=int, metavar="N")
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate")
@@ -84,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         "max_epochs": args.max_epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "monitor": args.monitor,
         "device": args.device,
         "num_workers": args.num_workers,
         "seed": args.seed,
@@ -97,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model_overrides: dict = {}
     if resume:
-        if args.config is not None:
-            raise ValueError("--config cannot be combined with --resume (the run keeps its own)")
+        if args.config is not None or args.codebook is not None:
+            raise ValueError(
+                "--config and --codebook cannot be combined with --resume (the run keeps its own)"
+            )
         saved = (
             json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
             if (run_dir / "config.json").exists()
@@ -116,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             base = TrainConfig()
         config = base.replace(**overrides)
+        if args.codebook is not None:
+            model_overrides["codebook"] = args.codebook
         crops = args.crops
     try:
         out = train(crops, run_dir, config=config, model_overrides=model_overrides, resume=resume)

@@ -4,7 +4,8 @@ Importing this package is cheap: umap-learn, cuML and matplotlib are imported in
 functions that need them.
 """
 
-from cyto.analysis._baselines import baseline_features
+from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, HealthAccumulator
+from cyto.analysis._baselines import baseline_features, handcrafted_features
 from cyto.analysis._figures import (
     plot_atlas,
     plot_correlation_heatmap,
@@ -43,10 +44,14 @@ from cyto.analysis._spectra import (
 from cyto.analysis._umap import AtlasUMAP, aligned_umap, umap_embed
 
 __all__ = [
+    "THRESHOLDS",
     "AnalysisReport",
     "AtlasUMAP",
     "Biclusters",
+    "DegenerateEncodingError",
+    "EncodingHealth",
     "FeatureSpectra",
+    "HealthAccumulator",
     "ScoreTable",
     "aligned_umap",
     "analyze_embeddings",
@@ -58,6 +63,7 @@ __all__ = [
     "code_correlation",
     "code_histograms",
     "feature_spectra",
+    "handcrafted_features",
     "labels_for",
     "load_annotations",
     "load_complexes",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path
+from cyto._health import DegenerateEncodingError, HealthAccumulator
 from cyto.analysis._ground_truth import labels_for, load_complexes, load_ground_truth
 from cyto.analysis._score import ScoreTable, clustering_score_table, merge_score_tables
 from cyto.analysis._spectra import (
@@ -207,10 +208,37 @@ def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> flo
     return float(np.mean(np.argmax(r[valid], axis=1) == inverse[valid])) if valid.any() else None
 
 
+def _check_health(f: Any, rows: np.ndarray, X: np.ndarray, path: Path, *, allow: bool) -> Any:
+    """:class:`EncodingHealth` of the atlas rows; raise when degenerate unless ``allow``."""
+    num_codes = int(f["global_hist"].shape[1]) if "global_hist" in f else None
+    acc = HealthAccumulator(num_codes=num_codes)
+    idx = _read_rows(f["global_indices"], rows) if "global_indices" in f else None
+    acc.update(X, idx)
+    health = acc.result()
+    if health.degenerate and not allow:
+        raise DegenerateEncodingError(
+            f"the encodings in {path} are degenerate: {'; '.join(health.reasons)} "
+            f"({health.describe()}). Scores and atlas would be chance; retrain (see "
+            "docs/training.md) or pass allow_degenerate=True (`--allow-degenerate`)",
+            health,
+        )
+    return health
+
+
 def _read_embeddings(
-    path: Path, *, split: str | None, fit_split: str | None, max_points: int | None, local: bool
+    path: Path,
+    *,
+    split: str | None,
+    fit_split: str | None,
+    max_points: int | None,
+    local: bool,
+    allow_degenerate: bool = False,
 ) -> dict[str, Any]:
-    """Open an embeddings file, pick the atlas rows and read what the analysis needs."""
+    """Open an embeddings file, pick the atlas rows and read what the analysis needs.
+
+    Raises :class:`~cyto.analysis.DegenerateEncodingError` when the atlas rows' global
+    encodings are degenerate, unless ``allow_degenerate``.
+    """
     import h5py
 
     if not path.is_file():
@@ -253,6 +281,7 @@ def _read_embeddings(
             rows = np.sort(rng.choice(rows, size=int(max_points), replace=False))
         out["rows"], out["split_used"] = rows, split_used
         out["X"] = _read_rows(f["global"], rows).astype(np.float32)
+        out["health"] = _check_health(f, rows, out["X"], path, allow=allow_degenerate)
         out["X_fit"] = None
         if fit_split is not None:
             if fit_split not in available:
@@ -293,6 +322,7 @@ def analyze_embeddings(
     crops: str | os.PathLike | None = None,
     ablation: str | os.PathLike | Mapping[str, Any] | None = None,
     verbose: bool = True,
+    allow_degenerate: bool = False,
 ) -> AnalysisReport:
     """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
 
@@ -353,6 +383,9 @@ def analyze_embeddings(
         ``titles`` (n,).
     verbose : bool, default True
         Print progress to stderr.
+    allow_degenerate : bool, default False
+        Analyse encodings even when they are degenerate (see
+        :class:`~cyto.analysis.EncodingHealth`); by default that is an error.
 
     Returns
     -------
@@ -364,6 +397,8 @@ def analyze_embeddings(
         If an input file does not exist.
     ValueError
         If the embeddings file lacks required datasets or the split is unknown.
+    DegenerateEncodingError
+        (a ValueError) If the encodings are degenerate and ``allow_degenerate`` is False.
     """
     from cyto.analysis import _figures as figs
 
@@ -391,7 +426,12 @@ def analyze_embeddings(
         return png
 
     main = _read_embeddings(
-        emb_paths[0], split=split, fit_split=fit_split, max_points=max_points, local=True
+        emb_paths[0],
+        split=split,
+        fit_split=fit_split,
+        max_points=max_points,
+        local=True,
+        allow_degenerate=allow_degenerate,
     )
     n_all, rows, split_used = main["n_all"], main["rows"], main["split_used"]
     pids_all, split_all, fov_all = main["pids_all"], main["split_all"], main["fov_all"]
@@ -400,6 +440,7 @@ def analyze_embeddings(
     _log(verbose, f"{n_all} crops, atlas on split '{split_used}' ({rows.size} crops)")
     pids = pids_all[rows]
     summary.update(
+        encoding_health=main["health"].to_dict(),
         n_crops=int(n_all),
         atlas_split=split_used,
         atlas_crops=int(rows.size),
@@ -466,7 +507,12 @@ def analyze_embeddings(
         names = [variant]
         for path in emb_paths[1:]:  # further model variants (ablation study, Fig. 6)
             other = _read_embeddings(
-                path, split=split, fit_split=fit_split, max_points=max_points, local=False
+                path,
+                split=split,
+                fit_split=fit_split,
+                max_points=max_points,
+                local=False,
+                allow_degenerate=allow_degenerate,
             )
             name = other["variant"]
             while name in names:

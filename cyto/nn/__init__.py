@@ -1,7 +1,7 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
 from ._checkpoint import load_checkpoint, save_checkpoint
-from ._config import CytoselfConfig
+from ._config import CODEBOOKS, CytoselfConfig
 from ._dataset import (
     SPLIT_NAMES,
     BlockShuffleSampler,
@@ -18,7 +18,9 @@ from ._model import Cytoself, CytoselfLoss, CytoselfOutput
 from ._train import (
     NonFiniteLossError,
     PlateauState,
+    TermWatch,
     TrainConfig,
+    TrainingWarning,
     evaluate,
     read_config_file,
     train,
@@ -33,6 +35,7 @@ from .quantize import (
 )
 
 __all__: list[str] = [
+    "CODEBOOKS",
     "SPLIT_NAMES",
     "BlockShuffleSampler",
     "ClusterAblation",
@@ -46,7 +49,9 @@ __all__: list[str] = [
     "EncoderPair",
     "NonFiniteLossError",
     "PlateauState",
+    "TermWatch",
     "TrainConfig",
+    "TrainingWarning",
     "VQOutput",
     "VectorQuantizer",
     "ablate_codes",

@@ -10,9 +10,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["CytoselfConfig"]
+__all__ = ["CODEBOOKS", "CytoselfConfig"]
 
 _BACKENDS = ("auto", "torch", "triton")
+
+#: Codebook behaviours of both quantizers (``CytoselfConfig.codebook``): the
+#: :class:`~cyto.nn.VectorQuantizer` options each one stands for. ``quantizer_options``
+#: are applied on top.
+CODEBOOKS: dict[str, dict[str, Any]] = {
+    # The default. Codes are moving averages of the encoder outputs assigned to them, so
+    # they follow the encoders however fast their outputs grow or move; k-means on the
+    # first batch puts them where the data are; codes unused for about 300 steps restart
+    # on a random encoder output. On real images the published codebook below lets
+    # the global quantizer's loss run away and the global encoding collapse to a few
+    # code maps (docs/training.md, benchmarks/results/real.md).
+    "ema": {"update": "ema", "kmeans_init": True, "dead_code_threshold": 0.05},
+    # The published model: codes are parameters trained by the codebook loss, drawn
+    # uniformly in +-0.05, no restarts.
+    "paper": {"update": "loss", "kmeans_init": False, "dead_code_threshold": 0.0},
+}
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # The published model (paper Methods, Supp. Fig. 9).
@@ -91,10 +107,16 @@ class CytoselfConfig:
         Must be divisible by ``global_split``.
     beta : float, default 0.25
         Commitment cost.
+    codebook : {"ema", "paper"}, default "ema"
+        How the codebooks of both quantizers learn (:data:`CODEBOOKS`): ``"ema"``
+        (moving-average codes, k-means initialisation, dead-code restarts; holds on
+        real images) or ``"paper"`` (the published loss-trained codes from uniform
+        ±0.05).
     quantizer_backend : {"auto", "torch", "triton"}, default "auto"
         Backend of both vector quantizers.
     quantizer_options : dict, default {}
-        Extra keyword options for both :class:`~cyto.nn.VectorQuantizer` instances.
+        Extra keyword options for both :class:`~cyto.nn.VectorQuantizer` instances,
+        applied over those of ``codebook``.
     quantize : bool, default True
         Ablation switch: False keeps continuous encodings (no VQ layers).
     split_quantization : bool, default True
@@ -146,6 +168,7 @@ class CytoselfConfig:
     global_split: int = 9
     global_channels: int | None = None
     beta: float = 0.25
+    codebook: str = "ema"
     quantizer_backend: str = "auto"
     quantizer_options: dict[str, Any] = field(default_factory=dict)
     quantize: bool = True
@@ -211,6 +234,8 @@ class CytoselfConfig:
                 f"`decoder_min_channels` ({self.decoder_min_channels}) must not exceed "
                 f"`decoder_channels` ({self.decoder_channels})"
             )
+        if self.codebook not in CODEBOOKS:
+            raise ValueError(f"`codebook` must be one of {list(CODEBOOKS)}, got {self.codebook!r}")
         if self.quantizer_backend not in _BACKENDS:
             raise ValueError(
                 f"`quantizer_backend` must be one of {list(_BACKENDS)}, "
@@ -236,7 +261,12 @@ class CytoselfConfig:
         # the option dicts are unhashable; hash the canonical JSON instead
         return hash(json.dumps(self.to_dict(), sort_keys=True))
 
-    # ------------------------------------------------------------------ derived sizes
+    # ------------------------------------------------------------------ derived values
+    @property
+    def vq_options(self) -> dict[str, Any]:
+        """Keyword options of both quantizers: ``codebook``'s, then ``quantizer_options``."""
+        return {**CODEBOOKS[self.codebook], **self.quantizer_options}
+
     @property
     def global_embedding_dim(self) -> int:
         """Dimension of the codes of VQ2 (``global_channels / global_split``, or all of it)."""
@@ -281,6 +311,24 @@ class CytoselfConfig:
         values = copy.deepcopy(_PRESETS[name])
         values.update(overrides)
         return cls.from_dict(values)
+
+    @classmethod
+    def from_saved(cls, values: Mapping[str, Any]) -> CytoselfConfig:
+        """Rebuild the config saved with a run or checkpoint.
+
+        Configs written before the ``codebook`` field existed trained the published
+        codebooks, so a missing ``codebook`` reads as ``"paper"``.
+
+        Parameters
+        ----------
+        values : mapping
+            A saved ``to_dict()``.
+
+        Returns
+        -------
+        CytoselfConfig
+        """
+        return cls.from_dict({"codebook": "paper", **dict(values)})
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-safe dict (``from_dict`` inverts it).

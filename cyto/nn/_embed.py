@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from cyto._atomic import atomic_path, default_mode
+from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
 
 from ._checkpoint import load_checkpoint
 from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers
@@ -103,7 +104,7 @@ def load_model(
     dev = resolve_device(device)
     state = load_checkpoint(_checkpoint_path(run_dir, checkpoint), map_location="cpu")
     path = _checkpoint_path(run_dir, checkpoint)
-    model = Cytoself(CytoselfConfig.from_dict(state["model_config"]))
+    model = Cytoself(CytoselfConfig.from_saved(state["model_config"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -167,6 +168,7 @@ def embed(
     num_workers: int = -1,
     h5ad: bool | str | os.PathLike = False,
     progress: bool = True,
+    allow_degenerate: bool = False,
 ) -> Path:
     """Write the localization encodings of a crop store to an HDF5 file.
 
@@ -204,6 +206,10 @@ def embed(
         ``out_path`` with the suffix ``.h5ad``. Needs the ``anndata`` extra.
     progress : bool, default True
         Show a progress bar.
+    allow_degenerate : bool, default False
+        Write the file even when the global encodings are degenerate (see
+        :class:`~cyto.analysis.EncodingHealth`: nearly every crop with the same
+        encoding or code map, or non-finite values). By default that is an error.
 
     Returns
     -------
@@ -216,6 +222,9 @@ def embed(
     ValueError
         If the store does not fit the model, or ``split`` is unknown or asked for a
         store the run did not train on.
+    DegenerateEncodingError
+        (a ValueError) If the encodings are degenerate and ``allow_degenerate`` is
+        False; the message names the checkpoint and the numbers, and nothing is written.
 
     Examples
     --------
@@ -321,8 +330,13 @@ def embed(
                 f.flush()
                 bar.update(x.shape[0])
         bar.close()
+        health = _file_health(f, cfg.num_embeddings_global, batch_size)
+        f.attrs["health"] = json.dumps(health.to_dict())
         f.attrs["complete"] = True
         f.close()
+        if health.degenerate and not allow_degenerate:
+            tmp.unlink()
+            raise DegenerateEncodingError(_degenerate_message(health, ckpt_path, n), health)
         default_mode(tmp)
         os.replace(tmp, out_path)
     finally:
@@ -332,6 +346,26 @@ def embed(
         h5ad_path = out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
         export_h5ad(out_path, h5ad_path)
     return out_path
+
+
+def _file_health(f: Any, num_codes: int, block: int) -> EncodingHealth:
+    """:class:`EncodingHealth` of the global encodings in an open embeddings file."""
+    acc = HealthAccumulator(num_codes=num_codes)
+    has_idx = "global_indices" in f
+    for lo in range(0, f["global"].shape[0], max(block, 1024)):
+        hi = lo + max(block, 1024)
+        acc.update(f["global"][lo:hi], f["global_indices"][lo:hi] if has_idx else None)
+    return acc.result()
+
+
+def _degenerate_message(health: EncodingHealth, checkpoint: Path, n: int) -> str:
+    return (
+        f"the global encodings of checkpoint {checkpoint} are degenerate for the {n} crops "
+        f"encoded: {'; '.join(health.reasons)} ({health.describe()}). Every analysis of them "
+        "would be chance, so nothing was written. The model has collapsed: retrain with the "
+        "default codebook (`cyto train --codebook ema`), or try `--checkpoint last`; "
+        "`--allow-degenerate` writes the file anyway"
+    )
 
 
 def _layout(

@@ -72,6 +72,11 @@ class CytoselfLoss:
     terms : dict of str to scalar Tensor
         Unweighted terms: ``"reconstruction"``, ``"local_reconstruction"``,
         ``"vq_local"``, ``"vq_global"``, ``"cls_local"``, ``"cls_global"`` where present.
+    task : scalar Tensor
+        ``w_reconstruction * reconstruction + w_classification * (cls_local +
+        cls_global)``: the total without the feature-space terms (``local_reconstruction``,
+        ``vq_*``), whose scale follows the encoders' output and can grow while the
+        model improves. The default criterion of the best checkpoint (``task_loss``).
     perplexity_local, perplexity_global : float or None
         Codebook perplexities of the batch.
     accuracy_local, accuracy_global : float or None
@@ -80,10 +85,15 @@ class CytoselfLoss:
 
     total: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    task: torch.Tensor | None = None
     perplexity_local: float | None = None
     perplexity_global: float | None = None
     accuracy_local: float | None = None
     accuracy_global: float | None = None
+
+
+# Loss terms whose scale is fixed by the data, not by the encoders' output.
+_TASK_TERMS = frozenset({"reconstruction", "cls_local", "cls_global"})
 
 
 def _cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +175,7 @@ class Cytoself(nn.Module):
         self.vq_local: VectorQuantizer | None = None
         self.vq_global: VectorQuantizer | None = None
         if config.quantize:
-            opts: dict[str, Any] = dict(config.quantizer_options)
+            opts: dict[str, Any] = config.vq_options
             self.vq_local = VectorQuantizer(
                 config.num_embeddings_local,
                 config.embedding_dim,
@@ -531,12 +541,15 @@ class Cytoself(nn.Module):
             "cls_local": cfg.w_classification,
             "cls_global": cfg.w_classification,
         }
-        total = None
+        total = task = None
         for name, value in terms.items():
             term = weights[name] * value
             total = term if total is None else total + term
+            if name in _TASK_TERMS:
+                task = term if task is None else task + term
         if total is not None:
             result.total = total
+        result.task = task if task is not None else result.total
         result.terms = terms
         return result
 

@@ -18,11 +18,13 @@ only rank 0 writes.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 
 from cyto._atomic import atomic_path
+from cyto._health import HealthAccumulator
 
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -64,7 +67,9 @@ from ._distributed import (
 __all__ = [
     "NonFiniteLossError",
     "PlateauState",
+    "TermWatch",
     "TrainConfig",
+    "TrainingWarning",
     "evaluate",
     "read_config_file",
     "train",
@@ -101,7 +106,9 @@ class TrainConfig:
     Defaults follow the paper: Adam at 4e-4, learning rate ×0.1 after 4 epochs
     without validation improvement (floor 1e-8), early stop after 12 such epochs
     with the best weights restored, 8:1:1 split grouped by field of view, random
-    90° rotations and flips.
+    90° rotations and flips. One exception: improvement is judged on the validation
+    ``task_loss`` (reconstruction + identification), not the whole loss, whose
+    feature-space terms can grow while the model improves (see ``monitor``).
 
     Parameters
     ----------
@@ -124,13 +131,19 @@ class TrainConfig:
         Epochs without improvement before training stops.
     min_delta : float, default 0.0
         Validation-loss decrease that counts as an improvement.
-    monitor : str, default "loss"
+    monitor : str, default "task_loss"
         Validation metric that drives the learning-rate plateau, early stopping and the
-        best checkpoint: ``"loss"`` (the paper) or one of its terms
-        (``"reconstruction"``, ``"cls_global"``, ...), lower is better; an
-        ``"accuracy_*"`` metric counts with its sign flipped (higher is better). Useful
-        when the feature-space terms (``local_reconstruction``, ``vq_*``), whose scale
-        follows the encoders' output, grow while the model improves.
+        best checkpoint. ``"task_loss"`` (default): image reconstruction plus
+        identification, the loss without the feature-space terms
+        (``local_reconstruction``, ``vq_*``) whose scale follows the encoders' output
+        and can grow while the model improves. ``"loss"``: the whole loss (the
+        paper's choice). Or one term (``"reconstruction"``, ``"cls_global"``, ...);
+        lower is better, except ``"accuracy_*"`` metrics (higher is better).
+    skip_degenerate : bool, default True
+        Epochs whose validation global encodings are degenerate (nearly every crop
+        with the same encoding or code map; :class:`~cyto.analysis.EncodingHealth`)
+        never become the best checkpoint and do not count towards the learning-rate
+        plateau or early stopping. False judges them by ``monitor`` alone.
     split : (float, float, float), default (0.8, 0.1, 0.1)
         Train, validation, test fractions.
     group_by_fov : bool, default True
@@ -185,7 +198,8 @@ class TrainConfig:
     min_lr: float = 1e-8
     early_stop_patience: int = 12
     min_delta: float = 0.0
-    monitor: str = "loss"
+    monitor: str = "task_loss"
+    skip_degenerate: bool = True
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     group_by_fov: bool = True
     seed: int = 0
@@ -228,6 +242,7 @@ class TrainConfig:
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"`lr_factor` must be in (0, 1); got {self.lr_factor!r}")
         for name in (
+            "skip_degenerate",
             "group_by_fov",
             "augment",
             "channels_last",
@@ -378,6 +393,98 @@ class PlateauState:
             setattr(self, key, type(getattr(self, key))(value))
 
 
+class TrainingWarning(UserWarning):
+    """A sign, during training, that the run may not give useful encodings."""
+
+
+# A validation term that rose this many epochs in a row, to at least this factor of
+# its value before the rise, gets a warning.
+_RISE_EPOCHS = 3
+_RISE_FACTOR = 1.5
+_ADVICE = {
+    "vq": (
+        "the codebook is not following the encoder, and the global encoding may be "
+        "collapsing: use the default codebook (codebook = 'ema', `cyto train --codebook "
+        "ema`) or a lower learning rate (--lr)"
+    ),
+    "local_reconstruction": (
+        "this term compares features whose scale follows encoder1's output; it is "
+        "harmless while task_loss keeps falling"
+    ),
+    "other": (
+        "the model may be overfitting or the learning rate too high: try a lower --lr; "
+        "the best checkpoint keeps the epoch with the lowest monitored value"
+    ),
+}
+
+
+def _advice(term: str) -> str:
+    if term.startswith("vq_"):
+        return _ADVICE["vq"]
+    return _ADVICE.get(term, _ADVICE["other"])
+
+
+@dataclass
+class TermWatch:
+    """Flags loss terms that keep growing from epoch to epoch.
+
+    A term that rose :data:`_RISE_EPOCHS` epochs in a row and is now at least
+    :data:`_RISE_FACTOR` times its value before the rise is reported once (again
+    only after it has stopped rising).
+
+    Examples
+    --------
+    >>> w = TermWatch()
+    >>> [len(w.update({"vq_global": v})) for v in (1.0, 2.0, 4.0, 8.0, 9.0)]
+    [0, 0, 0, 1, 0]
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    warned: list[str] = field(default_factory=list)
+
+    def update(self, metrics: Mapping[str, float]) -> list[tuple[str, str]]:
+        """Record one epoch's loss terms; returns ``(term, message)`` for new alarms."""
+        alarms = []
+        for name, value in metrics.items():
+            if not (name in _WATCHED or name.startswith("vq_")):
+                continue
+            past = self.history.setdefault(name, [])
+            past.append(float(value))
+            del past[: -(_RISE_EPOCHS + 1)]
+            rising = len(past) == _RISE_EPOCHS + 1 and all(
+                b > a for a, b in itertools.pairwise(past)
+            )
+            if not rising:
+                if name in self.warned:
+                    self.warned.remove(name)
+                continue
+            if name in self.warned or not past[-1] >= _RISE_FACTOR * past[0]:
+                continue
+            self.warned.append(name)
+            alarms.append(
+                (
+                    name,
+                    f"{name} rose for {_RISE_EPOCHS} epochs in a row ({past[0]:.3g} -> "
+                    f"{past[-1]:.3g}): {_advice(name)}",
+                )
+            )
+        return alarms
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain state for checkpoints."""
+        return {"history": {k: list(v) for k, v in self.history.items()}, "warned": self.warned}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.history = {k: [float(x) for x in v] for k, v in state.get("history", {}).items()}
+        self.warned = list(state.get("warned", []))
+
+
+_WATCHED = frozenset(
+    {"loss", "task_loss", "reconstruction", "local_reconstruction", "cls_local", "cls_global"}
+)
+
+
 # --------------------------------------------------------------------------- metrics
 class _MetricsLog:
     """Append-only JSONL metrics file (+ optional TensorBoard), rank 0 only."""
@@ -437,6 +544,8 @@ def _atomic_text(path: Path, text: str) -> None:
 
 def _loss_values(loss: Any) -> dict[str, torch.Tensor | float]:
     values: dict[str, torch.Tensor | float] = {"loss": loss.total.detach()}
+    if loss.task is not None:
+        values["task_loss"] = loss.task.detach()
     for name, term in loss.terms.items():
         values[name] = term.detach()
     for name in ("perplexity_local", "perplexity_global", "accuracy_local", "accuracy_global"):
@@ -676,6 +785,7 @@ def evaluate(
     amp: str = "off",
     channels_last: bool = False,
     dist_info: DistInfo | None = None,
+    health: HealthAccumulator | None = None,
 ) -> dict[str, float]:
     """Mean loss terms, perplexities and accuracies of ``model`` over ``loader``.
 
@@ -690,6 +800,9 @@ def evaluate(
     channels_last : bool
     dist_info : DistInfo, optional
         Under DDP the sums are reduced over ranks (each rank holds a shard).
+    health : HealthAccumulator, optional
+        Receives the global encodings and code maps of every crop (this rank's shard
+        under DDP), for :class:`~cyto.analysis.EncodingHealth`.
 
     Returns
     -------
@@ -710,6 +823,8 @@ def evaluate(
             with _autocast(device, amp):
                 output = core(x)
                 loss = core.loss(x, y, output, reconstruction_scale=reconstruction_scale)
+            if health is not None:
+                _add_health(health, output)
             values = _loss_values(loss)
             vec = _stack(values, device).double() * x.shape[0]
             if sums is None:
@@ -732,6 +847,16 @@ def evaluate(
     if sums is None or count == 0:
         return {}
     return dict(zip(names, (sums / count).tolist()))
+
+
+def _add_health(health: HealthAccumulator, output: Any) -> None:
+    quantized = output.global_quantized
+    encodings = (quantized if quantized is not None else output.global_).flatten(1)
+    indices = output.global_indices
+    health.update(
+        encodings.float().cpu().numpy(),
+        None if indices is None else indices.flatten(1).cpu().numpy(),
+    )
 
 
 def _broadcast_names(names: list[str], info: DistInfo) -> list[str]:
@@ -1026,7 +1151,7 @@ def train(
         _check_store_matches(data, checkpoint["store"], checkpoint["classes"])
         from ._config import CytoselfConfig
 
-        mcfg = CytoselfConfig.from_dict(checkpoint["model_config"])
+        mcfg = CytoselfConfig.from_saved(checkpoint["model_config"])
         data.split = checkpoint["split"].numpy().astype(np.int8)
         data.reconstruction_scale = float(checkpoint["reconstruction_scale"])
     else:
@@ -1079,6 +1204,8 @@ def _fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     plateau = PlateauState()
+    watch = TermWatch()
+    warnings_seen: list[dict[str, Any]] = []
     start_epoch, step, skip_batches = 0, 0, 0
     partial: Mapping[str, Any] | None = None
     rng_states: list[Any] = []
@@ -1086,6 +1213,8 @@ def _fit(
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         plateau.load_state_dict(checkpoint["plateau"])
+        watch.load_state_dict(checkpoint.get("watch", {}))
+        warnings_seen = list(checkpoint.get("warnings", []))
         if scaler is not None and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         start_epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
@@ -1125,6 +1254,8 @@ def _fit(
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
             "plateau": plateau.state_dict(),
+            "watch": watch.state_dict(),
+            "warnings": list(warnings_seen),
             "rng": rng,
             "loader_generator": gens,
             "epoch": epoch,
@@ -1196,6 +1327,7 @@ def _fit(
             skip_batches, partial = 0, None
             sampler.skip = 0
             broadcast_buffers(model, info)
+            health = HealthAccumulator(num_codes=mcfg.num_embeddings_global)
             val_metrics = evaluate(
                 model,
                 val_loader,
@@ -1204,28 +1336,30 @@ def _fit(
                 amp=amp,
                 channels_last=channels_last,
                 dist_info=info,
+                health=health,
             )
             source, prefix = (val_metrics, "val") if val_metrics else (train_metrics, "train")
             monitor = f"{prefix}_{config.monitor}"
-            if config.monitor not in source:
-                raise ValueError(
-                    f"`monitor` {config.monitor!r} is not a metric of this model; valid "
-                    f"choices are {sorted(source)}"
-                )
-            value = float(source[config.monitor])
-            if config.monitor.startswith("accuracy"):
-                value = -value  # the plateau logic minimises
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"the {monitor.replace('_', ' ')} became {value} after epoch {epoch} "
-                    f"(step {step}); training stopped",
-                    step=step,
-                )
-            improved, reduce_lr, stop = plateau.update(value, epoch=epoch, config=config)
+            value = _monitored_value(source, config.monitor, monitor, epoch=epoch, step=step)
+            val_health = health.result() if health.n else None
+            alarms = [(f"{prefix}_{t}", m) for t, m in watch.update(source)]
+            degenerate = val_health is not None and val_health.degenerate
+            if degenerate and not any(w["term"] == "val_global_encoding" for w in warnings_seen):
+                message = _collapse_message(val_health, epoch, skipped=config.skip_degenerate)
+                alarms.append(("val_global_encoding", message))
+            if degenerate and config.skip_degenerate:
+                # A collapsed epoch is never the best one, and does not count against the
+                # run either: an undertrained BatchNorm network in eval mode gives every
+                # crop the same encoding for its first ~100 steps.
+                improved, reduce_lr, stop = False, False, False
+            else:
+                improved, reduce_lr, stop = plateau.update(value, epoch=epoch, config=config)
             lr = optimizer.param_groups[0]["lr"]
             record: dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "lr": lr}
             record.update({f"train_{k}": v for k, v in train_metrics.items()})
             record.update({f"val_{k}": v for k, v in val_metrics.items()})
+            if val_health is not None:
+                record.update(_health_record(val_health))
             record.update(
                 monitor=monitor,
                 improved=improved,
@@ -1245,6 +1379,19 @@ def _fit(
                     group["lr"] = new_lr
                 record["lr_next"] = new_lr
             metrics.write(record)
+            for term, message in alarms:
+                warnings_seen.append({"epoch": epoch, "term": term, "message": message})
+                metrics.write(
+                    {
+                        "kind": "warning",
+                        "epoch": epoch,
+                        "step": step,
+                        "term": term,
+                        "message": message,
+                    }
+                )
+                if info.is_main:
+                    warnings.warn(f"epoch {epoch + 1}: {message}", TrainingWarning, stacklevel=2)
             if config.progress and info.is_main:
                 tqdm.write(
                     f"epoch {epoch + 1}/{config.max_epochs}: "
@@ -1292,11 +1439,16 @@ def _fit(
                 "best_epoch": plateau.best_epoch,
                 "monitor": config.monitor,
                 "best_loss": plateau.best if math.isfinite(plateau.best) else None,
+                "selection": _selection_text(plateau, config.monitor, best_path.exists()),
+                "codebook": mcfg.codebook if mcfg.quantize else None,
+                "warnings": warnings_seen,
                 "steps": step,
                 "world_size": info.world_size,
                 "device": str(device),
             }
             _atomic_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            if config.progress:
+                tqdm.write(summary["selection"], file=sys.stderr)
     except NonFiniteLossError as err:
         last = ckpt_dir / "last.pt"
         where = (
@@ -1310,6 +1462,67 @@ def _fit(
     finally:
         metrics.close()
     return run_dir
+
+
+def _monitored_value(
+    source: Mapping[str, float], name: str, label: str, *, epoch: int, step: int
+) -> float:
+    """The epoch's value of the monitored metric, as the plateau logic minimises it."""
+    if name not in source:
+        raise ValueError(
+            f"`monitor` {name!r} is not a metric of this model; valid choices are {sorted(source)}"
+        )
+    value = float(source[name])
+    if name.startswith("accuracy"):
+        value = -value  # higher is better
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"the {label.replace('_', ' ')} became {value} after epoch {epoch} (step {step}); "
+            "training stopped",
+            step=step,
+        )
+    return value
+
+
+def _health_record(health: Any) -> dict[str, Any]:
+    """Per-epoch numbers of the validation crops' global encodings."""
+    return {
+        "val_global_distinct_maps": health.distinct_maps,
+        "val_global_top_map_fraction": health.top_map_fraction,
+        "val_global_codes_used": health.codes_used,
+        "val_global_code_perplexity": health.perplexity,
+        "val_global_relative_variance": health.relative_variance,
+        "val_global_degenerate": health.degenerate,
+    }
+
+
+def _collapse_message(health: Any, epoch: int, *, skipped: bool) -> str:
+    policy = (
+        "Such epochs never become the best checkpoint nor count towards early stopping"
+        if skipped
+        else "skip_degenerate is off, so such an epoch can still become the best checkpoint"
+    )
+    return (
+        f"the global encodings of the validation crops are degenerate after epoch "
+        f"{epoch + 1} ({'; '.join(health.reasons)}; {health.describe()}). {policy}. "
+        "Common in the first ~100 steps, a problem if it lasts; if it does: "
+        f"{_ADVICE['vq']}"
+    )
+
+
+def _selection_text(plateau: PlateauState, monitor: str, has_best: bool) -> str:
+    """One sentence: which weights ``cyto embed`` uses by default, and why."""
+    if not has_best or plateau.best_epoch < 0:
+        return (
+            "no epoch qualified as best (none finished validation with healthy encodings); "
+            "checkpoints/last.pt is the run's model"
+        )
+    sign = -1.0 if monitor.startswith("accuracy") else 1.0
+    return (
+        f"checkpoints/best.pt (the default of `cyto embed`) is epoch {plateau.best_epoch + 1}: "
+        f"the best validation {monitor} ({sign * plateau.best:.4g}) among epochs whose "
+        "global encodings were not degenerate"
+    )
 
 
 def _gather(obj: Any, info: DistInfo) -> list[Any]:

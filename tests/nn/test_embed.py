@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tracemalloc
 
 import h5py
@@ -11,10 +12,15 @@ import torch
 
 from cyto.cli import main
 from cyto.data import CropStore, write_crop_store
-from cyto.nn import CropDataset, TrainConfig, embed, load_model, train
+from cyto.nn import CropDataset, TrainConfig, load_model, train
 from cyto.nn import _embed as embed_module
+from cyto.nn import embed as _embed
 
 from .test_train import make_store
+
+# The fixture's run trains 4 steps of the tiny model, whose encodings are degenerate
+# (the health check refuses them: tests/nn/test_health.py); these tests check the file.
+embed = functools.partial(_embed, allow_degenerate=True)
 
 CFG = TrainConfig(
     preset="tiny", batch_size=8, max_epochs=1, num_workers=0, log_every=1, progress=False
@@ -205,7 +211,9 @@ def test_cli_embed_with_h5ad(trained, tmp_path):
         "--split",
         "train",
     ]
-    assert main(argv) == 0
+    assert main(argv) == 3  # the 4-step run is degenerate: refused, nothing written
+    assert not out.exists()
+    assert main([*argv, "--allow-degenerate"]) == 0
     adata = anndata.read_h5ad(tmp_path / "emb.h5ad")
     data, _ = _read(out)
     assert adata.n_obs == data["global"].shape[0]

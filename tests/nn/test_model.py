@@ -55,7 +55,10 @@ def test_paper_preset_shapes_of_every_intermediate() -> None:
     loss = model.loss(x, y, out)
     assert torch.isfinite(loss.total)
     counts = model.num_parameters()
-    assert counts["vq_local"] == counts["vq_global"] == 2048 * 64
+    # the default EMA codebooks are moving averages, not gradient-trained parameters
+    assert counts["vq_local"] == counts["vq_global"] == 0
+    paper = Cytoself(cfg.replace(codebook="paper")).num_parameters()
+    assert paper["vq_local"] == paper["vq_global"] == 2048 * 64
     # the encoders are ~3.8 M parameters, fc1 alone 40 M (40,000 x 1,000)
     assert 3e6 < counts["encoder1"] + counts["encoder2"] < 5e6
     assert counts["fc1"] == 40_000 * 1000 + 1000 + 1000 * 1311 + 1311
@@ -75,16 +78,25 @@ def test_forward_returns_every_field(tiny: Cytoself) -> None:
         assert torch.isfinite(getattr(out, name)).all(), name
 
 
-def test_gradients_reach_encoders_codebooks_decoders_and_heads(tiny: Cytoself) -> None:
+@pytest.mark.parametrize("codebook", ["ema", "paper"])
+def test_gradients_reach_encoders_codebooks_decoders_and_heads(codebook: str) -> None:
+    model = Cytoself(TINY.replace(codebook=codebook)).train()
     x, y = _batch(TINY)
-    loss = tiny.loss(x, y, tiny(x))
+    loss = model.loss(x, y, model(x))
     assert isinstance(loss, CytoselfLoss)
     loss.total.backward()
-    for name, p in tiny.named_parameters():
+    for name, p in model.named_parameters():
+        if codebook == "ema" and name.endswith("codebook"):
+            # moving averages of the encoder outputs, not gradient-trained
+            assert not p.requires_grad and p.grad is None, name
+            continue
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
-    for part in ("encoder1", "encoder2", "vq_local", "vq_global", "decoder1", "decoder2", "fc1"):
-        grads = [p.grad.abs().sum() for p in getattr(tiny, part).parameters()]
+    parts = ["encoder1", "encoder2", "decoder1", "decoder2", "fc1"]
+    if codebook == "paper":
+        parts += ["vq_local", "vq_global"]
+    for part in parts:
+        grads = [p.grad.abs().sum() for p in getattr(model, part).parameters()]
         assert sum(grads) > 0, part
 
 
