@@ -24,10 +24,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from cyto._lock import LockedError
+
 __version__ = "0.1.0"
 
 _SUBMODULES = ("preprocess", "data", "nn", "analysis")
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["LockedError", "__version__", *_SUBMODULES]
 
 
 def __getattr__(name: str) -> Any:

@@ -36,11 +36,54 @@ def get_parser() -> argparse.ArgumentParser:
         description="Self-supervised profiling of protein subcellular localization.",
     )
     parser.add_argument("--version", action="version", version=f"cyto {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of an error"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         module = importlib.import_module(f"cyto._commands.{name}")
         module.add_parser(subparsers)
     return parser
+
+
+#: Exit codes of every ``cyto`` command (docs/cli.md).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "partial": 1,  # some inputs failed and were skipped; the rest is done
+    "error": 2,  # bad argument, input or environment (file, permission, disk): nothing done
+    "bad_numbers": 3,  # stopped on non-finite losses or degenerate encodings
+    "busy": 4,  # another process is writing the same output
+    "internal": 70,  # a bug in cyto
+    "interrupted": 130,
+}
+
+
+def _explain(err: BaseException) -> tuple[int, str]:
+    """Exit code and one sentence for an exception that reached the command line."""
+    import errno
+
+    from cyto._lock import LockedError
+
+    if isinstance(err, LockedError):
+        return EXIT_CODES["busy"], str(err)
+    if type(err).__name__ in ("NonFiniteLossError", "DegenerateEncodingError"):
+        return EXIT_CODES["bad_numbers"], str(err)
+    if isinstance(err, PermissionError):
+        where = err.filename or "a file"
+        return EXIT_CODES["error"], (
+            f"permission denied writing or reading {where}; choose a folder you can write "
+            "to (or fix its permissions)"
+        )
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        where = f" while writing {err.filename}" if err.filename else ""
+        detail = f" ({err.strerror})" if err.strerror else ""
+        return EXIT_CODES["error"], (
+            f"the disk is full{where}{detail}; what was finished is kept: free space and "
+            "rerun the same command to resume"
+        )
+    if isinstance(err, ValueError | TypeError | OSError):
+        return EXIT_CODES["error"], str(err)
+    return EXIT_CODES["internal"], f"{type(err).__name__}: {err}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,12 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning(args.command)
             return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"cyto {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"cyto {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_CODES["interrupted"]
+    except Exception as err:
+        if args.debug:
+            raise
+        code, message = _explain(err)
+        print(f"cyto {args.command}: error: {message}", file=sys.stderr)
+        if code == EXIT_CODES["internal"]:
+            print("this is a bug in cyto: rerun with --debug for the traceback", file=sys.stderr)
+        return code
 
 
 def _show_warning(command: str) -> Any:

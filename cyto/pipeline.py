@@ -624,7 +624,7 @@ class _Demo:
         return (
             f"{summary.get('epochs', '?')} epochs, best validation "
             f"{summary.get('monitor', 'loss')} {best if best is None else round(abs(best), 4)} "
-            f"at epoch {summary.get('best_epoch')} "
+            f"at epoch {int(summary.get('best_epoch', -1)) + 1} (of 1..{summary.get('epochs')}) "
             f"(stop: {summary.get('stop_reason')})"
         )
 

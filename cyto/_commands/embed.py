@@ -26,6 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, default=256, metavar="N")
     p.add_argument("--device", default="auto")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="torch compute threads (default 0: the CPUs this process may use)",
+    )
+    p.add_argument(
         "--num-workers", type=int, default=-1, metavar="N", help="-1: 0 on CPU, more on GPU"
     )
     p.add_argument("--logits", action="store_true", help="also write classifier logits")
@@ -42,6 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=False,
         metavar="FILE",
         help="also export AnnData (default: OUT.h5ad)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT.h5 even if it is not an embeddings file (never the input store "
+        "or a checkpoint)",
     )
     p.add_argument(
         "--allow-degenerate",
@@ -77,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             h5ad=args.h5ad,
             progress=args.progress,
             allow_degenerate=args.allow_degenerate,
+            overwrite=args.overwrite,
+            threads=args.threads,
         )
     except DegenerateEncodingError as err:
         print(f"cyto embed: error: {err}", file=sys.stderr)

@@ -98,4 +98,12 @@ def _run(args: argparse.Namespace) -> int:
         f"{report.n_skipped} already done, {report.n_failed} failed "
         f"({report.seconds:.1f} s)"
     )
+    if report.n_crops == 0:
+        print(
+            f"cyto preprocess: error: no crops were made from {report.n_fovs} field(s): no "
+            "nucleus was found whose crop fits in its field (check the nucleus and protein "
+            "channels, --nucleus-diameter, --downsample and --crop-size)",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if report.n_failed == 0 else 1

@@ -79,7 +79,22 @@ def _run(args: argparse.Namespace) -> int:
             kw[key] = val
     if "n_proteins" not in kw and ("families" in kw or "complexes_per_family" in kw):
         kw["n_proteins"] = None  # draw complex sizes when the default total cannot apply
-    cfg = SyntheticAtlasConfig(**kw)
+    flags = {
+        "n_proteins": "--proteins",
+        "complexes_per_family": "--complexes-per-family",
+        "fields_per_protein": "--fields",
+        "scale": "--scale",
+        "z_planes": "--z-planes",
+        "complex_spread": "--complex-spread",
+        "families": "--families",
+    }
+    try:
+        cfg = SyntheticAtlasConfig(**kw)
+    except ValueError as err:  # speak the command line's names, not the config's
+        message = str(err)
+        for field, flag in flags.items():
+            message = message.replace(f"`{field}`", f"`{flag}`")
+        raise ValueError(message) from None
     manifest = generate_atlas(
         args.output,
         cfg,

@@ -63,6 +63,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--num-workers", type=int, metavar="N", help="DataLoader workers per rank (-1: auto)"
     )
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch compute threads (default 0: the CPUs this process may use)",
+    )
     p.add_argument("--amp", choices=["bf16", "fp16", "off"], help="mixed precision on CUDA")
     p.add_argument(
         "--channels-last",
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "device": args.device,
         "num_workers": args.num_workers,
         "seed": args.seed,
+        "threads": args.threads,
         "amp": args.amp,
         "channels_last": args.channels_last,
         "log_every": args.log_every,

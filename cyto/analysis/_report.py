@@ -454,6 +454,13 @@ def analyze_embeddings(
     if complexes is not None:
         levels["complex"] = load_complexes(complexes)
     crop_labels = {lv: labels_for(pids, m) for lv, m in levels.items()}
+    if levels and not any(any(v is not None for v in lab) for lab in crop_labels.values()):
+        given = ", ".join(str(p) for p in (ground_truth, complexes) if p is not None)
+        raise ValueError(
+            f"the ground truth ({given}) labels none of the {np.unique(pids).size} proteins "
+            f"of the atlas (e.g. {', '.join(map(str, np.unique(pids)[:3]))}); check that its "
+            "protein ids match the crop store's (gene names for OpenCell tables)"
+        )
     family_level = "organelle" if "organelle" in levels else next(iter(levels), None)
 
     # ---- UMAP atlas + scores

@@ -417,6 +417,9 @@ class CropStore:
     def read(self, indices: slice | Sequence[int] | np.ndarray) -> np.ndarray:
         """Read crops as float32.
 
+        A damaged file (a corrupted or truncated chunk) raises an :class:`OSError`
+        naming the store, the dataset and the crops that could not be read.
+
         Parameters
         ----------
         indices : slice or 1-D int array-like
@@ -434,6 +437,20 @@ class CropStore:
         TypeError
             If ``indices`` is neither a slice nor integers.
         """
+        try:
+            return self._read(indices)
+        except OSError as err:
+            if isinstance(indices, slice):
+                where = f"crops {indices.start or 0}..{indices.stop}"
+            else:
+                idx = np.asarray(indices).ravel()
+                where = f"crops {idx[:5].tolist()}{' ...' if idx.size > 5 else ''}"
+            raise OSError(
+                f"crop store {self.path}: cannot read {where} of dataset /crops ({err}); "
+                "the file is damaged: rewrite it (`cyto preprocess` resumes from the images)"
+            ) from None
+
+    def _read(self, indices: slice | Sequence[int] | np.ndarray) -> np.ndarray:
         crops = self._handle()["crops"]
         if isinstance(indices, slice):
             return np.asarray(crops[indices], dtype=np.float32)

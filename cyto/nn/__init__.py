@@ -8,6 +8,7 @@ from ._dataset import (
     CropDataset,
     DihedralAugment,
     default_num_workers,
+    default_threads,
     encode_labels,
     split_crops,
 )
@@ -59,6 +60,7 @@ __all__: list[str] = [
     "create_encoder",
     "create_quantizer",
     "default_num_workers",
+    "default_threads",
     "embed",
     "encode_labels",
     "evaluate",

@@ -10,6 +10,7 @@ one decompression per touched chunk rather than one per crop.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
+
+from cyto._cpus import available_cpus, free_cpus
 
 __all__ = [
     "SPLIT_NAMES",
@@ -317,8 +320,62 @@ def default_num_workers(device: torch.device | str, *, processes: int = 1) -> in
     """
     if torch.device(device).type == "cpu":
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return int(max(1, min(8, (cores or 2) // max(processes, 1) - 1)))
+    return int(max(1, min(8, available_cpus() // max(processes, 1) - 1)))
+
+
+def default_threads(processes: int | None = None, *, adapt: bool = False) -> int:
+    """Torch compute threads for this process: its share of the CPUs it may use.
+
+    The CPUs come from the affinity mask and the container's CPU quota
+    (:func:`cyto._cpus.available_cpus`), not the machine's core count: a job pinned to 4
+    cores of a 64-core node, or a container limited to 2 CPUs, would otherwise start 64
+    threads that fight over them. Under ``torchrun`` the CPUs are shared by the node's
+    ``LOCAL_WORLD_SIZE`` processes.
+
+    Parameters
+    ----------
+    processes : int, optional
+        Processes sharing the CPUs (default ``LOCAL_WORLD_SIZE``, else 1).
+    adapt : bool, default False
+        Also leave out the CPUs that other work keeps busy right now (sampled for
+        0.25 s with :func:`cyto._cpus.free_cpus`; single process only). On 2 cores with
+        one of them taken by another process, 2 threads train at a third of their idle
+        speed and 1 thread at 95 % of its own (``benchmarks/results/threads.md``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> default_threads() >= 1
+    True
+    """
+    if processes is None:
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    n = max(1, available_cpus() // max(processes, 1))
+    if adapt and processes <= 1:
+        free = free_cpus()
+        if free is not None:
+            n = min(n, max(1, round(free)))
+    return n
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int = 0) -> Iterator[int]:
+    """Run the block with ``threads`` torch compute threads, restoring the caller's setting.
+
+    0 means at most :func:`default_threads` and at most what the caller had set (a
+    process that lowered its thread count keeps it; one that never set it no longer
+    starts more threads than it has CPUs).
+    """
+    before = torch.get_num_threads()
+    n = threads or min(before, default_threads(adapt=True))
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 def encode_labels(protein_ids: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

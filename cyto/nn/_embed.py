@@ -44,9 +44,10 @@ import torch
 
 from cyto._atomic import atomic_path, default_mode
 from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
+from cyto._lock import write_lock
 
 from ._checkpoint import load_checkpoint
-from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers
+from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers, torch_threads
 from ._distributed import resolve_device
 
 __all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
@@ -56,6 +57,13 @@ EMBEDDING_FORMAT = "cyto-embeddings-1"
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str | os.PathLike) -> Path:
+    if run_dir.is_file() and str(checkpoint) in ("best", "last"):
+        raise ValueError(
+            f"`run_dir` {run_dir} is a file: give the run folder (written by `cyto train`), "
+            "and a checkpoint file with checkpoint=PATH (`--checkpoint PATH`)"
+        )
+    if not run_dir.is_dir() and str(checkpoint) in ("best", "last"):
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
     if str(checkpoint) in ("best", "last"):
         path = run_dir / "checkpoints" / f"{checkpoint}.pt"
         if checkpoint == "best" and not path.exists():
@@ -102,8 +110,15 @@ def load_model(
 
     run_dir = Path(run_dir)
     dev = resolve_device(device)
-    state = load_checkpoint(_checkpoint_path(run_dir, checkpoint), map_location="cpu")
     path = _checkpoint_path(run_dir, checkpoint)
+    state = load_checkpoint(path, map_location="cpu")
+    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ValueError(
+            f"checkpoint {path} holds non-finite weights ({', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}): the run diverged; use an earlier checkpoint "
+            "or retrain with a lower learning rate"
+        )
     model = Cytoself(CytoselfConfig.from_saved(state["model_config"]))
     try:
         model.load_state_dict(state["model"])
@@ -169,6 +184,8 @@ def embed(
     h5ad: bool | str | os.PathLike = False,
     progress: bool = True,
     allow_degenerate: bool = False,
+    overwrite: bool = False,
+    threads: int = 0,
 ) -> Path:
     """Write the localization encodings of a crop store to an HDF5 file.
 
@@ -210,6 +227,13 @@ def embed(
         Write the file even when the global encodings are degenerate (see
         :class:`~cyto.analysis.EncodingHealth`: nearly every crop with the same
         encoding or code map, or non-finite values). By default that is an error.
+    threads : int, default 0
+        Torch compute threads; 0 uses at most the CPUs this process may use
+        (:func:`~cyto.nn.default_threads`) and at most torch's current setting.
+    overwrite : bool, default False
+        Replace an existing ``out_path`` that is not a cyto embeddings file (an
+        embeddings file is always replaced). Never allowed for the crop store being
+        encoded or a file inside a run's ``checkpoints/``.
 
     Returns
     -------
@@ -222,6 +246,11 @@ def embed(
     ValueError
         If the store does not fit the model, or ``split`` is unknown or asked for a
         store the run did not train on.
+    FileExistsError
+        If ``out_path`` is the input store, a checkpoint, or a file of another kind
+        (without ``overwrite``).
+    cyto.LockedError
+        If another process is writing ``out_path``.
     DegenerateEncodingError
         (a ValueError) If the encodings are degenerate and ``allow_degenerate`` is
         False; the message names the checkpoint and the numbers, and nothing is written.
@@ -242,110 +271,184 @@ def embed(
         raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
     if not out_path.parent.is_dir():
         raise FileNotFoundError(f"folder of `out_path` does not exist: {out_path.parent}")
-    dev = resolve_device(device)
     ckpt_path = _checkpoint_path(run_dir, checkpoint)
-    model = load_model(run_dir, checkpoint=ckpt_path, device=dev)
-    cfg = model.config
-    with CropStore(store_path) as store:
-        if len(store.channels) != cfg.in_channels or store.crop_size != cfg.image_size:
-            raise ValueError(
-                f"crop store {store_path} has {len(store.channels)} channels of "
-                f"{store.crop_size}x{store.crop_size}, the model expects {cfg.in_channels} "
-                f"of {cfg.image_size}x{cfg.image_size}"
-            )
-        run_split = _run_split(run_dir, store)
-        if run_split is None:
-            if split is not None:
+    check_output(out_path, store_path, run_dir, ckpt_path, overwrite=overwrite)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ValueError(f"`threads` must be an int >= 0; got {threads!r}")
+    with write_lock(out_path, what="embeddings file"), torch_threads(threads):
+        dev = resolve_device(device)
+        model = load_model(run_dir, checkpoint=ckpt_path, device=dev)
+        cfg = model.config
+        with CropStore(store_path) as store:
+            if len(store.channels) != cfg.in_channels or store.crop_size != cfg.image_size:
                 raise ValueError(
-                    f"`split` {split!r} needs the run's training store; {store_path} is a "
-                    "different store"
+                    f"crop store {store_path} has {len(store.channels)} channels of "
+                    f"{store.crop_size}x{store.crop_size}, the model expects {cfg.in_channels} "
+                    f"of {cfg.image_size}x{cfg.image_size}"
                 )
-            split_codes = np.full(len(store), -1, dtype=np.int8)
-        else:
-            split_codes = run_split
-        rows = np.arange(len(store), dtype=np.int64)
-        if split is not None:
-            rows = rows[split_codes == SPLIT_NAMES.index(split)]
-        protein_ids = store.protein_ids[rows].astype(str)
-        fov_ids = store.fov_ids[rows].astype(str)
-        store_n = len(store)
-    names = np.array([*SPLIT_NAMES, "none"])
-    split_str = names[split_codes[rows]]
-    ckpt_meta = load_checkpoint(ckpt_path)
-    classes = [str(c) for c in ckpt_meta.get("classes", [])]
-    identity = {
-        "format": EMBEDDING_FORMAT,
-        "run": str(run_dir.resolve()),
-        "checkpoint": str(ckpt_path.resolve()),
-        "checkpoint_step": int(ckpt_meta.get("step", -1)),
-        "store": str(Path(store_path).resolve()),
-        "store_n": store_n,
-        "split_selected": split or "all",
-        "n": int(rows.size),
-        "logits": bool(logits),
-        "local": bool(local),
-        "global_only": bool(global_only),
-    }
-    del ckpt_meta
+            run_split = _run_split(run_dir, store)
+            if run_split is None:
+                if split is not None:
+                    raise ValueError(
+                        f"`split` {split!r} needs the run's training store; {store_path} is a "
+                        "different store"
+                    )
+                split_codes = np.full(len(store), -1, dtype=np.int8)
+            else:
+                split_codes = run_split
+            rows = np.arange(len(store), dtype=np.int64)
+            if split is not None:
+                rows = rows[split_codes == SPLIT_NAMES.index(split)]
+                if rows.size == 0:
+                    counts = {
+                        name: int((split_codes == k).sum()) for k, name in enumerate(SPLIT_NAMES)
+                    }
+                    raise ValueError(
+                        f"the run's {split!r} split is empty ({counts} crops per split: too "
+                        "few fields per protein for it); embed without --split, or choose "
+                        "another split"
+                    )
+            protein_ids = store.protein_ids[rows].astype(str)
+            fov_ids = store.fov_ids[rows].astype(str)
+            store_n = len(store)
+        names = np.array([*SPLIT_NAMES, "none"])
+        split_str = names[split_codes[rows]]
+        ckpt_meta = load_checkpoint(ckpt_path)
+        classes = [str(c) for c in ckpt_meta.get("classes", [])]
+        identity = {
+            "format": EMBEDDING_FORMAT,
+            "run": str(run_dir.resolve()),
+            "checkpoint": str(ckpt_path.resolve()),
+            "checkpoint_step": int(ckpt_meta.get("step", -1)),
+            "store": str(Path(store_path).resolve()),
+            "store_n": store_n,
+            "split_selected": split or "all",
+            "n": int(rows.size),
+            "logits": bool(logits),
+            "local": bool(local),
+            "global_only": bool(global_only),
+        }
+        del ckpt_meta
 
-    n = int(rows.size)
-    layout = _layout(model, logits=logits, local=local, global_only=global_only)
-    tmp = out_path.with_name(f".{out_path.name}.partial")
-    f = _open_partial(tmp, identity)
-    try:
-        if "done" not in f.attrs:
-            _create(f, layout, n, protein_ids, fov_ids, rows, split_str, classes, identity)
-            f.attrs["model_config"] = json.dumps(cfg.to_dict())
-            f.attrs["num_embeddings_local"] = cfg.num_embeddings_local
-            f.attrs["num_embeddings_global"] = cfg.num_embeddings_global
-            f.attrs["global_shape"] = list(model.global_shape)
-            f.attrs["local_shape"] = list(model.local_shape)
-        start = int(f.attrs["done"])
-        ds = CropDataset(store_path, rows)
-        from torch.utils.data import DataLoader
+        n = int(rows.size)
+        layout = _layout(model, logits=logits, local=local, global_only=global_only)
+        tmp = out_path.with_name(f".{out_path.name}.partial")
+        f = _open_partial(tmp, identity)
+        try:
+            if "done" not in f.attrs:
+                _create(f, layout, n, protein_ids, fov_ids, rows, split_str, classes, identity)
+                f.attrs["model_config"] = json.dumps(cfg.to_dict())
+                f.attrs["num_embeddings_local"] = cfg.num_embeddings_local
+                f.attrs["num_embeddings_global"] = cfg.num_embeddings_global
+                f.attrs["global_shape"] = list(model.global_shape)
+                f.attrs["local_shape"] = list(model.local_shape)
+            start = int(f.attrs["done"])
+            ds = CropDataset(store_path, rows)
+            from torch.utils.data import DataLoader
 
-        from ._dataset import BlockShuffleSampler
+            from ._dataset import BlockShuffleSampler
 
-        sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
-        loader = DataLoader(
-            ds,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=num_workers if num_workers >= 0 else default_num_workers(dev),
-            pin_memory=dev.type == "cuda",
-        )
-        bar = tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop")
-        pos = start
-        use_amp = dev.type == "cuda"
-        with torch.inference_mode():
-            for x, _ in loader:
-                x = x.to(dev, non_blocking=True)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    out = _encode(model, x, logits=logits, local=local, global_only=global_only)
-                stop = pos + x.shape[0]
-                for key, value in out.items():
-                    f[key][pos:stop] = value
-                pos = stop
-                f.attrs["done"] = pos
-                f.flush()
-                bar.update(x.shape[0])
-        bar.close()
-        health = _file_health(f, cfg.num_embeddings_global, batch_size)
-        f.attrs["health"] = json.dumps(health.to_dict())
-        f.attrs["complete"] = True
-        f.close()
-        if health.degenerate and not allow_degenerate:
-            tmp.unlink()
-            raise DegenerateEncodingError(_degenerate_message(health, ckpt_path, n), health)
-        default_mode(tmp)
-        os.replace(tmp, out_path)
-    finally:
-        if f.id.valid:
+            sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
+            loader = DataLoader(
+                ds,
+                batch_size=batch_size,
+                sampler=sampler,
+                num_workers=num_workers if num_workers >= 0 else default_num_workers(dev),
+                pin_memory=dev.type == "cuda",
+            )
+            bar = tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop")
+            pos = start
+            use_amp = dev.type == "cuda"
+            with torch.inference_mode():
+                for x, _ in loader:
+                    if not torch.isfinite(x).all():
+                        _raise_non_finite(x, rows[pos : pos + x.shape[0]], store_path)
+                    x = x.to(dev, non_blocking=True)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                        out = _encode(model, x, logits=logits, local=local, global_only=global_only)
+                    stop = pos + x.shape[0]
+                    for key, value in out.items():
+                        f[key][pos:stop] = value
+                    pos = stop
+                    f.attrs["done"] = pos
+                    f.flush()
+                    bar.update(x.shape[0])
+            bar.close()
+            health = _file_health(f, cfg.num_embeddings_global, batch_size)
+            f.attrs["health"] = json.dumps(health.to_dict())
+            f.attrs["complete"] = True
             f.close()
-    if h5ad:
-        h5ad_path = out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
-        export_h5ad(out_path, h5ad_path)
-    return out_path
+            if health.degenerate and not allow_degenerate:
+                tmp.unlink()
+                raise DegenerateEncodingError(_degenerate_message(health, ckpt_path, n), health)
+            default_mode(tmp)
+            os.replace(tmp, out_path)
+        finally:
+            if f.id.valid:
+                f.close()
+        if h5ad:
+            h5ad_path = out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
+            export_h5ad(out_path, h5ad_path)
+        return out_path
+
+
+def _raise_non_finite(x: torch.Tensor, rows: np.ndarray, store_path: Any) -> None:
+    bad = rows[(~torch.isfinite(x.flatten(1)).all(1)).numpy()]
+    raise ValueError(
+        f"crop store {store_path} holds non-finite pixels (crops {bad[:5].tolist()}"
+        f"{' ...' if bad.size > 5 else ''}); their encodings would be meaningless: fix or "
+        "drop them"
+    )
+
+
+def _is_embeddings_file(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == EMBEDDING_FORMAT
+    except OSError:
+        return False
+
+
+def check_output(
+    out_path: Path,
+    store_path: str | os.PathLike,
+    run_dir: Path,
+    checkpoint: Path,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Refuse an ``out_path`` that would destroy an input or a file of another kind.
+
+    The embeddings file may replace an earlier embeddings file (checked by content, not
+    name). It never replaces the crop store being encoded, the checkpoint, or anything
+    inside a run's ``checkpoints/`` folder; any other existing file only with
+    ``overwrite``.
+
+    Raises
+    ------
+    FileExistsError
+        With a sentence naming what ``out_path`` is.
+    """
+    out = Path(out_path)
+    if out.is_dir():
+        raise FileExistsError(f"`-o` {out} is a folder; name the embeddings file (e.g. emb.h5)")
+    if not out.exists():
+        return
+    for what, other in (
+        ("the crop store being encoded", store_path),
+        ("the checkpoint", checkpoint),
+    ):
+        if Path(other).exists() and out.resolve() == Path(other).resolve():
+            raise FileExistsError(f"`-o` {out} is {what}; writing there would destroy it")
+    if out.resolve().parent.name == "checkpoints":
+        raise FileExistsError(f"`-o` {out} is inside a run's checkpoints/ folder; write elsewhere")
+    if not overwrite and not _is_embeddings_file(out):
+        raise FileExistsError(
+            f"`-o` {out} exists and is not a cyto embeddings file; refusing to overwrite it "
+            "(pass --overwrite / overwrite=True to replace it)"
+        )
 
 
 def _file_health(f: Any, num_codes: int, block: int) -> EncodingHealth:

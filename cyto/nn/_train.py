@@ -17,6 +17,7 @@ only rank 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -37,6 +38,7 @@ from torch import nn
 
 from cyto._atomic import atomic_path
 from cyto._health import HealthAccumulator
+from cyto._lock import write_lock
 
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -52,8 +54,10 @@ from ._dataset import (
     CropDataset,
     DihedralAugment,
     default_num_workers,
+    default_threads,
     encode_labels,
     split_crops,
+    torch_threads,
 )
 from ._distributed import (
     DistInfo,
@@ -87,6 +91,7 @@ _RESUMABLE = frozenset(
         "log_every",
         "checkpoint_every",
         "tensorboard",
+        "threads",
     }
 )
 
@@ -181,6 +186,12 @@ class TrainConfig:
         Also write TensorBoard event files (needs the ``tensorboard`` extra).
     progress : bool, default True
         Show a progress bar.
+    threads : int, default 0
+        Torch compute threads of this process. 0: at most the CPUs this process may use
+        (affinity mask and container quota, shared by the ranks of a node under
+        torchrun) and at most torch's current setting, leaving out the CPUs other work
+        keeps busy, re-checked every epoch (:func:`cyto.nn.default_threads`; fixed for
+        the run when ``deterministic``).
 
     Examples
     --------
@@ -216,6 +227,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     tensorboard: bool = False
     progress: bool = True
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -229,6 +241,7 @@ class TrainConfig:
             ("checkpoint_every", 0),
             ("variance_samples", 1),
             ("seed", 0),
+            ("threads", 0),
         ):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
@@ -876,6 +889,7 @@ class _RunData:
     classes: np.ndarray
     split: np.ndarray
     reconstruction_scale: float
+    fingerprint: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -883,7 +897,26 @@ class _RunData:
             "n": self.n,
             "channels": list(self.channels),
             "crop_size": self.crop_size,
+            "fingerprint": dict(self.fingerprint),
         }
+
+
+# Crops read (evenly spaced) for a store's pixel fingerprint.
+_FINGERPRINT_CROPS = 64
+
+
+def _store_fingerprint(store: Any) -> dict[str, str]:
+    """Hashes of a store's ids (every crop) and of a fixed sample of its pixels."""
+    import hashlib
+
+    ids = hashlib.blake2b(digest_size=16)
+    for values in (store.protein_ids, store.fov_ids):
+        ids.update("\x1f".join(np.asarray(values).astype(str).tolist()).encode())
+    rows = np.unique(
+        np.linspace(0, len(store) - 1, min(_FINGERPRINT_CROPS, len(store))).astype(int)
+    )
+    pixels = hashlib.blake2b(store.read(rows).astype(np.float32).tobytes(), digest_size=16)
+    return {"ids": ids.hexdigest(), "pixels": pixels.hexdigest()}
 
 
 def _open_store(store_path: Path) -> Any:
@@ -955,6 +988,7 @@ def _prepare_data(store_path: Path, config: TrainConfig) -> _RunData:
             classes=classes,
             split=split,
             reconstruction_scale=scale,
+            fingerprint=_store_fingerprint(store),
         )
 
 
@@ -988,6 +1022,18 @@ def _check_store_matches(data: _RunData, saved: Mapping[str, Any], classes: list
             f"crop store {data.store_path} does not match the run: run was trained on "
             f"{want} with {len(classes)} proteins, the store has {got} with "
             f"{data.classes.size} proteins"
+        )
+    # runs saved before fingerprints existed are checked by shape only
+    differ = [
+        {"ids": "protein or field ids", "pixels": "pixels"}[k]
+        for k, v in saved.get("fingerprint", {}).items()
+        if data.fingerprint.get(k) != v
+    ]
+    if differ:
+        raise ValueError(
+            f"crop store {data.store_path} is not the store the run was trained on: same "
+            f"shape, but its {' and '.join(differ)} differ (run trained on "
+            f"{saved.get('path')}); resume with that store"
         )
 
 
@@ -1109,7 +1155,9 @@ def train(
     ValueError
         If the store is truncated, damaged, of another format version, holds
         non-finite pixels in the variance sample, or does not match the resumed run;
-        if ``run_dir`` already holds a run and ``resume`` is False.
+        if ``run_dir`` already holds a run and ``resume`` is False, or is a file.
+    cyto.LockedError
+        If another process is training into ``run_dir`` (the message names it).
     NonFiniteLossError
         If the loss becomes NaN/inf; ``checkpoints/last.pt`` keeps the last good state.
 
@@ -1120,11 +1168,43 @@ def train(
     """
     store_path = Path(store_path).resolve()
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"`run_dir` {run_dir} is a file; a run is a folder: name a new one")
+    # one writer per run folder (rank 0 holds the lock for the whole job under torchrun)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if resume and not run_dir.is_dir():
+        raise FileNotFoundError(f"no run to resume: {run_dir} does not exist")
+    created = rank0 and not run_dir.exists()
+    if rank0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with write_lock(run_dir, what="run folder") if rank0 else nullcontext():
+            return _train_locked(store_path, run_dir, config, model_config, model_overrides, resume)
+    except BaseException:
+        if created:  # a run refused before it wrote anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+        raise
+
+
+def _train_locked(
+    store_path: Path,
+    run_dir: Path,
+    config: TrainConfig | None,
+    model_config: Any,
+    model_overrides: Mapping[str, Any] | None,
+    resume: bool,
+) -> Path:
+    """The body of :func:`train`, run while holding the run folder's lock."""
     ckpt_dir = run_dir / "checkpoints"
+    # temporary files of a writer killed mid-write (we hold the lock: nobody else writes)
+    for stale in [*run_dir.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
+        stale.unlink(missing_ok=True)
     last_path = ckpt_dir / "last.pt"
     checkpoint = None
     if resume:
-        if not last_path.exists() and run_dir.is_dir():
+        if not last_path.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
+            # the folder holds files of a run that never reached its first checkpoint
             raise FileNotFoundError(
                 f"no checkpoint to resume from in {run_dir} (the run stopped before its "
                 "first checkpoint); start it again without resuming"
@@ -1164,11 +1244,12 @@ def train(
     prev_deterministic = torch.are_deterministic_algorithms_enabled()
     cuda_devices = [info.device.index] if info.device.type == "cuda" else []
     try:
-        # the caller's global torch RNG state is left as it was
-        with torch.random.fork_rng(devices=cuda_devices):
+        # the caller's global torch RNG state and thread count are left as they were
+        cap = config.threads or min(torch.get_num_threads(), default_threads())
+        with torch.random.fork_rng(devices=cuda_devices), torch_threads(config.threads):
             if config.deterministic:
                 torch.use_deterministic_algorithms(True)
-            return _fit(data, run_dir, config, mcfg, info, checkpoint)
+            return _fit(data, run_dir, config, mcfg, info, checkpoint, thread_cap=cap)
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
         teardown_distributed(info)
@@ -1181,6 +1262,8 @@ def _fit(
     mcfg: Any,
     info: DistInfo,
     checkpoint: dict[str, Any] | None,
+    *,
+    thread_cap: int = 1,
 ) -> Path:
     from ._model import Cytoself
 
@@ -1279,6 +1362,10 @@ def _fit(
         from tqdm.auto import tqdm
 
         for epoch in range(start_epoch, config.max_epochs):
+            adaptive = not (config.threads or config.deterministic or info.distributed)
+            if adaptive and epoch > start_epoch:
+                # the machine's load changes during a long run: leave busy CPUs alone
+                torch.set_num_threads(min(thread_cap, default_threads(adapt=True)))
             train_ds.set_epoch(epoch)
             sampler.set_epoch(epoch)
             sampler.skip = skip_batches * config.batch_size
@@ -1343,8 +1430,10 @@ def _fit(
             value = _monitored_value(source, config.monitor, monitor, epoch=epoch, step=step)
             val_health = health.result() if health.n else None
             alarms = [(f"{prefix}_{t}", m) for t, m in watch.update(source)]
-            degenerate = val_health is not None and val_health.degenerate
-            if degenerate and not any(w["term"] == "val_global_encoding" for w in warnings_seen):
+            # every rank must take the same decision: rank 0's shard decides
+            degenerate = _same_on_all_ranks(val_health is not None and val_health.degenerate, info)
+            first = not any(w["term"] == "val_global_encoding" for w in warnings_seen)
+            if degenerate and first and val_health is not None and val_health.degenerate:
                 message = _collapse_message(val_health, epoch, skipped=config.skip_degenerate)
                 alarms.append(("val_global_encoding", message))
             if degenerate and config.skip_degenerate:
@@ -1356,6 +1445,7 @@ def _fit(
                 improved, reduce_lr, stop = plateau.update(value, epoch=epoch, config=config)
             lr = optimizer.param_groups[0]["lr"]
             record: dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "lr": lr}
+            record["threads"] = torch.get_num_threads()
             record.update({f"train_{k}": v for k, v in train_metrics.items()})
             record.update({f"val_{k}": v for k, v in val_metrics.items()})
             if val_health is not None:
@@ -1450,18 +1540,40 @@ def _fit(
             if config.progress:
                 tqdm.write(summary["selection"], file=sys.stderr)
     except NonFiniteLossError as err:
-        last = ckpt_dir / "last.pt"
-        where = (
-            f"the last good checkpoint is kept at {last}"
-            if last.exists()
-            else "no checkpoint had been written yet"
-        )
-        at = err.step if err.step is not None else step
-        metrics.write({"kind": "error", "step": at, "message": str(err)})
-        raise NonFiniteLossError(f"{err}; {where}", step=at) from None
+        raise _non_finite_stop(err, ckpt_dir, step, metrics) from None
+    except (OSError, ValueError, RuntimeError) as err:
+        # a damaged store, a full disk, ...: the record says where the run stopped
+        with contextlib.suppress(OSError):  # the disk may be what is full
+            message = f"{type(err).__name__}: {err}"
+            metrics.write({"kind": "error", "step": step, "message": message})
+        raise
     finally:
         metrics.close()
     return run_dir
+
+
+def _non_finite_stop(
+    err: NonFiniteLossError, ckpt_dir: Path, step: int, metrics: _MetricsLog
+) -> NonFiniteLossError:
+    """The error to raise after a non-finite loss, recorded in metrics.jsonl."""
+    last = ckpt_dir / "last.pt"
+    where = (
+        f"the last good checkpoint is kept at {last}"
+        if last.exists()
+        else "no checkpoint had been written yet"
+    )
+    at = err.step if err.step is not None else step
+    metrics.write({"kind": "error", "step": at, "message": str(err)})
+    return NonFiniteLossError(f"{err}; {where}", step=at)
+
+
+def _same_on_all_ranks(flag: bool, info: DistInfo) -> bool:
+    """Rank 0's ``flag`` on every rank (unchanged without DDP)."""
+    if not info.distributed:
+        return bool(flag)
+    t = torch.tensor([int(flag)], device=info.device)
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def _monitored_value(

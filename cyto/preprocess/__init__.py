@@ -16,7 +16,7 @@ from cyto.preprocess._evaluate import SegmentationScore, segmentation_f1
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
 from cyto.preprocess._nuclei import estimate_nucleus_diameter, segment_nuclei
 from cyto.preprocess._project import downsample, max_projection
-from cyto.preprocess._readers import FovSpec, list_fovs, read_manifest, read_stack
+from cyto.preprocess._readers import FovSpec, fingerprint, list_fovs, read_manifest, read_stack
 
 __all__ = [
     "CHANNELS",
@@ -28,6 +28,7 @@ __all__ = [
     "crop_cells",
     "downsample",
     "estimate_nucleus_diameter",
+    "fingerprint",
     "list_fovs",
     "max_projection",
     "normalize_crops",

@@ -11,21 +11,24 @@ plus complete shards that the next run picks up without recomputing them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from cyto._lock import write_lock
 from cyto.preprocess._crop import _check_channels
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
-from cyto.preprocess._readers import FovSpec, list_fovs, read_stack
+from cyto.preprocess._readers import FovSpec, fingerprint, list_fovs, read_stack
 from cyto.preprocess._validate import check_positive
 
 __all__ = ["BatchReport", "preprocess_dataset"]
@@ -135,12 +138,19 @@ def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int
             path=np.array(str(spec.path)),
         )
         return spec.fov_id, "ok", len(out), ""
+    except OSError as err:
+        if err.errno == errno.ENOSPC:  # not the field's fault: every other field would fail too
+            return spec.fov_id, "disk_full", 0, str(err.filename or parts)
+        return spec.fov_id, "failed", 0, f"{type(err).__name__}: {err}"
     except Exception as err:  # a bad file must never abort the others
         return spec.fov_id, "failed", 0, f"{type(err).__name__}: {err}"
 
 
-def _store_fovs(path: Path, params: dict) -> set[str]:
-    """FOV ids recorded in an existing store made with the same parameters."""
+def _store_fovs(path: Path, params: dict) -> dict[str, tuple[str, str]]:
+    """Fields recorded in an existing store made with the same parameters.
+
+    Returns ``{fov_id: (protein_id, source fingerprint or "")}``.
+    """
     from cyto.data import CropStore
 
     with CropStore(path) as store:
@@ -153,19 +163,107 @@ def _store_fovs(path: Path, params: dict) -> set[str]:
 
     with h5py.File(path, "r") as f:
         if "fovs/fov_id" not in f:
-            return set()
-        return set(f["fovs/fov_id"].asstr()[()].tolist())
+            return {}
+        g = f["fovs"]
+        ids = g["fov_id"].asstr()[()].tolist()
+        pids = g["protein_id"].asstr()[()].tolist()
+        src = g["source"].asstr()[()].tolist() if "source" in g else [""] * len(ids)
+        return {i: (p, s) for i, p, s in zip(ids, pids, src)}
+
+
+def _sources(specs: Sequence[FovSpec]) -> dict[str, str]:
+    """Content fingerprint of every field's inputs ("" when a file cannot be read: that
+    field fails later with its own message)."""
+    out = {}
+    for spec in specs:
+        try:
+            out[spec.fov_id] = fingerprint(spec)
+        except OSError:
+            out[spec.fov_id] = ""
+    return out
+
+
+def _check_duplicates(specs: Sequence[FovSpec], sources: Mapping[str, str]) -> None:
+    """Refuse a dataset that lists the same image (same content and channels) twice."""
+    first: dict[str, FovSpec] = {}
+    pairs = []
+    for spec in specs:
+        key = sources[spec.fov_id]
+        if not key:
+            continue
+        if key in first:
+            pairs.append(f"{first[key].fov_id!r} and {spec.fov_id!r} ({spec.path})")
+        else:
+            first[key] = spec
+    if pairs:
+        raise ValueError(
+            f"the dataset lists the same image more than once: fov ids {'; '.join(pairs[:5])}"
+            f"{' ...' if len(pairs) > 5 else ''}. Each field must appear once (its crops "
+            "would otherwise land in both the training and the test split): remove the "
+            "repeated rows"
+        )
+
+
+def _check_same_inputs(
+    out: Path,
+    done: Mapping[str, tuple[str, str]],
+    specs: Sequence[FovSpec],
+    sources: Mapping[str, str],
+) -> None:
+    """Refuse fields whose id is already in the store but came from other inputs."""
+    clash = []
+    for spec in specs:
+        if spec.fov_id not in done:
+            continue
+        protein, source = done[spec.fov_id]
+        if protein != spec.protein_id:
+            clash.append(
+                f"{spec.fov_id!r} (protein {protein!r} in the store, {spec.protein_id!r} now)"
+            )
+        elif source and sources[spec.fov_id] and source != sources[spec.fov_id]:
+            clash.append(f"{spec.fov_id!r} (its image {spec.path} differs from the one stored)")
+    if clash:
+        raise ValueError(
+            f"crop store {out} already holds field(s) {'; '.join(clash[:5])}"
+            f"{' ...' if len(clash) > 5 else ''} made from other inputs: this is another "
+            "dataset, or the images changed. Write to a new store (or give the new fields "
+            "their own fov ids)"
+        )
+
+
+def _free_space_needed(parts: Path, done: int, total: int) -> float:
+    """Bytes the remaining fields need, extrapolated from the shards written so far (×2:
+    the final merge rewrites the store)."""
+    shards = list(parts.glob("*.npz"))
+    per_field = sum(p.stat().st_size for p in shards) / max(len(shards), 1)
+    return 2.0 * per_field * max(total - done, 0)
+
+
+def _all_done(
+    out: Path, specs: Sequence[FovSpec], params: dict, sources: Mapping[str, str]
+) -> bool:
+    """True when ``out`` is a finished store that already holds every field."""
+    if not out.exists() or out.with_name(out.name + _PARTS_SUFFIX).exists():
+        return False
+    done = _store_fovs(out, params)
+    _check_same_inputs(out, done, specs, sources)
+    return all(s.fov_id in done for s in specs)
 
 
 def _consolidate(
-    out: Path, parts: Path, specs: Sequence[FovSpec], params: dict, channels: tuple[str, ...]
+    out: Path,
+    parts: Path,
+    specs: Sequence[FovSpec],
+    params: dict,
+    channels: tuple[str, ...],
+    sources: Mapping[str, str],
 ) -> int:
     """Merge the old store and all shards into a new store; replace atomically."""
     import h5py
 
     from cyto.data._store import _atomic_target, _StoreWriter, _str_dtype
 
-    old_fovs: list[tuple[str, str, str, int]] = []
+    old_fovs: list[tuple[str, str, str, int, str]] = []
     old = None
     if out.exists() and out.stat().st_size > 0:
         old = h5py.File(out, "r")
@@ -186,7 +284,8 @@ def _consolidate(
                 pids = g["protein_id"].asstr()[()]
                 paths = g["path"].asstr()[()]
                 counts = g["n_crops"][()]
-                old_fovs = list(zip(ids, pids, paths, counts.tolist()))
+                src = g["source"].asstr()[()] if "source" in g else [""] * len(ids)
+                old_fovs = list(zip(ids, pids, paths, counts.tolist(), src))
                 n = old["crops"].shape[0]
                 step = 4096
                 for a in range(0, n, step):
@@ -216,7 +315,9 @@ def _consolidate(
                         z["centers"],
                         z["nucleus_ids"],
                     )
-                table.append((spec.fov_id, spec.protein_id, str(spec.path), k))
+                table.append(
+                    (spec.fov_id, spec.protein_id, str(spec.path), k, sources.get(spec.fov_id, ""))
+                )
                 done.add(spec.fov_id)
             g = w.file.create_group("fovs")
             sdt = _str_dtype()
@@ -228,6 +329,10 @@ def _consolidate(
             )
             g.create_dataset("path", data=np.array([t[2] for t in table], dtype=object), dtype=sdt)
             g.create_dataset("n_crops", data=np.array([t[3] for t in table], dtype=np.int64))
+            # content fingerprint of each field's inputs (cyto.preprocess.fingerprint)
+            g.create_dataset(
+                "source", data=np.array([t[4] for t in table], dtype=object), dtype=sdt
+            )
             n_total = w.n
         finally:
             w.close()
@@ -351,6 +456,8 @@ def preprocess_dataset(
 
     Raises
     ------
+    cyto.LockedError
+        If another process is writing ``out`` (the message names it).
     ValueError
         If an option is invalid, the dataset has repeated fov ids, or ``out`` exists
         with other parameters or is not a crop store.
@@ -400,6 +507,8 @@ def preprocess_dataset(
     specs = list_fovs(source) if isinstance(source, (str, os.PathLike)) else list(source)
     if not all(isinstance(s, FovSpec) for s in specs):
         raise TypeError("`source` must be a path or a sequence of FovSpec")
+    if not specs:
+        raise ValueError(f"`source` {source!s:.200} lists no field of view; nothing to do")
     counts = Counter(s.fov_id for s in specs)
     if len(counts) != len(specs):
         dup = sorted(i for i, k in counts.items() if k > 1)[:5]
@@ -408,10 +517,40 @@ def preprocess_dataset(
     out = Path(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"folder of `out` does not exist: {out.parent}")
-    parts = out.with_name(out.name + _PARTS_SUFFIX)
     report = BatchReport(path=out, n_fovs=len(specs))
+    sources = _sources(specs)
+    _check_duplicates(specs, sources)
+    if _all_done(out, specs, params, sources):  # read-only: also works in a read-only folder
+        from cyto.data import CropStore
 
-    done = _store_fovs(out, params) if out.exists() else set()
+        report.n_skipped = len(specs)
+        with CropStore(out) as store:
+            report.n_crops = len(store)
+        report.seconds = time.perf_counter() - t0
+        return report
+    with write_lock(out, what="crop store"):
+        return _preprocess_locked(
+            specs, sources, out, params, names, report, workers, scheduler, progress, on_error, t0
+        )
+
+
+def _preprocess_locked(
+    specs: list[FovSpec],
+    sources: dict[str, str],
+    out: Path,
+    params: dict,
+    names: tuple[str, ...],
+    report: BatchReport,
+    workers: int | None,
+    scheduler: Any,
+    progress: bool,
+    on_error: Callable[[str, str], None] | None,
+    t0: float,
+) -> BatchReport:
+    """The body of :func:`preprocess_dataset`, run while holding the store's lock."""
+    parts = out.with_name(out.name + _PARTS_SUFFIX)
+    done = _store_fovs(out, params) if out.exists() else {}
+    _check_same_inputs(out, done, specs, sources)
     if parts.is_dir():
         saved = parts / "params.json"
         if saved.is_file() and json.loads(saved.read_text()) != params:
@@ -424,7 +563,7 @@ def preprocess_dataset(
         stale.unlink(missing_ok=True)
     (parts / "params.json").write_text(json.dumps(params, sort_keys=True))
     if not out.exists():  # an empty, valid store from the start
-        _consolidate(out, parts, [], params, names)
+        _consolidate(out, parts, [], params, names, sources)
     sharded = {s.fov_id for s in specs if (parts / _shard_name(s.fov_id)).is_file()}
     pending = [s for s in specs if s.fov_id not in done and s.fov_id not in sharded]
     report.n_skipped = len(specs) - len(pending)
@@ -442,6 +581,14 @@ def preprocess_dataset(
 
     def on_result(result: tuple[str, str, int, str]) -> None:
         fov_id, status, _, reason = result
+        if status == "disk_full":
+            need = _free_space_needed(parts, report.n_processed, len(specs) - report.n_skipped)
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device ({report.n_processed} field(s) done and kept; about "
+                f"{need / 2**30:.1f} GiB more are needed for the rest)",
+                reason,
+            )
         if status == "ok":
             report.n_processed += 1
         else:
@@ -466,7 +613,7 @@ def preprocess_dataset(
     finally:
         bar.close()
         # also after Ctrl-C: keep what is finished
-        report.n_crops = _consolidate(out, parts, specs, params, names)
+        report.n_crops = _consolidate(out, parts, specs, params, names, sources)
     shutil.rmtree(parts, ignore_errors=True)
     report.seconds = time.perf_counter() - t0
     return report

@@ -461,6 +461,11 @@ def segment_nuclei(
     empty = np.zeros(img.shape, dtype=np.int32)
     if min(img.shape) < 3:
         raise ValueError(f"`hoechst` must be at least 3×3 pixels, got shape {img.shape}")
+    if d is not None and d > max(img.shape):
+        raise ValueError(
+            f"`nucleus_diameter` must be at most the image side ({max(img.shape)} px for "
+            f"shape {img.shape}), got {d:g}: give it in pixels of the (downsampled) image"
+        )
 
     if d is None:
         d = _estimate(img, min_contrast)

@@ -6,10 +6,14 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["FovSpec", "list_fovs", "read_manifest", "read_stack"]
+__all__ = ["FovSpec", "fingerprint", "list_fovs", "read_manifest", "read_stack"]
+
+# Blocks of each input file hashed by `fingerprint` (start, middle, end).
+_FINGERPRINT_BLOCK = 1 << 16
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 # tifffile axis codes that mean "some stack of planes"
@@ -46,6 +50,51 @@ class FovSpec:
     nucleus_channel: int = 0
     axes: str | None = None
     nucleus_path: Path | None = None
+
+
+def _file_digest(path: Path, h: Any) -> None:
+    size = path.stat().st_size
+    h.update(size.to_bytes(8, "little"))
+    with open(path, "rb") as fh:
+        for offset in sorted(
+            {0, max(size // 2 - _FINGERPRINT_BLOCK // 2, 0), max(size - _FINGERPRINT_BLOCK, 0)}
+        ):
+            fh.seek(offset)
+            h.update(fh.read(_FINGERPRINT_BLOCK))
+
+
+def fingerprint(spec: FovSpec) -> str:
+    """A content fingerprint of a field's input files (independent of their paths).
+
+    BLAKE2b over each file's size and three 64 KiB blocks (start, middle, end), and the
+    channel indices read from them: enough to tell two images apart, three reads per
+    file however large it is (a full hash of a 10⁵-field screen would read it all
+    again on every resume). Two rows naming the same image, or a field whose file
+    changed since it was preprocessed, are found by comparing fingerprints.
+
+    Parameters
+    ----------
+    spec : FovSpec
+        The field.
+
+    Returns
+    -------
+    str
+        32 hex digits.
+
+    Raises
+    ------
+    FileNotFoundError
+        If an input file is missing.
+    """
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{spec.protein_channel},{spec.nucleus_channel},{spec.axes}".encode())
+    for path in (spec.path, spec.nucleus_path):
+        if path is not None:
+            _file_digest(Path(path), h)
+    return h.hexdigest()
 
 
 def _stem(path: Path) -> str:
@@ -133,6 +182,38 @@ def _default_axes(shape: tuple[int, ...]) -> str:
     raise ValueError(f"cannot guess the axes of a {len(shape)}-D image with shape {shape}")
 
 
+def _image_limit() -> int:
+    """Bytes one image may take: ``CYTO_MAX_IMAGE_GB`` (default 4 GiB), at most half of
+    the machine's physical memory."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 16 << 30
+    wanted = float(os.environ.get("CYTO_MAX_IMAGE_GB", "4")) * 2**30
+    return int(min(wanted, total / 2))
+
+
+def _check_size(path: Path, tif: Any) -> None:
+    """Refuse, before allocating, an image whose header promises more than can be true or
+    more than cyto reads at once."""
+    page = tif.pages[0]
+    nbytes = max(int(tif.series[0].nbytes), len(tif.pages) * int(page.nbytes))
+    size = path.stat().st_size
+    if page.compression == 1 and int(page.nbytes) > size:
+        raise ValueError(
+            f"{path}: its header describes a {nbytes / 2**30:.2f} GiB uncompressed image "
+            f"({'x'.join(map(str, page.shape))} per page) but the file holds {size} bytes: "
+            "the file is damaged or truncated"
+        )
+    limit = _image_limit()
+    if nbytes > limit:
+        raise ValueError(
+            f"{path}: its header describes a {nbytes / 2**30:.1f} GiB image, more than cyto "
+            f"reads at once ({limit / 2**30:.1f} GiB; set CYTO_MAX_IMAGE_GB to allow more); "
+            "split it into fields or check that the file is not damaged"
+        )
+
+
 def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
     """Read a TIFF / OME-TIFF stack as a (C, Z, Y, X) array.
 
@@ -184,6 +265,7 @@ def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             n_pages = len(tif.pages)
+            _check_size(path, tif)
             if len(tif.series) > 1 and len(series.pages) < n_pages and series.ndim == 2:
                 # one series per page (MicroManager): stack every page
                 data = np.stack([page.asarray() for page in tif.pages])
@@ -275,17 +357,38 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in ("path", "protein_id") if c not in fields]
-        if missing:
-            raise ValueError(
-                f"{path}: manifest lacks column(s) {missing}; found {fields}, expected at least "
-                "path, protein_id (optional fov_id, protein_channel, nucleus_channel, axes, "
-                "nucleus_path)"
-            )
-        rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, strict=True)
+            fields = [c.strip() for c in (reader.fieldnames or [])]
+            rows = _manifest_rows(reader, fields, path)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the manifest as "
+            "UTF-8 CSV"
+        ) from None
+    except csv.Error as err:
+        raise ValueError(
+            f"{path}, line {reader.line_num}: malformed CSV ({err}); check for an unclosed "
+            'quote (")'
+        ) from None
+    return _specs_from_rows(rows, path)
+
+
+def _manifest_rows(reader: csv.DictReader, fields: list[str], path: Path) -> list[dict]:
+    """The manifest's rows with stripped keys (checks the required columns)."""
+    missing = [c for c in ("path", "protein_id") if c not in fields]
+    if missing:
+        raise ValueError(
+            f"{path}: manifest lacks column(s) {missing}; found {fields}, expected at least "
+            "path, protein_id (optional fov_id, protein_channel, nucleus_channel, axes, "
+            "nucleus_path)"
+        )
+    return [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+
+
+def _specs_from_rows(rows: list[dict], path: Path) -> list[FovSpec]:
+    """One :class:`FovSpec` per manifest row (line numbers in the messages)."""
     specs: list[FovSpec] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows, start=2):
@@ -320,13 +423,21 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
                     f"{where}: nucleus_path {nucleus_rel!r} is the same file as path; leave "
                     "nucleus_path empty when one file holds both channels"
                 )
+        protein_channel = _int_field(row, "protein_channel", 0 if nucleus_file else 1, where)
+        nucleus_channel = _int_field(row, "nucleus_channel", 0, where)
+        if nucleus_file is None and protein_channel == nucleus_channel:
+            raise ValueError(
+                f"{where}: protein_channel and nucleus_channel are both {protein_channel}; "
+                "the protein and the Hoechst image must be different channels (or give the "
+                "Hoechst image in nucleus_path)"
+            )
         specs.append(
             FovSpec(
                 path=file,
                 protein_id=pid,
                 fov_id=fov,
-                protein_channel=_int_field(row, "protein_channel", 0 if nucleus_file else 1, where),
-                nucleus_channel=_int_field(row, "nucleus_channel", 0, where),
+                protein_channel=protein_channel,
+                nucleus_channel=nucleus_channel,
                 axes=axes,
                 nucleus_path=nucleus_file,
             )

@@ -7,11 +7,16 @@ import numpy as np
 __all__ = ["as_float_image", "check_positive"]
 
 
+# Largest magnitude kept in float32: squares and sums of a 10⁶-pixel image stay finite.
+_FLOAT32_SAFE = 1e15
+
+
 def as_float_image(image: object, name: str, *, ndim: int | tuple[int, ...] = 2) -> np.ndarray:
     """Return ``image`` as a finite float32/float64 array with the expected ndim.
 
     float32 stays float32, float16 and integers below 32 bits go to float32
-    (exact for uint16 microscopy data), anything else to float64.
+    (exact for uint16 microscopy data), anything else to float64; float32 values so large
+    that squares or sums would overflow (beyond ±1e15) go to float64 too.
     """
     if isinstance(image, (str, bytes)) or image is None:
         raise TypeError(f"`{name}` must be an array, got {type(image).__name__}")
@@ -35,6 +40,9 @@ def as_float_image(image: object, name: str, *, ndim: int | tuple[int, ...] = 2)
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise ValueError(f"`{name}` contains {bad} non-finite values (NaN or inf); expected finite")
+    if arr.dtype == np.float32 and float(np.abs(arr).max()) > _FLOAT32_SAFE:
+        # finite, but sums and squares would overflow float32 (e.g. values near ±3e38)
+        arr = arr.astype(np.float64)
     return arr
 
 

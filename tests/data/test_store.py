@@ -179,3 +179,23 @@ def test_sparse_reads_across_chunks(tmp_path, rng) -> None:
         idx = np.array([299, 3, 150, 151, 3, 40, 260, 0])  # unsorted, repeated, sparse
         np.testing.assert_array_equal(s.read(idx), crops[idx])
         np.testing.assert_array_equal(s.read(np.arange(0, 300, 37)), crops[::37])
+
+
+def test_damaged_chunk_names_the_store_and_the_crops(tmp_path) -> None:
+    import h5py
+
+    rng = np.random.default_rng(0)
+    crops = rng.random((64, 2, 16, 16)).astype(np.float32)
+    path = write_crop_store(tmp_path / "c.h5", crops, np.repeat(["A", "B"], 32))
+    with h5py.File(path, "r") as f:
+        ds = f["crops"]
+        if ds.compression is None:
+            pytest.skip("uncompressed store: a flipped byte is not detectable")
+        info = ds.id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    for k in range(info.byte_offset + 8, info.byte_offset + min(info.size, 64)):
+        data[k] ^= 0xFF  # scramble the compressed chunk
+    path.write_bytes(bytes(data))
+    with CropStore(path) as store:
+        with pytest.raises(OSError, match=r"crop store .*c\.h5: cannot read crops \[0, 1\]"):
+            store.read([0, 1])

@@ -151,7 +151,7 @@ def test_embed_streams_in_bounded_chunks(trained, tmp_path, monkeypatch):
         embed(
             run,
             path,
-            tmp_path / f"{name}.h5",
+            tmp_path / f"emb_{name}.h5",  # not big.h5: that is the store
             batch_size=8,
             local=True,
             num_workers=0,

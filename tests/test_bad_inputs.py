@@ -1,0 +1,42 @@
+"""Every bad input of tools/bad_inputs.py gets its exit code and its sentence (no traceback)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from bad_inputs import CASES, Workspace, run_case
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return Workspace(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.command}: {c.what}")
+def test_bad_input_gets_a_sentence(case, ws):
+    code, message = run_case(case, ws)
+    assert code == case.code, message
+    assert case.message in message
+    assert "Traceback" not in message
+
+
+def test_the_table_in_the_docs_lists_every_case():
+    table = (Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md").read_text()
+    for case in CASES:
+        assert f"| {case.what} |" in table, f"rerun python tools/bad_inputs.py ({case.what})"

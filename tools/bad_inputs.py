@@ -1,0 +1,369 @@
+"""Bad inputs tried on the ``cyto`` command line, and what the user is told.
+
+One list of cases, used twice: ``tests/test_bad_inputs.py`` runs every case and checks
+its exit code and message; ``python tools/bad_inputs.py`` runs them and writes
+``docs/bad_inputs.md`` (the table a user can search for the message they got), so the
+table stays true. Each case builds its inputs in a scratch folder, runs ``cyto`` in this
+process (``cyto.cli.main``) and records the exit code and the first line of stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CASES", "Case", "Workspace", "run_case"]
+
+
+class Workspace:
+    """Inputs shared by the cases, built on first use in ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    @cached_property
+    def store(self) -> Path:
+        """A 32-crop, 4-protein store (a band per protein), 32×32."""
+        from cyto.data import write_crop_store
+
+        rng = np.random.default_rng(0)
+        prot = np.repeat([f"P{k}" for k in range(4)], 8)
+        fov = np.array([f"{p}-f{i % 8}" for i, p in enumerate(prot)])
+        crops = rng.normal(0, 0.3, size=(32, 2, 32, 32)).astype(np.float32)
+        for k in range(4):
+            crops[prot == f"P{k}", 0, 8 * k : 8 * (k + 1)] += 2.0
+        return write_crop_store(self.path("crops.h5"), crops.astype(np.float16), prot, fov_ids=fov)
+
+    @cached_property
+    def run(self) -> Path:
+        """A tiny run of 4 steps (its encodings are degenerate)."""
+        import warnings
+
+        from cyto.nn import TrainConfig, train
+
+        cfg = TrainConfig(preset="tiny", batch_size=8, max_epochs=1, num_workers=0, progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return train(self.store, self.path("run"), config=cfg)
+
+    @cached_property
+    def embeddings(self) -> Path:
+        from cyto.nn import embed
+
+        return embed(
+            self.run, self.store, self.path("emb.h5"), progress=False, allow_degenerate=True
+        )
+
+    def fov(self, name: str = "field.tif", *, dark: bool = False) -> Path:
+        """A two-channel field with nine nuclei (or none)."""
+        import tifffile
+
+        img = np.full((2, 1, 200, 200), 200, np.uint16)
+        if not dark:
+            yy, xx = np.mgrid[:200, :200]
+            for cy in (40, 100, 160):
+                for cx in (40, 100, 160):
+                    disk = (yy - cy) ** 2 + (xx - cx) ** 2 < 12**2
+                    img[:, 0][:, disk] = 3000
+        path = self.path(name)
+        tifffile.imwrite(path, img, photometric="minisblack")
+        return path
+
+    def manifest(self, name: str, text: str | bytes) -> Path:
+        path = self.path(name)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return path
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to make it, the command, and what must come back."""
+
+    command: str
+    what: str
+    argv: Callable[[Workspace], list[str]]
+    code: int
+    message: str  # a part of the message the user must see
+
+
+HOLD = "import sys, time\nfrom cyto._lock import write_lock\n" + (
+    "with write_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(60)\n"
+)
+
+
+@contextlib.contextmanager
+def _held(target: Path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        proc.stdout.readline()
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _huge_tiff(ws: Workspace) -> Path:
+    """A TIFF whose header claims a 60000×60000 image (the file holds 8×8 pixels)."""
+    import struct
+
+    import tifffile
+
+    path = ws.path("huge.tif")
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16))
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        for tag in tif.pages[0].tags.values():
+            if tag.code in (256, 257):  # ImageWidth, ImageLength
+                fmt = "<H" if tag.dtype == 3 else "<I"
+                data[tag.valueoffset : tag.valueoffset + struct.calcsize(fmt)] = struct.pack(
+                    fmt, 60000
+                )
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _nan_store(ws: Workspace) -> Path:
+    from cyto.data import CropStore, write_crop_store
+
+    with CropStore(ws.store) as s:
+        crops = s.read(slice(None))
+        pids, fovs = s.protein_ids, s.fov_ids
+    crops[3] = np.nan
+    return write_crop_store(ws.path("nan.h5"), crops.astype(np.float16), pids, fov_ids=fovs)
+
+
+def _nan_checkpoint(ws: Workspace) -> Path:
+    import torch
+
+    from cyto.nn import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(ws.run / "checkpoints" / "last.pt")
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    save_checkpoint(state, ws.path("nan.pt"))
+    return ws.path("nan.pt")
+
+
+def _other_store(ws: Workspace) -> Path:
+    from cyto.data import CropStore, write_crop_store
+
+    with CropStore(ws.store) as s:
+        crops = s.read(slice(None)) * 0.1
+        pids, fovs = s.protein_ids, s.fov_ids
+    return write_crop_store(ws.path("other.h5"), crops.astype(np.float16), pids, fov_ids=fovs)
+
+
+def _one_field_run(ws: Workspace) -> Path:
+    """A run whose proteins have one or two fields each: no test split."""
+    import warnings
+
+    from cyto.data import CropStore, write_crop_store
+    from cyto.nn import TrainConfig, train
+
+    with CropStore(ws.store) as s:
+        crops, pids = s.read(slice(None)), s.protein_ids.astype(str)
+    fovs = np.array([f"{p}-{i % 2}" for i, p in enumerate(pids)])
+    store = write_crop_store(ws.path("few.h5"), crops.astype(np.float16), pids, fov_ids=fovs)
+    cfg = TrainConfig(preset="tiny", batch_size=8, max_epochs=1, num_workers=0, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(store, ws.path("few-run"), config=cfg)
+    return store
+
+
+def _preprocess(ws: Workspace, manifest: Path, out: str = "out.h5") -> list[str]:
+    return ["preprocess", str(manifest), "-o", str(ws.path(out)), "--crop-size", "32", "-q"]
+
+
+def _foreign(ws: Workspace) -> list[str]:
+    a = ws.manifest("a.csv", f"path,protein_id,fov_id\n{ws.fov('a.tif')},P0,f1\n")
+    from cyto.cli import main
+
+    main(_preprocess(ws, a, "ab.h5"))
+    img = ws.fov("b.tif")
+    data = img.read_bytes()
+    img.write_bytes(data[:-4] + b"\x01\x02\x03\x04")  # other pixels, same fov id
+    b = ws.manifest("b.csv", f"path,protein_id,fov_id\n{img},P0,f1\n")
+    return _preprocess(ws, b, "ab.h5")
+
+
+def _locked(ws: Workspace, target: Path, argv: list[str]) -> list[str]:
+    return ["__locked__", str(target), *argv]
+
+
+CASES: list[Case] = [
+    # ------------------------------------------------------------------ preprocess
+    Case("preprocess", "manifest that does not exist",
+         lambda ws: _preprocess(ws, ws.path("nope.csv")), 2, "not found"),
+    Case("preprocess", "manifest with a header and no rows",
+         lambda ws: _preprocess(ws, ws.manifest("e.csv", "path,protein_id\n")), 2,
+         "lists no field of view"),
+    Case("preprocess", "manifest that is not UTF-8 (Latin-1)",
+         lambda ws: _preprocess(ws, ws.manifest("l.csv", "path,protein_id\nf\xe9.tif,P0\n".encode("latin-1"))),
+         2, "not UTF-8 text"),
+    Case("preprocess", "manifest with an unclosed quote",
+         lambda ws: _preprocess(ws, ws.manifest("q.csv", 'path,protein_id\n"f.tif,P0\n')), 2,
+         "unclosed quote"),
+    Case("preprocess", "manifest without a protein_id column",
+         lambda ws: _preprocess(ws, ws.manifest("c.csv", "path\nf.tif\n")), 2,
+         "manifest lacks column(s) ['protein_id']"),
+    Case("preprocess", "the same image listed twice",
+         lambda ws: _preprocess(ws, ws.manifest("d.csv", f"path,protein_id,fov_id\n{ws.fov()},P0,a\n{ws.fov()},P0,b\n")),
+         2, "same image more than once"),
+    Case("preprocess", "another dataset's fields into an existing store (same fov ids)",
+         _foreign, 2, "made from other inputs"),
+    Case("preprocess", "a TIFF whose header claims 60000×60000 pixels (only field)",
+         lambda ws: _preprocess(ws, ws.manifest("h.csv", f"path,protein_id\n{_huge_tiff(ws)},P0\n")),
+         1, "damaged or truncated"),
+    Case("preprocess", "a field without nuclei (only field)",
+         lambda ws: _preprocess(ws, ws.manifest("k.csv", f"path,protein_id\n{ws.fov('dark.tif', dark=True)},P0\n")),
+         1, "no crops were made"),
+    Case("preprocess", "an image file that is missing (only field)",
+         lambda ws: _preprocess(ws, ws.manifest("m.csv", "path,protein_id\ngone.tif,P0\n")), 1,
+         "image file not found"),
+    Case("preprocess", "--crop-size 0",
+         lambda ws: [*_preprocess(ws, ws.manifest("z.csv", f"path,protein_id\n{ws.fov()},P0\n"))[:-3], "--crop-size", "0"],
+         2, "crop_size"),
+    Case("preprocess", "a store another process is writing",
+         lambda ws: _locked(ws, ws.path("busy.h5"), _preprocess(ws, ws.manifest("y.csv", f"path,protein_id\n{ws.fov()},P0\n"), "busy.h5")),
+         4, "is being written by pid"),
+    # ------------------------------------------------------------------ train
+    Case("train", "-o names an existing file",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.manifest("notes.txt", "x"))], 2,
+         "is a file; a run is a folder"),
+    Case("train", "crop store that does not exist",
+         lambda ws: ["train", str(ws.path("gone.h5")), "-o", str(ws.path("r1"))], 2,
+         "crop store not found"),
+    Case("train", "--resume of a folder that does not exist",
+         lambda ws: ["train", "--resume", str(ws.path("never"))], 2, "no run to resume"),
+    Case("train", "--resume with another store of the same shape",
+         lambda ws: ["train", str(_other_store(ws)), "--resume", str(ws.run), "--max-epochs", "2"],
+         2, "not the store the run was trained on"),
+    Case("train", "unknown preset",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.path("r2")), "--preset", "huge", "--batch-size", "8"], 2,
+         "unknown preset 'huge'"),
+    Case("train", "--monitor names no metric",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.path("r3")), "--preset", "tiny",
+                     "--monitor", "speed", "--max-epochs", "1", "--batch-size", "8", "--no-progress"], 2,
+         "`monitor` 'speed' is not a metric"),
+    Case("train", "a run folder another process is training into",
+         lambda ws: _locked(ws, ws.path("busyrun"), ["train", str(ws.store), "-o", str(ws.path("busyrun")), "--preset", "tiny"]),
+         4, "is being written by pid"),
+    # ------------------------------------------------------------------ embed
+    Case("embed", "-o is the crop store being encoded",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.store), "--no-progress"], 2,
+         "writing there would destroy it"),
+    Case("embed", "-o is a checkpoint",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.run / "checkpoints" / "last.pt"), "--no-progress"],
+         2, "the checkpoint"),
+    Case("embed", "-o is an existing file of another kind",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.manifest("keep.csv", "a,b\n")), "--no-progress"],
+         2, "not a cyto embeddings file"),
+    Case("embed", "a run whose encodings collapsed",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("e1.h5")), "--no-progress"],
+         3, "are degenerate"),
+    Case("embed", "--split test of a run whose test split is empty",
+         lambda ws: ["embed", str(ws.path("few-run")), str(_one_field_run(ws)), "-o", str(ws.path("e2.h5")),
+                     "--split", "test", "--no-progress"],
+         2, "'test' split is empty"),
+    Case("embed", "a store with NaN pixels",
+         lambda ws: ["embed", str(ws.run), str(_nan_store(ws)), "-o", str(ws.path("e3.h5")), "--no-progress"],
+         2, "holds non-finite pixels (crops [3])"),
+    Case("embed", "a checkpoint with NaN weights",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("e4.h5")), "--checkpoint",
+                     str(_nan_checkpoint(ws)), "--no-progress"],
+         2, "holds non-finite weights"),
+    Case("embed", "a checkpoint file given as the run",
+         lambda ws: ["embed", str(ws.run / "checkpoints" / "last.pt"), str(ws.store), "-o", str(ws.path("e5.h5"))],
+         2, "give the run folder"),
+    Case("embed", "an embeddings file another process is writing",
+         lambda ws: _locked(ws, ws.path("e6.h5"), ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("e6.h5"))]),
+         4, "is being written by pid"),
+    # ------------------------------------------------------------------ analyze
+    Case("analyze", "degenerate encodings",
+         lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep1")), "-q"], 3,
+         "are degenerate"),
+    Case("analyze", "ground truth that names none of the proteins",
+         lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep2")), "-q", "--allow-degenerate",
+                     "--ground-truth", str(ws.manifest("gt.csv", "protein_id,family\nXYZ,er\nABC,golgi\n"))],
+         2, "labels none of the 4 proteins"),
+    Case("analyze", "embeddings file that does not exist",
+         lambda ws: ["analyze", str(ws.path("gone.h5")), "-o", str(ws.path("rep3"))], 2,
+         "embeddings file not found"),
+    # ------------------------------------------------------------------ synth
+    Case("synth", "--proteins below what the families need",
+         lambda ws: ["synth", "--proteins", "6", "-o", str(ws.path("s"))], 2,
+         "`--proteins` must lie between"),
+]  # fmt: skip
+
+
+def run_case(case: Case, ws: Workspace) -> tuple[int, str]:
+    """Run one case; returns the exit code and the first line of the error message."""
+    from cyto.cli import main
+
+    argv = case.argv(ws)
+    held = contextlib.nullcontext()
+    if argv and argv[0] == "__locked__":
+        held, argv = _held(Path(argv[1])), argv[2:]
+        if "train" in argv:
+            Path(argv[argv.index("-o") + 1]).mkdir(exist_ok=True)
+    err = io.StringIO()
+    with held, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse
+            code = int(exit_.code or 0)
+    lines = [line for line in err.getvalue().splitlines() if "error" in line or "skipped" in line]
+    return code, " / ".join(lines) if lines else err.getvalue().strip()
+
+
+def main() -> int:
+    """Run every case and write ``docs/bad_inputs.md``."""
+    root = Path(__file__).resolve().parents[1]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp))
+        for case in CASES:
+            code, message = run_case(case, ws)
+            ok = code == case.code and case.message in message
+            rows.append((case, code, message, ok))
+            print(
+                f"{'ok ' if ok else 'BAD'} {case.command}: {case.what} -> {code}", file=sys.stderr
+            )
+    lines = [
+        "# Bad inputs and what cyto says",
+        "",
+        "Generated by `python tools/bad_inputs.py` (the same cases run in "
+        "`tests/test_bad_inputs.py`). Exit codes: 0 ok, 1 some inputs skipped (the rest "
+        "done), 2 bad input or environment (nothing done), 3 stopped on bad numbers "
+        "(non-finite loss, degenerate encodings), 4 another process is writing the same "
+        "output, 70 a bug in cyto (`--debug` shows the traceback), 130 interrupted.",
+        "",
+        "| command | bad input | exit | message (paths shortened) |",
+        "|---|---|---|---|",
+    ]
+    for case, code, message, _ in rows:
+        text = message.replace(str(ws.root) + "/", "").replace("|", "\\|")
+        lines.append(f"| `cyto {case.command}` | {case.what} | {code} | {text} |")
+    out = root / "docs" / "bad_inputs.md"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
