@@ -185,6 +185,20 @@ def _one_field_run(ws: Workspace) -> Path:
     return store
 
 
+def _truncated(ws: Workspace) -> Path:
+    data = ws.store.read_bytes()
+    path = ws.path("trunc.h5")
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _other_size(ws: Workspace) -> Path:
+    from cyto.data import write_crop_store
+
+    crops = np.random.default_rng(0).random((8, 2, 48, 48)).astype(np.float16)
+    return write_crop_store(ws.path("big48.h5"), crops, np.repeat(["P0", "P1"], 4))
+
+
 def _preprocess(ws: Workspace, manifest: Path, out: str = "out.h5") -> list[str]:
     return ["preprocess", str(manifest), "-o", str(ws.path(out)), "--crop-size", "32", "-q"]
 
@@ -241,7 +255,46 @@ CASES: list[Case] = [
     Case("preprocess", "a store another process is writing",
          lambda ws: _locked(ws, ws.path("busy.h5"), _preprocess(ws, ws.manifest("y.csv", f"path,protein_id\n{ws.fov()},P0\n"), "busy.h5")),
          4, "is being written by pid"),
+    Case("preprocess", "output folder that does not exist",
+         lambda ws: ["preprocess", str(ws.manifest("o.csv", f"path,protein_id\n{ws.fov()},P0\n")), "-o", str(ws.path("nodir/out.h5"))],
+         2, "folder of `out` does not exist"),
+    Case("preprocess", "--downsample 0",
+         lambda ws: [*_preprocess(ws, ws.manifest("ds.csv", f"path,protein_id\n{ws.fov()},P0\n")), "--downsample", "0"],
+         2, "downsample_factor"),
+    Case("preprocess", "protein and nucleus the same channel of one file",
+         lambda ws: _preprocess(ws, ws.manifest("pc.csv", f"path,protein_id,protein_channel,nucleus_channel\n{ws.fov()},P0,0,0\n")),
+         2, "protein_channel and nucleus_channel are both 0"),
+    Case("preprocess", "a channel column that is not a number",
+         lambda ws: _preprocess(ws, ws.manifest("nc.csv", f"path,protein_id,protein_channel\n{ws.fov()},P0,green\n")),
+         2, "column 'protein_channel' must be an integer, got 'green'"),
+    Case("preprocess", "a row with an empty protein_id",
+         lambda ws: _preprocess(ws, ws.manifest("ep.csv", f"path,protein_id\n{ws.fov()},\n")),
+         2, "empty path or protein_id"),
+    Case("preprocess", "a file that is not a TIFF (only field)",
+         lambda ws: _preprocess(ws, ws.manifest("nt.csv", f"path,protein_id\n{ws.manifest('fake.tif', 'not an image')},P0\n")),
+         1, "cannot read as TIFF"),
     # ------------------------------------------------------------------ train
+    Case("train", "a crop store that is not HDF5",
+         lambda ws: ["train", str(ws.manifest("text.h5", "hello")), "-o", str(ws.path("r6"))], 2,
+         "not a readable HDF5"),
+    Case("train", "a truncated crop store",
+         lambda ws: ["train", str(_truncated(ws)), "-o", str(ws.path("r7"))], 2,
+         "crop store"),
+    Case("train", "a store with NaN pixels in a validation crop",
+         lambda ws: ["train", str(_nan_store(ws)), "-o", str(ws.path("r8")), "--preset", "tiny", "--batch-size", "8", "--no-progress"], 2,
+         "validation crops of"),
+    Case("train", "--batch-size 0",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.path("r9")), "--batch-size", "0"], 2,
+         "`batch_size` must be an int >= 1"),
+    Case("train", "--lr -1",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.path("r10")), "--lr", "-1"], 2,
+         "`lr` must be a finite number >= 0"),
+    Case("train", "--device tpu",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.path("r11")), "--preset", "tiny", "--batch-size", "8", "--device", "tpu", "--no-progress"],
+         2, "device"),
+    Case("train", "--codebook kmeans (not a choice)",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.path("r12")), "--codebook", "kmeans"], 2,
+         "invalid choice: 'kmeans'"),
     Case("train", "-o names an existing file",
          lambda ws: ["train", str(ws.store), "-o", str(ws.manifest("notes.txt", "x"))], 2,
          "is a file; a run is a folder"),
@@ -293,6 +346,15 @@ CASES: list[Case] = [
     Case("embed", "an embeddings file another process is writing",
          lambda ws: _locked(ws, ws.path("e6.h5"), ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("e6.h5"))]),
          4, "is being written by pid"),
+    Case("embed", "a run folder that does not exist",
+         lambda ws: ["embed", str(ws.path("norun")), str(ws.store), "-o", str(ws.path("e7.h5"))], 2,
+         "run folder not found"),
+    Case("embed", "a store of another crop size than the model's",
+         lambda ws: ["embed", str(ws.run), str(_other_size(ws)), "-o", str(ws.path("e8.h5")), "--no-progress"],
+         2, "the model expects 2 of 32x32"),
+    Case("embed", "--batch-size 0",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("e9.h5")), "--batch-size", "0"], 2,
+         "`batch_size` must be a positive int"),
     # ------------------------------------------------------------------ analyze
     Case("analyze", "degenerate encodings",
          lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep1")), "-q"], 3,
@@ -304,6 +366,15 @@ CASES: list[Case] = [
     Case("analyze", "embeddings file that does not exist",
          lambda ws: ["analyze", str(ws.path("gone.h5")), "-o", str(ws.path("rep3"))], 2,
          "embeddings file not found"),
+    Case("analyze", "a file that is not HDF5",
+         lambda ws: ["analyze", str(ws.manifest("notes.h5", "hello")), "-o", str(ws.path("rep4"))], 2,
+         "is not a readable HDF5 file"),
+    Case("analyze", "--split that the file does not have",
+         lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep5")), "--split", "holdout", "--allow-degenerate", "-q"],
+         2, "`split` 'holdout' not in the embeddings file"),
+    Case("analyze", "--seeds 0",
+         lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep6")), "--seeds", "0"], 2,
+         "--seeds must be >= 1"),
     # ------------------------------------------------------------------ synth
     Case("synth", "--proteins below what the families need",
          lambda ws: ["synth", "--proteins", "6", "-o", str(ws.path("s"))], 2,

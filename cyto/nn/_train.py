@@ -831,6 +831,13 @@ def evaluate(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     try:
         for x, y in loader:
+            if not torch.isfinite(x).all():
+                where = getattr(getattr(loader, "dataset", None), "path", "the crop store")
+                raise ValueError(
+                    f"validation crops of {where} hold non-finite pixels "
+                    f"({int((~torch.isfinite(x)).sum())} values in one batch); fix or drop "
+                    "those crops before training"
+                )
             x = x.to(device, non_blocking=True, memory_format=memory_format)
             y = y.to(device, non_blocking=True)
             with _autocast(device, amp):
