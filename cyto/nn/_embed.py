@@ -343,6 +343,9 @@ def embed(
                 f.attrs["global_shape"] = list(model.global_shape)
                 f.attrs["local_shape"] = list(model.local_shape)
             start = int(f.attrs["done"])
+            # health of the rows an interrupted run already wrote, then of each new chunk
+            # as it is computed (the finished file is not read again)
+            health_acc = _written_health(f, start, cfg.num_embeddings_global, batch_size)
             ds = CropDataset(store_path, rows)
             from torch.utils.data import DataLoader
 
@@ -369,12 +372,13 @@ def embed(
                     stop = pos + x.shape[0]
                     for key, value in out.items():
                         f[key][pos:stop] = value
+                    health_acc.update(out["global"], out.get("global_indices"))
                     pos = stop
                     f.attrs["done"] = pos
                     f.flush()
                     bar.update(x.shape[0])
             bar.close()
-            health = _file_health(f, cfg.num_embeddings_global, batch_size)
+            health = health_acc.result()
             f.attrs["health"] = json.dumps(health.to_dict())
             f.attrs["complete"] = True
             f.close()
@@ -451,14 +455,15 @@ def check_output(
         )
 
 
-def _file_health(f: Any, num_codes: int, block: int) -> EncodingHealth:
-    """:class:`EncodingHealth` of the global encodings in an open embeddings file."""
+def _written_health(f: Any, stop: int, num_codes: int, block: int) -> HealthAccumulator:
+    """A :class:`HealthAccumulator` fed the first ``stop`` rows already in the file."""
     acc = HealthAccumulator(num_codes=num_codes)
     has_idx = "global_indices" in f
-    for lo in range(0, f["global"].shape[0], max(block, 1024)):
-        hi = lo + max(block, 1024)
+    step = max(block, 1024)
+    for lo in range(0, stop, step):
+        hi = min(lo + step, stop)
         acc.update(f["global"][lo:hi], f["global_indices"][lo:hi] if has_idx else None)
-    return acc.result()
+    return acc
 
 
 def _degenerate_message(health: EncodingHealth, checkpoint: Path, n: int) -> str:
