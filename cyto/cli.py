@@ -62,11 +62,13 @@ def _explain(err: BaseException) -> tuple[int, str]:
     """Exit code and one sentence for an exception that reached the command line."""
     import errno
 
+    from cyto._health import DegenerateEncodingError
     from cyto._lock import LockedError
 
     if isinstance(err, LockedError):
         return EXIT_CODES["busy"], str(err)
-    if type(err).__name__ in ("NonFiniteLossError", "DegenerateEncodingError"):
+    # by name: NonFiniteLossError lives in cyto.nn, whose import would load torch
+    if isinstance(err, DegenerateEncodingError) or type(err).__name__ == "NonFiniteLossError":
         return EXIT_CODES["bad_numbers"], str(err)
     if isinstance(err, PermissionError):
         where = err.filename or "a file"

@@ -55,27 +55,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
-    from cyto.analysis import DegenerateEncodingError
-
-    try:
-        report = _analyze(args)
-    except DegenerateEncodingError as err:
-        print(f"cyto analyze: error: {err}", file=sys.stderr)
-        return 3
-    if report.scores is not None:
-        print(report.scores.to_markdown())
-    print(f"report: {report.html}")
-    return 0
-
-
-def _analyze(args: argparse.Namespace) -> Any:
+    """Execute ``cyto analyze`` (degenerate encodings: exit code 3, see ``cyto.cli``)."""
     from cyto.analysis import analyze_embeddings
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    return analyze_embeddings(
+    report = analyze_embeddings(
         args.embeddings,
         args.output,
         ground_truth=args.ground_truth,
@@ -95,3 +80,7 @@ def _analyze(args: argparse.Namespace) -> Any:
         verbose=not args.quiet,
         allow_degenerate=args.allow_degenerate,
     )
+    if report.scores is not None:
+        print(report.scores.to_markdown())
+    print(f"report: {report.html}")
+    return 0

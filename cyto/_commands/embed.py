@@ -68,33 +68,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``cyto embed`` (exit code 3 when the encodings are degenerate)."""
-    import sys
-
-    from cyto._health import DegenerateEncodingError
+    """Execute ``cyto embed`` (degenerate encodings: exit code 3, see ``cyto.cli``)."""
     from cyto.nn import embed
 
-    try:
-        out = embed(
-            args.run,
-            args.crops,
-            args.output,
-            split=args.split,
-            batch_size=args.batch_size,
-            checkpoint=args.checkpoint,
-            device=args.device,
-            logits=args.logits,
-            local=args.local,
-            global_only=args.global_only,
-            num_workers=args.num_workers,
-            h5ad=args.h5ad,
-            progress=args.progress,
-            allow_degenerate=args.allow_degenerate,
-            overwrite=args.overwrite,
-            threads=args.threads,
-        )
-    except DegenerateEncodingError as err:
-        print(f"cyto embed: error: {err}", file=sys.stderr)
-        return 3
+    out = embed(
+        args.run,
+        args.crops,
+        args.output,
+        split=args.split,
+        batch_size=args.batch_size,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        logits=args.logits,
+        local=args.local,
+        global_only=args.global_only,
+        num_workers=args.num_workers,
+        h5ad=args.h5ad,
+        progress=args.progress,
+        allow_degenerate=args.allow_degenerate,
+        overwrite=args.overwrite,
+        threads=args.threads,
+    )
     print(f"embeddings written to {out}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 __all__ = ["add_parser"]
@@ -88,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``cyto train``."""
     import json
 
-    from cyto.nn import NonFiniteLossError, TrainConfig, read_config_file, train
+    from cyto.nn import TrainConfig, read_config_file, train
 
     resume = args.resume is not False
     run_dir = args.output
@@ -142,10 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if args.codebook is not None:
             model_overrides["codebook"] = args.codebook
         crops = args.crops
-    try:
-        out = train(crops, run_dir, config=config, model_overrides=model_overrides, resume=resume)
-    except NonFiniteLossError as err:
-        print(f"cyto train: error: {err}", file=sys.stderr)
-        return 3
+    # a non-finite loss: exit code 3 (cyto.cli)
+    out = train(crops, run_dir, config=config, model_overrides=model_overrides, resume=resume)
     print(f"run written to {out}")
     return 0
