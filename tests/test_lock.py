@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,22 +13,8 @@ import pytest
 from cyto import LockedError
 from cyto._lock import lock_path, write_lock
 
-HOLD = """
-import sys, time
-from cyto._lock import write_lock
-with write_lock(sys.argv[1], what="crop store"):
-    print("locked", flush=True)
-    time.sleep(120)
-"""
-
-
-def hold(target: Path) -> subprocess.Popen:
-    """A separate process holding the lock of ``target`` (killed by the caller)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from bad_inputs import hold
 
 
 def test_second_writer_is_refused_with_the_holder_named(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CASES", "Case", "Workspace", "run_case"]
+__all__ = ["CASES", "Case", "Workspace", "hold", "run_case"]
 
 
 class Workspace:
@@ -98,18 +98,30 @@ class Case:
     message: str  # a part of the message the user must see
 
 
-HOLD = "import sys, time\nfrom cyto._lock import write_lock\n" + (
-    "with write_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(60)\n"
-)
+HOLD = """
+import sys, time
+from cyto._lock import write_lock
+with write_lock(sys.argv[1], what="output"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def hold(target: Path) -> subprocess.Popen:
+    """A separate process holding the writer lock of ``target`` (the caller kills it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    if proc.stdout.readline().strip() != "locked":
+        proc.kill()
+        raise RuntimeError(f"the lock holder for {target} did not start")
+    return proc
 
 
 @contextlib.contextmanager
 def _held(target: Path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True
-    )
+    proc = hold(target)
     try:
-        proc.stdout.readline()
         yield
     finally:
         proc.kill()
