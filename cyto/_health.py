@@ -146,7 +146,14 @@ class HealthAccumulator:
             Their code maps (flattened).
         """
         x = np.asarray(encodings, dtype=np.float64)
+        if x.ndim < 1 or (x.shape[0] == 0 and x.ndim == 1):
+            raise ValueError(f"`encodings` must be (n, d), got shape {x.shape}")
         x = x.reshape(x.shape[0], -1)
+        if indices is not None and np.shape(indices)[0] != x.shape[0]:
+            raise ValueError(
+                f"`indices` must have one row per encoding ({x.shape[0]}), got "
+                f"{np.shape(indices)[0]}"
+            )
         finite = np.isfinite(x).all(axis=1)
         self.non_finite += int((~finite).sum())
         x = x[finite]

@@ -87,3 +87,11 @@ def test_a_handful_of_maps_for_many_crops_is_degenerate():
     h = _health(rng.normal(size=(1000, 4)), idx, k=8)
     assert h.degenerate and "only 3 distinct code maps" in h.reasons[0]
     assert not _health(rng.normal(size=(100, 4)), idx[:100], k=8).degenerate  # 3 of 100
+
+
+def test_bad_input_is_a_sentence():
+    acc = HealthAccumulator(num_codes=4)
+    with pytest.raises(ValueError, match=r"`indices` must have one row per encoding \(5\), got 3"):
+        acc.update(np.ones((5, 2)), np.zeros((3, 1), dtype=int))
+    with pytest.raises(ValueError, match=r"`encodings` must be \(n, d\)"):
+        acc.update(np.float64(1.0))

@@ -126,9 +126,7 @@ def handcrafted_features(
     >>> handcrafted_features(crops).shape
     (4, 44)
     """
-    X = as_float_array(crops, "crops", ndim=4)
-    if not np.isfinite(X).all():
-        raise ValueError("`crops` must be finite")
+    X = as_float_array(crops, "crops", ndim=4)  # rejects NaN/inf too
     for name, ch in (("protein_channel", protein_channel), ("distance_channel", distance_channel)):
         if ch is not None and not 0 <= ch < X.shape[1]:
             raise ValueError(f"`{name}` must be in [0, {X.shape[1]}), got {ch!r}")
