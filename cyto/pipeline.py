@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path
+from cyto._cpus import available_cpus
+from cyto._provenance import output_hashes, package_versions
 from cyto.analysis._report import _strings  # h5py string dataset → str array (numpy only)
 
 __all__ = [
@@ -92,7 +94,16 @@ class DemoPreset:
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     monitor: str = "task_loss"
 
-    def train_config(self, *, seed: int, device: str, progress: bool, classify: bool = True) -> Any:
+    def train_config(
+        self,
+        *,
+        seed: int,
+        device: str,
+        progress: bool,
+        classify: bool = True,
+        threads: int = 0,
+        deterministic: bool = False,
+    ) -> Any:
         """The :class:`cyto.nn.TrainConfig` of this preset (imports torch)."""
         from cyto.nn import TrainConfig
 
@@ -109,6 +120,8 @@ class DemoPreset:
             progress=progress,
             num_workers=0,
             monitor=monitor,
+            threads=int(threads),
+            deterministic=bool(deterministic),
         )
 
 
@@ -156,12 +169,21 @@ DEMO_PRESETS: dict[str, DemoPreset] = {
 
 @dataclass(frozen=True)
 class StageRecord:
-    """What one stage did: its name, wall time and a one-line summary."""
+    """What one stage did: its name, wall time, a one-line summary and what it wrote.
+
+    ``outputs`` maps each output file or folder (relative to the demo folder) to its
+    :func:`cyto._provenance.content_hash` — equal hashes mean equal numbers, whatever
+    times and paths the files also record; ``versions`` are the packages it ran with
+    and ``threads`` the compute threads of its torch and UMAP work.
+    """
 
     name: str
     seconds: float
     summary: str
     skipped: bool = False
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -479,6 +501,7 @@ class _Demo:
         device: str,
         seed: int,
         progress: bool,
+        threads: int = 1,
         data: Path | None = None,
         ground_truth: Path | None = None,
         complexes: Path | None = None,
@@ -488,6 +511,7 @@ class _Demo:
         self.preset = preset
         self.device = device
         self.seed = seed
+        self.threads = threads
         self.progress = progress
         self.data = data
         self.ground_truth = ground_truth
@@ -513,6 +537,22 @@ class _Demo:
             "embed": [self.embeddings],
             "baselines": [self.baselines],
             "analyze": [self.analysis, self.scores, self.report, self.out / "summary.json"],
+        }[stage]
+
+    # outputs whose content hashes a stage records (the numbers, not logs or figures)
+    def hashed(self, stage: str) -> list[Path]:
+        a = self.analysis
+        return {
+            "synth": [self.atlas] if self.synthetic else [],
+            "preprocess": [] if self.user_store else [self.crops],
+            "train": [self.run / "checkpoints" / "best.pt", self.run / "split.npz"],
+            "embed": [self.embeddings],
+            "baselines": [self.baselines],
+            "analyze": [
+                *(a / n for n in ("umap.csv", "scores.csv", "spectra.npz", "localization.csv")),
+                a / "feature_clusters.csv",
+                self.scores,
+            ],
         }[stage]
 
     # ------------------------------------------------------------------ ground truth
@@ -610,7 +650,13 @@ class _Demo:
         from cyto.nn import train
 
         p = self.preset
-        cfg = p.train_config(seed=self.seed, device=self.device, progress=self.progress)
+        cfg = p.train_config(
+            seed=self.seed,
+            device=self.device,
+            progress=self.progress,
+            threads=self.threads,
+            deterministic=True,
+        )
         resume = (self.run / "checkpoints" / "last.pt").exists()
         train(
             self.crops,
@@ -631,7 +677,14 @@ class _Demo:
     def embed(self) -> str:
         from cyto.nn import embed
 
-        embed(self.run, self.crops, self.embeddings, device=self.device, progress=self.progress)
+        embed(
+            self.run,
+            self.crops,
+            self.embeddings,
+            device=self.device,
+            progress=self.progress,
+            threads=self.threads,
+        )
         import h5py
 
         with h5py.File(self.embeddings, "r") as f:
@@ -909,6 +962,7 @@ def run_demo(
     preset: str | DemoPreset = "small",
     device: str = "auto",
     seed: int = 0,
+    threads: int = 0,
     stages: Sequence[str] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
@@ -944,6 +998,13 @@ def run_demo(
         Training and embedding device.
     seed : int, default 0
         Seed of the atlas, the split, the training and the hidden proteins.
+    threads : int, default 0
+        Torch compute threads of training and embedding, fixed for the whole run
+        (training also runs with deterministic algorithms). 0: the CPUs this process
+        may use when the demo starts. Runs with one seed, one thread count and the same
+        package versions on the same kind of CPU give identical stage hashes (see
+        ``docs/reproducibility.md``); another thread count changes the training's
+        floating-point sums, hence its numbers.
     stages : sequence of str, optional
         Stages to (re)run even if done; their outputs are replaced. Default: every
         stage that has not finished yet.
@@ -966,6 +1027,9 @@ def run_demo(
     """
     preset = _resolve_preset(preset)
     inputs = _demo_inputs(data, ground_truth, complexes, preprocess_options)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"`threads` must be an integer >= 0, got {threads!r}")
+    threads = int(threads) or available_cpus()
     rerun = set(stages or ())
     unknown = rerun - set(STAGES)
     if unknown:
@@ -991,6 +1055,7 @@ def run_demo(
         {
             "preset": dataclasses.asdict(preset),
             "seed": seed,
+            "threads": threads,
             "inputs": {**source, "preprocess_options": inputs["options"]},
         },
     )
@@ -1000,6 +1065,7 @@ def run_demo(
         device=device,
         seed=seed,
         progress=progress,
+        threads=threads,
         data=inputs["data"],
         ground_truth=inputs["ground_truth"],
         complexes=inputs["complexes"],
@@ -1023,7 +1089,14 @@ def run_demo(
         t0 = time.perf_counter()
         fn = getattr(demo, "baselines_" if name == "baselines" else name)
         summary = fn()
-        rec = StageRecord(name=name, seconds=round(time.perf_counter() - t0, 2), summary=summary)
+        rec = StageRecord(
+            name=name,
+            seconds=round(time.perf_counter() - t0, 2),
+            summary=summary,
+            outputs=output_hashes(demo.hashed(name), out),
+            versions=package_versions(),
+            threads=threads,
+        )
         _atomic_json(marker, dataclasses.asdict(rec))
         records.append(rec)
         echo(f"[{name}] {rec.seconds:.1f} s: {summary}")
@@ -1033,7 +1106,11 @@ def run_demo(
     summary = {
         "preset": preset.name,
         "seed": seed,
-        "stages": {r.name: {"seconds": r.seconds, "summary": r.summary} for r in records},
+        "threads": threads,
+        "stages": {
+            r.name: {"seconds": r.seconds, "summary": r.summary, "outputs": dict(r.outputs)}
+            for r in records
+        },
         **extra,
     }
     _atomic_json(out / "summary.json", summary)

@@ -38,6 +38,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="seed of the atlas, split and training")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="compute threads, fixed for the run (default 0: the CPUs this process may use); "
+        "runs with one seed and one thread count give identical stage hashes",
+    )
+    p.add_argument(
         "--stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"rerun: {', '.join(STAGES)}"
     )
     add_own_data_arguments(p, needs_truth=False)
@@ -55,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         preset=args.preset,
         device=args.device,
         seed=args.seed,
+        threads=args.threads,
         stages=args.stages,
         progress=not args.quiet,
     )

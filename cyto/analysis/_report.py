@@ -19,6 +19,7 @@ import numpy as np
 
 from cyto._atomic import atomic_path
 from cyto._health import DegenerateEncodingError, HealthAccumulator
+from cyto._provenance import package_versions
 from cyto.analysis._ground_truth import labels_for, load_complexes, load_ground_truth
 from cyto.analysis._score import ScoreTable, clustering_score_table, merge_score_tables
 from cyto.analysis._spectra import (
@@ -303,6 +304,15 @@ def _read_embeddings(
     return out
 
 
+def _embedding_inputs(path: Path) -> dict[str, Any]:
+    """What an embeddings file came from (its ``inputs`` attribute, when written)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        recorded = f.attrs.get("inputs")
+    return {"path": str(path.resolve()), **(json.loads(recorded) if recorded else {})}
+
+
 def analyze_embeddings(
     embeddings: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -418,7 +428,11 @@ def analyze_embeddings(
     fig_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     sections: list[tuple[str, list[Any]]] = []
-    summary: dict[str, Any] = {"embeddings": str(emb_path.resolve())}
+    summary: dict[str, Any] = {
+        "embeddings": str(emb_path.resolve()),
+        "inputs": [_embedding_inputs(p) for p in emb_paths],
+        "versions": package_versions(),
+    }
 
     def save(name: str, fig: Any) -> bytes:
         png = _fig_png(fig)

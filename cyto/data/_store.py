@@ -108,6 +108,7 @@ class _StoreWriter:
     ) -> None:
         h5py = _h5py()
         from cyto import __version__
+        from cyto._provenance import package_versions
 
         self.channels = _check_channels(channels)
         self.crop_size = int(crop_size)
@@ -121,6 +122,7 @@ class _StoreWriter:
         f.attrs["channels"] = json.dumps(list(self.channels))
         f.attrs["crop_size"] = s
         f.attrs["params"] = params_json
+        f.attrs["versions"] = json.dumps(package_versions())
         shape = (0, c, s, s)
         f.create_dataset(
             "crops",
@@ -485,6 +487,35 @@ class CropStore:
                 block = crops[first : min(first + rows, self._n)]
                 out[a:b] = block[uniq[a:b] - first]
         return np.asarray(out[inverse.reshape(-1)], dtype=np.float32)
+
+    def fingerprint(self, samples: int = 64) -> dict[str, str]:
+        """Cheap identity of the store's content: hashes of its ids and of sampled pixels.
+
+        Every crop's protein and field id is hashed, and the pixels of ``samples`` crops
+        spread evenly over the store, so a store of the same shape whose pixels were
+        rescaled or whose ids were permuted gets another fingerprint, at the cost of
+        reading ``samples`` crops (not the whole store).
+
+        Parameters
+        ----------
+        samples : int, default 64
+            Crops whose pixels are hashed.
+
+        Returns
+        -------
+        fingerprint : dict
+            ``{"ids": hex, "pixels": hex}`` (BLAKE2b, 16 bytes each).
+        """
+        import hashlib
+
+        ids = hashlib.blake2b(digest_size=16)
+        for values in (self.protein_ids, self.fov_ids):
+            ids.update("\x1f".join(np.asarray(values).astype(str).tolist()).encode())
+        n = len(self)
+        rows = np.unique(np.linspace(0, n - 1, min(samples, n)).astype(int)) if n else []
+        data = self.read(rows).astype(np.float32).tobytes() if n else b""
+        pixels = hashlib.blake2b(data, digest_size=16)
+        return {"ids": ids.hexdigest(), "pixels": pixels.hexdigest()}
 
     def close(self) -> None:
         """Close the file handle (metadata stay available)."""

@@ -10,8 +10,10 @@ are stored as tensors so a resumed run continues the same random streams.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "get_rng_state",
     "load_checkpoint",
     "save_checkpoint",
+    "seeded_global_rngs",
     "set_rng_state",
 ]
 
@@ -132,6 +135,24 @@ def get_rng_state() -> dict[str, Any]:
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
     return state
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed Python's and NumPy's global RNGs with ``seed``; restore the caller's on exit.
+
+    Training seeds every generator it draws from, and these two are saved in its
+    checkpoints; seeding them makes a checkpoint a function of the seed alone (two runs
+    with one seed write checkpoints with one content hash).
+    """
+    py, npy = random.getstate(), np.random.get_state()  # noqa: NPY002
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)  # noqa: NPY002
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ import torch
 from cyto._atomic import atomic_path, default_mode
 from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto._lock import write_lock
+from cyto._provenance import content_hash, package_versions
 
 from ._checkpoint import load_checkpoint
 from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers, torch_threads
@@ -311,6 +312,7 @@ def embed(
             protein_ids = store.protein_ids[rows].astype(str)
             fov_ids = store.fov_ids[rows].astype(str)
             store_n = len(store)
+            fingerprint = store.fingerprint()
         names = np.array([*SPLIT_NAMES, "none"])
         split_str = names[split_codes[rows]]
         ckpt_meta = load_checkpoint(ckpt_path)
@@ -342,6 +344,10 @@ def embed(
                 f.attrs["num_embeddings_global"] = cfg.num_embeddings_global
                 f.attrs["global_shape"] = list(model.global_shape)
                 f.attrs["local_shape"] = list(model.local_shape)
+                f.attrs["versions"] = json.dumps(package_versions())
+                f.attrs["inputs"] = json.dumps(
+                    {"checkpoint_sha256": content_hash(ckpt_path), "store_fingerprint": fingerprint}
+                )
             start = int(f.attrs["done"])
             # health of the rows an interrupted run already wrote, then of each new chunk
             # as it is computed (the finished file is not read again)

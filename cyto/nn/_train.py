@@ -39,12 +39,14 @@ from torch import nn
 from cyto._atomic import atomic_path
 from cyto._health import HealthAccumulator
 from cyto._lock import write_lock
+from cyto._provenance import package_versions
 
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
+    seeded_global_rngs,
     set_rng_state,
 )
 from ._config import _is_int, _is_nonneg_number
@@ -909,23 +911,6 @@ class _RunData:
 
 
 # Crops read (evenly spaced) for a store's pixel fingerprint.
-_FINGERPRINT_CROPS = 64
-
-
-def _store_fingerprint(store: Any) -> dict[str, str]:
-    """Hashes of a store's ids (every crop) and of a fixed sample of its pixels."""
-    import hashlib
-
-    ids = hashlib.blake2b(digest_size=16)
-    for values in (store.protein_ids, store.fov_ids):
-        ids.update("\x1f".join(np.asarray(values).astype(str).tolist()).encode())
-    rows = np.unique(
-        np.linspace(0, len(store) - 1, min(_FINGERPRINT_CROPS, len(store))).astype(int)
-    )
-    pixels = hashlib.blake2b(store.read(rows).astype(np.float32).tobytes(), digest_size=16)
-    return {"ids": ids.hexdigest(), "pixels": pixels.hexdigest()}
-
-
 def _open_store(store_path: Path) -> Any:
     from cyto.data import CropStore
 
@@ -995,7 +980,7 @@ def _prepare_data(store_path: Path, config: TrainConfig) -> _RunData:
             classes=classes,
             split=split,
             reconstruction_scale=scale,
-            fingerprint=_store_fingerprint(store),
+            fingerprint=store.fingerprint(),
         )
 
 
@@ -1098,6 +1083,7 @@ def _write_run_files(run_dir: Path, data: _RunData, config: TrainConfig, model_c
         "split_names": list(SPLIT_NAMES),
         "cyto_version": cyto.__version__,
         "torch_version": torch.__version__,
+        "versions": package_versions(),
     }
     _atomic_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
     with atomic_path(run_dir / "split.npz", suffix=".npz") as tmp:
@@ -1253,7 +1239,11 @@ def _train_locked(
     try:
         # the caller's global torch RNG state and thread count are left as they were
         cap = config.threads or min(torch.get_num_threads(), default_threads())
-        with torch.random.fork_rng(devices=cuda_devices), torch_threads(config.threads):
+        with (
+            torch.random.fork_rng(devices=cuda_devices),
+            seeded_global_rngs(config.seed + info.rank),
+            torch_threads(config.threads),
+        ):
             if config.deterministic:
                 torch.use_deterministic_algorithms(True)
             return _fit(data, run_dir, config, mcfg, info, checkpoint, thread_cap=cap)

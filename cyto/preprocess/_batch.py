@@ -328,6 +328,8 @@ def _consolidate(
                 "protein_id", data=np.array([t[1] for t in table], dtype=object), dtype=sdt
             )
             g.create_dataset("path", data=np.array([t[2] for t in table], dtype=object), dtype=sdt)
+            # where the inputs were, not what they held: left out of content hashes
+            g["path"].attrs["location"] = True
             g.create_dataset("n_crops", data=np.array([t[3] for t in table], dtype=np.int64))
             # content fingerprint of each field's inputs (cyto.preprocess.fingerprint)
             g.create_dataset(
