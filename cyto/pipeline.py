@@ -54,6 +54,7 @@ __all__ = [
     "localize_hidden",
     "run_ablation",
     "run_demo",
+    "stage_hashes",
 ]
 
 STAGES: tuple[str, ...] = ("synth", "preprocess", "train", "embed", "baselines", "analyze")
@@ -1116,6 +1117,36 @@ def run_demo(
     _atomic_json(out / "summary.json", summary)
     echo(f"report: {report}")
     return DemoResult(out_dir=out, report=report, stages=tuple(records), summary=summary)
+
+
+def stage_hashes(out_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """The content hashes each finished stage of a demo folder recorded.
+
+    Two demo folders reproduce each other where these are equal (compare them with
+    ``==``, or stage by stage to find the first that differs).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        A folder written by :func:`run_demo`.
+
+    Returns
+    -------
+    hashes : dict
+        ``{stage: {output: sha256}}`` in stage order, for the stages that finished.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``out_dir`` holds no stage record.
+    """
+    folder = Path(out_dir) / "stages"
+    found = {s: folder / f"{s}.json" for s in STAGES if (folder / f"{s}.json").is_file()}
+    if not found:
+        raise FileNotFoundError(
+            f"`out_dir`: no stage record in {str(folder)!r} (not a demo folder)"
+        )
+    return {s: dict(json.loads(p.read_text()).get("outputs", {})) for s, p in found.items()}
 
 
 # --------------------------------------------------------------------------- ablation
