@@ -1,7 +1,5 @@
 """``python -m cyto`` runs the command line."""
 
-import sys
+from cyto.cli import entry
 
-from cyto.cli import main
-
-sys.exit(main())
+entry()

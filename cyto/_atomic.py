@@ -2,13 +2,91 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "default_mode"]
+__all__ = ["atomic_path", "check_free_space", "default_mode", "human_bytes", "io_failure"]
+
+# how HDF5 (through h5py) reports a full disk or a read-only folder: as text, often in a
+# RuntimeError or an OSError without errno
+_IO_SIGNS = {
+    "disk_full": (errno.ENOSPC, ("no space left on device", "errno = 28")),
+    "read_only": (errno.EROFS, ("read-only file system", "errno = 30")),
+}
+
+
+def io_failure(err: BaseException) -> str | None:
+    """``"disk_full"``, ``"read_only"`` or None: what an I/O error (or its causes) means.
+
+    Looks at the errno of the error and of its ``__cause__`` / ``__context__`` chain, and
+    at their text (HDF5 reports these failures as text inside other exceptions).
+
+    Examples
+    --------
+    >>> io_failure(OSError(errno.ENOSPC, "No space left on device"))
+    'disk_full'
+    >>> io_failure(RuntimeError("file write failed: errno = 28, error message = ..."))
+    'disk_full'
+    >>> io_failure(ValueError("bad")) is None
+    True
+    """
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e).lower()
+        for kind, (code, signs) in _IO_SIGNS.items():
+            if getattr(e, "errno", None) == code or any(s in text for s in signs):
+                return kind
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def check_free_space(folder: str | os.PathLike, need: float, what: str) -> None:
+    """Refuse, before anything is written, work whose output cannot fit in ``folder``.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where the output goes (an existing folder).
+    need : float
+        Bytes the output needs at least (a lower bound: a refusal must be certain).
+    what : str
+        What would be written, for the message (e.g. ``"the embeddings"``).
+
+    Raises
+    ------
+    OSError
+        ``ENOSPC``, naming the bytes needed and free.
+    """
+    import shutil
+
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: {what} need at least {human_bytes(need)}, "
+            f"{human_bytes(free)} are free",
+            str(folder),
+        )
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes as a short human-readable size (binary units).
+
+    Examples
+    --------
+    >>> human_bytes(3 * 2**20), human_bytes(512), human_bytes(5.5 * 2**30)
+    ('3.0 MiB', '512 B', '5.5 GiB')
+    """
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 def default_mode(path: str | os.PathLike) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["require"]
+__all__ = ["MissingExtraError", "require"]
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
 
 
 def require(module: str, extra: str, *, purpose: str | None = None) -> ModuleType:
@@ -27,8 +31,9 @@ def require(module: str, extra: str, *, purpose: str | None = None) -> ModuleTyp
 
     Raises
     ------
-    ImportError
-        If the module cannot be imported; the message says which extra to install.
+    MissingExtraError
+        (an ImportError) If the module cannot be imported; the message says which
+        extra to install.
 
     Examples
     --------
@@ -40,7 +45,7 @@ def require(module: str, extra: str, *, purpose: str | None = None) -> ModuleTyp
         return importlib.import_module(module)
     except ImportError as err:
         what = f" for {purpose}" if purpose else ""
-        raise ImportError(
+        raise MissingExtraError(
             f"{module!r} is needed{what} but is not installed; "
             f'install it with `pip install "cyto[{extra}]"`'
         ) from err

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cyto import __version__
@@ -60,10 +60,11 @@ EXIT_CODES: dict[str, int] = {
 
 def _explain(err: BaseException) -> tuple[int, str]:
     """Exit code and one sentence for an exception that reached the command line."""
-    import errno
 
+    from cyto._atomic import io_failure
     from cyto._health import DegenerateEncodingError
     from cyto._lock import LockedError
+    from cyto._optional import MissingExtraError
 
     if isinstance(err, LockedError):
         return EXIT_CODES["busy"], str(err)
@@ -76,12 +77,23 @@ def _explain(err: BaseException) -> tuple[int, str]:
             f"permission denied writing or reading {where}; choose a folder you can write "
             "to (or fix its permissions)"
         )
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        where = f" while writing {err.filename}" if err.filename else ""
-        detail = f" ({err.strerror})" if err.strerror else ""
+    if isinstance(err, MissingExtraError):
+        return EXIT_CODES["error"], str(err)
+    failure = io_failure(err)
+    if failure == "disk_full":
+        name = getattr(err, "filename", None)
+        where = f" while writing {name}" if name else ""
+        strerror = getattr(err, "strerror", None) if getattr(err, "errno", None) else None
+        detail = f" ({strerror})" if strerror else ""
         return EXIT_CODES["error"], (
             f"the disk is full{where}{detail}; what was finished is kept: free space and "
             "rerun the same command to resume"
+        )
+    if failure == "read_only":
+        name = getattr(err, "filename", None)
+        return EXIT_CODES["error"], (
+            f"cannot write {name or 'the output'}: the folder is on a read-only file system; "
+            "choose a folder you can write to"
         )
     if isinstance(err, ValueError | TypeError | OSError):
         return EXIT_CODES["error"], str(err)
@@ -108,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    if not args.debug:
+        sys.unraisablehook = _quiet_h5py_cleanup(sys.unraisablehook)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning(args.command)
@@ -119,10 +133,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         code, message = _explain(err)
+        from cyto._atomic import io_failure
+
+        if io_failure(err):
+            _IO_FAILED.append(str(io_failure(err)))
         print(f"cyto {args.command}: error: {message}", file=sys.stderr)
         if code == EXIT_CODES["internal"]:
             print("this is a bug in cyto: rerun with --debug for the traceback", file=sys.stderr)
         return code
+
+
+def entry() -> None:
+    """Console entry point (``cyto`` and ``python -m cyto``): :func:`main`, then exit.
+
+    After a full disk or a read-only folder the process ends at once, skipping the
+    interpreter's teardown: HDF5 would otherwise report the failed write again for each
+    object it frees (and may crash doing so), after the one sentence already printed.
+    Every output is complete or absent by then (atomic writes, locks released).
+    """
+    import os
+
+    code = main()
+    if _IO_FAILED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+_IO_FAILED: list[str] = []  # set by main() when a command failed on a full or read-only disk
+
+
+def _quiet_h5py_cleanup(default: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An unraisable-exception hook that drops h5py's errors while freeing its objects.
+
+    After a failed write (full disk, read-only folder) h5py cannot close the file it
+    was writing and reports that again, with a traceback, as each of its objects is
+    garbage-collected; the error itself has been reported in one sentence already.
+    ``--debug`` keeps them.
+    """
+
+    def hook(unraisable: Any) -> None:
+        where = f"{unraisable.object!r} {unraisable.err_msg or ''}"
+        if "h5py" in where:
+            return
+        default(unraisable)
+
+    return hook
 
 
 def _show_warning(command: str) -> Any:

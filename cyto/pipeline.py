@@ -1031,6 +1031,10 @@ def run_demo(
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"`threads` must be an integer >= 0, got {threads!r}")
     threads = int(threads) or available_cpus()
+    from cyto._optional import require
+
+    # the analyze stage draws the report's figures: fail now, not after training
+    require("matplotlib", "plot", purpose="the demo report's figures")
     rerun = set(stages or ())
     unknown = rerun - set(STAGES)
     if unknown:

@@ -19,6 +19,7 @@ from cyto.pipeline import (
     localize_hidden,
     run_ablation,
     run_demo,
+    stage_hashes,
 )
 
 
@@ -169,6 +170,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert math.isfinite(mine.summary["baselines"]["pixels"][level]["mean"])
     assert set(mine.summary["knn_family_accuracy"]) == {"euclidean", "cosine"}
     assert "cyto demo: crops.h5" in (own / "report.html").read_text()
+    # one store, one seed, one thread count: the same weights and encodings, bit for bit
+    ours, theirs = stage_hashes(out), stage_hashes(own)
+    assert ours["train"] == theirs["train"] and ours["embed"] == theirs["embed"]
+    assert set(ours) == set(STAGES) and all(ours[s] for s in STAGES)
+    rec = json.loads((out / "stages" / "train.json").read_text())
+    assert rec["threads"] >= 1 and rec["versions"]["torch"]
     # rerunning the preprocess stage never touches the user's store
     run_demo(
         own,

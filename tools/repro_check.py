@@ -1,7 +1,8 @@
 """Fresh-machine reproducibility check: two clean clones, two fresh venvs, one seed.
 
 Clones the repository's committed HEAD twice, creates a fresh virtual environment for
-each (``pip install torch==<installed version> -e <clone>``: the same package
+each (``pip install torch==<installed version> -e "<clone>[plot]"``, the README's first
+command: the same package
 versions from the same registry), runs ``cyto demo --preset tiny`` in each (different
 folders, same seed and thread count) and compares the content hashes every stage
 recorded (:func:`cyto.pipeline.stage_hashes`). With ``--small`` the first clone also
@@ -41,7 +42,7 @@ def _fresh(work: Path, name: str, torch_version: str) -> Path:
     _run(["git", "clone", "-q", str(ROOT), str(clone)])
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
-    _run([str(py), "-m", "pip", "install", "-q", f"torch=={torch_version}", "-e", str(clone)])
+    _run([str(py), "-m", "pip", "install", "-q", f"torch=={torch_version}", "-e", f"{clone}[plot]"])
     return py
 
 
@@ -114,7 +115,7 @@ def main() -> int:
         "",
         f"`python tools/repro_check.py{' --small' if args.small else ''}` at commit {commit}, "
         f"{platform.platform()}, {os.cpu_count()} CPUs, `--threads {args.threads}`.",
-        "Each clone got its own virtual environment (`pip install torch==" + tv + " -e clone`) "
+        f'Each clone got its own virtual environment (`pip install torch=={tv} -e "clone[plot]"`) '
         "and ran `cyto demo --preset tiny` in its own folder.",
         "",
         f"**Stage hashes identical: {'yes' if same else 'NO'}** "

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cyto._atomic import atomic_path, default_mode
+from cyto._atomic import atomic_path, check_free_space, default_mode
 from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto._lock import write_lock
 from cyto._provenance import content_hash, package_versions
@@ -335,6 +335,9 @@ def embed(
         n = int(rows.size)
         layout = _layout(model, logits=logits, local=local, global_only=global_only)
         tmp = out_path.with_name(f".{out_path.name}.partial")
+        # a lower bound (a quarter of the raw size; LZF shrinks these by about 1.7×)
+        row_bytes = sum(width * dtype.itemsize for width, dtype in layout.values())
+        check_free_space(out_path.parent, n * row_bytes / 4, "the embeddings")
         f = _open_partial(tmp, identity)
         try:
             if "done" not in f.attrs:
@@ -390,7 +393,9 @@ def embed(
             f.close()
             if health.degenerate and not allow_degenerate:
                 tmp.unlink()
-                raise DegenerateEncodingError(_degenerate_message(health, ckpt_path, n), health)
+                raise DegenerateEncodingError(
+                    _degenerate_message(health, ckpt_path, n, cfg.codebook), health
+                )
             default_mode(tmp)
             os.replace(tmp, out_path)
         finally:
@@ -472,12 +477,20 @@ def _written_health(f: Any, stop: int, num_codes: int, block: int) -> HealthAccu
     return acc
 
 
-def _degenerate_message(health: EncodingHealth, checkpoint: Path, n: int) -> str:
+def _degenerate_message(
+    health: EncodingHealth, checkpoint: Path, n: int, codebook: str = "paper"
+) -> str:
+    remedy = (
+        "The model has not learned distinct encodings: train longer (more epochs or more "
+        "crops) or with a lower learning rate"
+        if codebook == "ema"
+        else "The model has collapsed: retrain with the default codebook "
+        "(`cyto train --codebook ema`)"
+    )
     return (
         f"the global encodings of checkpoint {checkpoint} are degenerate for the {n} crops "
         f"encoded: {'; '.join(health.reasons)} ({health.describe()}). Every analysis of them "
-        "would be chance, so nothing was written. The model has collapsed: retrain with the "
-        "default codebook (`cyto train --codebook ema`), or try `--checkpoint last`; "
+        f"would be chance, so nothing was written. {remedy}, or try `--checkpoint last`; "
         "`--allow-degenerate` writes the file anyway"
     )
 

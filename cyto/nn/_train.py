@@ -422,6 +422,11 @@ _ADVICE = {
         "collapsing: use the default codebook (codebook = 'ema', `cyto train --codebook "
         "ema`) or a lower learning rate (--lr)"
     ),
+    "vq_ema": (
+        "the encoder's output is moving faster than the moving-average codebook follows "
+        "it; harmless while the epochs' encoding health (distinct maps, perplexity in "
+        "metrics.jsonl) holds, otherwise lower the learning rate (--lr)"
+    ),
     "local_reconstruction": (
         "this term compares features whose scale follows encoder1's output; it is "
         "harmless while task_loss keeps falling"
@@ -433,9 +438,9 @@ _ADVICE = {
 }
 
 
-def _advice(term: str) -> str:
+def _advice(term: str, codebook: str = "paper") -> str:
     if term.startswith("vq_"):
-        return _ADVICE["vq"]
+        return _ADVICE["vq_ema" if codebook == "ema" else "vq"]
     return _ADVICE.get(term, _ADVICE["other"])
 
 
@@ -456,6 +461,7 @@ class TermWatch:
 
     history: dict[str, list[float]] = field(default_factory=dict)
     warned: list[str] = field(default_factory=list)
+    codebook: str = "paper"
 
     def update(self, metrics: Mapping[str, float]) -> list[tuple[str, str]]:
         """Record one epoch's loss terms; returns ``(term, message)`` for new alarms."""
@@ -480,7 +486,7 @@ class TermWatch:
                 (
                     name,
                     f"{name} rose for {_RISE_EPOCHS} epochs in a row ({past[0]:.3g} -> "
-                    f"{past[-1]:.3g}): {_advice(name)}",
+                    f"{past[-1]:.3g}): {_advice(name, self.codebook)}",
                 )
             )
         return alarms
@@ -1195,6 +1201,19 @@ def _train_locked(
         stale.unlink(missing_ok=True)
     last_path = ckpt_dir / "last.pt"
     checkpoint = None
+    if resume and not last_path.exists() and (run_dir / "config.json").exists():
+        # killed before its first checkpoint: nothing to lose, start over as it was set up
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = _resolve_resume_config(TrainConfig.from_dict(saved["train"]), config)
+        from ._config import CytoselfConfig
+
+        model_config, model_overrides, resume = CytoselfConfig.from_saved(saved["model"]), {}, False
+        warnings.warn(
+            f"{run_dir} stopped before its first checkpoint: starting it over with its "
+            "saved settings",
+            TrainingWarning,
+            stacklevel=3,
+        )
     if resume:
         if not last_path.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
             # the folder holds files of a run that never reached its first checkpoint
@@ -1284,7 +1303,7 @@ def _fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     plateau = PlateauState()
-    watch = TermWatch()
+    watch = TermWatch(codebook=mcfg.codebook)
     warnings_seen: list[dict[str, Any]] = []
     start_epoch, step, skip_batches = 0, 0, 0
     partial: Mapping[str, Any] | None = None
@@ -1324,9 +1343,15 @@ def _fit(
     )
     best_path = ckpt_dir / "best.pt"
 
-    def full_state(epoch: int, step: int, batches: int, progress: dict | None) -> dict[str, Any]:
+    def full_state(
+        epoch: int,
+        step: int,
+        batches: int,
+        progress: dict | None,
+        loader_state: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
         rng = _gather(get_rng_state(), info)
-        gens = _gather(generator.get_state(), info)
+        gens = _gather(generator.get_state() if loader_state is None else loader_state, info)
         return {
             "format": CHECKPOINT_FORMAT,
             "kind": "last",
@@ -1377,11 +1402,18 @@ def _fit(
                 dynamic_ncols=True,
             )
             epoch_start_step = step - skip_batches
+            # a mid-epoch save keeps the loader's generator as it was before this epoch's
+            # iterator drew from it: the resumed run draws again, as the first one did
+            loader_state = generator.get_state()
 
             def on_checkpoint(
-                s: int, st: _EpochProgress, _e: int = epoch, _b0: int = epoch_start_step
+                s: int,
+                st: _EpochProgress,
+                _e: int = epoch,
+                _b0: int = epoch_start_step,
+                _g: torch.Tensor = loader_state,
             ) -> None:
-                state = full_state(_e, s, s - _b0, st.state_dict())
+                state = full_state(_e, s, s - _b0, st.state_dict(), loader_state=_g)
                 if info.is_main:
                     save_checkpoint(state, ckpt_dir / "last.pt")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import check_free_space, human_bytes, io_failure
 from cyto._lock import write_lock
 from cyto.preprocess._crop import _check_channels
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
@@ -237,6 +238,14 @@ def _free_space_needed(parts: Path, done: int, total: int) -> float:
     shards = list(parts.glob("*.npz"))
     per_field = sum(p.stat().st_size for p in shards) / max(len(shards), 1)
     return 2.0 * per_field * max(total - done, 0)
+
+
+def _check_space_for_merge(out: Path, parts: Path) -> None:
+    """Refuse a merge that cannot fit on the disk, before HDF5 writes anything."""
+    need = sum(p.stat().st_size for p in parts.glob("*.npz"))
+    if out.exists():
+        need += out.stat().st_size
+    check_free_space(out.parent, need, f"the store merged from the fields kept in {parts.name}")
 
 
 def _all_done(
@@ -588,7 +597,7 @@ def _preprocess_locked(
             raise OSError(
                 errno.ENOSPC,
                 f"No space left on device ({report.n_processed} field(s) done and kept; about "
-                f"{need / 2**30:.1f} GiB more are needed for the rest)",
+                f"{human_bytes(need)} more are needed for the rest)",
                 reason,
             )
         if status == "ok":
@@ -602,6 +611,7 @@ def _preprocess_locked(
                 tqdm.write(f"skipped {path}: {reason}")
         bar.update(1)
 
+    failure: BaseException | None = None
     try:
         if pending:
             if scheduler is not None:
@@ -612,10 +622,17 @@ def _preprocess_locked(
             else:
                 n = min(workers or os.cpu_count() or 1, len(pending))
                 _run_pool(pending, params, parts, n, on_result)
+    except BaseException as err:
+        failure = err
+        raise
     finally:
         bar.close()
-        # also after Ctrl-C: keep what is finished
-        report.n_crops = _consolidate(out, parts, specs, params, names, sources)
+        # also after Ctrl-C: keep what is finished. On a full disk the merge cannot be
+        # written either (and HDF5 copes badly with failed writes): the finished fields
+        # stay in the shards folder, where the next run starts from them.
+        if failure is None or io_failure(failure) != "disk_full":
+            _check_space_for_merge(out, parts)
+            report.n_crops = _consolidate(out, parts, specs, params, names, sources)
     shutil.rmtree(parts, ignore_errors=True)
     report.seconds = time.perf_counter() - t0
     return report
