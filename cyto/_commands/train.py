@@ -85,8 +85,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``cyto train``."""
-    import json
 
+    from cyto.data import RunDir
     from cyto.nn import TrainConfig, read_config_file, train
 
     resume = args.resume is not False
@@ -121,13 +121,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--config and --codebook cannot be combined with --resume (the run keeps its own)"
             )
-        saved = (
-            json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-            if (run_dir / "config.json").exists()
-            else None
-        )
-        if saved is None:
-            raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
+        saved = RunDir(run_dir).read_config()
         config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
         crops = args.crops if args.crops is not None else Path(saved["store"]["path"])
     else:

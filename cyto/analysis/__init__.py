@@ -6,6 +6,12 @@ functions that need them.
 
 from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto.analysis._baselines import baseline_features, handcrafted_features
+from cyto.analysis._evaluate import (
+    baseline_scores,
+    knn_both_metrics,
+    knn_family_accuracy,
+    localize_hidden,
+)
 from cyto.analysis._figures import (
     plot_atlas,
     plot_correlation_heatmap,
@@ -28,6 +34,7 @@ from cyto.analysis._score import (
     class_medians,
     clustering_score,
     clustering_score_table,
+    mean_sem,
     merge_score_tables,
 )
 from cyto.analysis._spectra import (
@@ -56,6 +63,7 @@ __all__ = [
     "aligned_umap",
     "analyze_embeddings",
     "baseline_features",
+    "baseline_scores",
     "bicluster",
     "class_medians",
     "clustering_score",
@@ -64,12 +72,16 @@ __all__ = [
     "code_histograms",
     "feature_spectra",
     "handcrafted_features",
+    "knn_both_metrics",
+    "knn_family_accuracy",
     "labels_for",
     "load_annotations",
     "load_complexes",
     "load_ground_truth",
     "localize",
+    "localize_hidden",
     "mean_by_label",
+    "mean_sem",
     "merge_score_tables",
     "plot_atlas",
     "plot_correlation_heatmap",

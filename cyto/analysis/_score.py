@@ -16,6 +16,7 @@ __all__ = [
     "class_medians",
     "clustering_score",
     "clustering_score_table",
+    "mean_sem",
     "merge_score_tables",
 ]
 
@@ -417,6 +418,41 @@ def clustering_score_table(
     return _table(variants, levels, scores)
 
 
+def mean_sem(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, standard error of the mean and the values of replicate scores.
+
+    The one definition of mean ± s.e.m. in cyto (:class:`ScoreTable` uses it too):
+    s.e.m. = ``std(ddof=1) / sqrt(n)``, NaN for a single value (no spread measured).
+
+    Parameters
+    ----------
+    values : sequence of float
+        Replicate scores (at least one).
+
+    Returns
+    -------
+    summary : dict
+        ``{"mean": float, "sem": float, "values": list of float}``.
+
+    Examples
+    --------
+    >>> mean_sem([1.0, 3.0])["mean"], mean_sem([1.0, 3.0])["sem"]
+    (2.0, 1.0)
+    >>> import math; math.isnan(mean_sem([2.0])["sem"])
+    True
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("`values` must hold at least one score")
+    mean, sem = _mean_and_sem(v)
+    return {"mean": mean, "sem": sem, "values": [float(x) for x in v]}
+
+
+def _mean_and_sem(v: np.ndarray) -> tuple[float, float]:
+    sem = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
+    return float(v.mean()), sem
+
+
 def _table(
     variants: tuple[str, ...], levels: tuple[str, ...], scores: Mapping[str, Mapping[str, Any]]
 ) -> ScoreTable:
@@ -429,9 +465,7 @@ def _table(
             vals = np.asarray(scores[variant].get(level, []), dtype=float)
             arrays[variant][level] = vals
             if vals.size:
-                mean[i, j] = vals.mean()
-            if vals.size > 1:
-                sem[i, j] = vals.std(ddof=1) / np.sqrt(vals.size)
+                mean[i, j], sem[i, j] = _mean_and_sem(vals)
     return ScoreTable(variants=variants, levels=levels, scores=arrays, mean=mean, sem=sem)
 
 

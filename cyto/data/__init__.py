@@ -1,5 +1,9 @@
-"""The HDF5 crop store and the synthetic cell atlas (no torch)."""
+"""The files cyto writes — crop store, run directory — and the synthetic cell atlas (no torch).
 
+Each on-disk format has its owner here; every other layer reads and writes it through
+that owner."""
+
+from cyto.data._rundir import RunDir
 from cyto.data._store import CHANNEL_NAMES, FORMAT_VERSION, CropStore, write_crop_store
 from cyto.data.synthetic import (
     SyntheticAtlasConfig,
@@ -15,6 +19,7 @@ __all__: list[str] = [
     "CHANNEL_NAMES",
     "FORMAT_VERSION",
     "CropStore",
+    "RunDir",
     "SyntheticAtlasConfig",
     "SyntheticField",
     "SyntheticProtein",

@@ -46,6 +46,7 @@ from cyto._atomic import atomic_path, check_free_space, default_mode
 from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto._lock import write_lock
 from cyto._provenance import content_hash, package_versions
+from cyto.data._rundir import RunDir
 
 from ._checkpoint import load_checkpoint
 from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers, torch_threads
@@ -66,10 +67,9 @@ def _checkpoint_path(run_dir: Path, checkpoint: str | os.PathLike) -> Path:
     if not run_dir.is_dir() and str(checkpoint) in ("best", "last"):
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     if str(checkpoint) in ("best", "last"):
-        path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-        if checkpoint == "best" and not path.exists():
-            path = run_dir / "checkpoints" / "last.pt"
-        return path
+        run = RunDir(run_dir)
+        path = run.checkpoint(str(checkpoint))
+        return run.last if checkpoint == "best" and not path.exists() else path
     return Path(checkpoint)
 
 
@@ -133,11 +133,11 @@ def load_model(
 
 def _run_split(run_dir: Path, store: Any) -> np.ndarray | None:
     """The run's split if ``store`` is the store the run trained on, else None."""
-    path = run_dir / "split.npz"
-    config = run_dir / "config.json"
-    if not path.exists() or not config.exists():
+    run = RunDir(run_dir)
+    path = run.split_file
+    if not path.exists() or not run.started:
         return None
-    meta = json.loads(config.read_text(encoding="utf-8"))["store"]
+    meta = run.read_config()["store"]
     same = (
         meta["n"] == len(store)
         and list(meta["channels"]) == list(store.channels)
@@ -457,7 +457,7 @@ def check_output(
     ):
         if Path(other).exists() and out.resolve() == Path(other).resolve():
             raise FileExistsError(f"`-o` {out} is {what}; writing there would destroy it")
-    if out.resolve().parent.name == "checkpoints":
+    if out.resolve().parent.name == RunDir(out.parent).checkpoints.name:
         raise FileExistsError(f"`-o` {out} is inside a run's checkpoints/ folder; write elsewhere")
     if not overwrite and not _is_embeddings_file(out):
         raise FileExistsError(

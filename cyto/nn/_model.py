@@ -77,19 +77,22 @@ class CytoselfLoss:
         cls_global)``: the total without the feature-space terms (``local_reconstruction``,
         ``vq_*``), whose scale follows the encoders' output and can grow while the
         model improves. The default criterion of the best checkpoint (``task_loss``).
-    perplexity_local, perplexity_global : float or None
-        Codebook perplexities of the batch.
-    accuracy_local, accuracy_global : float or None
-        Identification accuracies of the batch.
+    perplexity_local, perplexity_global : scalar Tensor or None
+        Codebook perplexities of the batch (detached).
+    accuracy_local, accuracy_global : scalar Tensor or None
+        Identification accuracies of the batch (detached).
+
+    Every value stays a tensor on the model's device: nothing here waits for the GPU;
+    the training loop reads them at its logging steps only.
     """
 
     total: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
     task: torch.Tensor | None = None
-    perplexity_local: float | None = None
-    perplexity_global: float | None = None
-    accuracy_local: float | None = None
-    accuracy_global: float | None = None
+    perplexity_local: torch.Tensor | None = None
+    perplexity_global: torch.Tensor | None = None
+    accuracy_local: torch.Tensor | None = None
+    accuracy_global: torch.Tensor | None = None
 
 
 # Loss terms whose scale is fixed by the data, not by the encoders' output.
@@ -515,8 +518,9 @@ class Cytoself(nn.Module):
         if output.vq_local is not None and output.vq_global is not None:
             terms["vq_local"] = output.vq_local.loss
             terms["vq_global"] = output.vq_global.loss
-            result.perplexity_local = float(output.vq_local.perplexity.detach())
-            result.perplexity_global = float(output.vq_global.perplexity.detach())
+            # tensors, not floats: reading a number here would wait for the GPU every step
+            result.perplexity_local = output.vq_local.perplexity.detach()
+            result.perplexity_global = output.vq_global.perplexity.detach()
         if output.logits_local is not None and output.logits_global is not None:
             if not isinstance(labels, torch.Tensor) or labels.shape != (x.shape[0],):
                 got = _shape(labels) if isinstance(labels, torch.Tensor) else repr(labels)
@@ -526,13 +530,8 @@ class Cytoself(nn.Module):
             terms["cls_local"] = F.cross_entropy(output.logits_local.float(), labels)
             terms["cls_global"] = F.cross_entropy(output.logits_global.float(), labels)
             with torch.no_grad():
-                acc = torch.stack(
-                    [
-                        (output.logits_local.argmax(1) == labels).float().mean(),
-                        (output.logits_global.argmax(1) == labels).float().mean(),
-                    ]
-                ).tolist()
-            result.accuracy_local, result.accuracy_global = acc
+                result.accuracy_local = (output.logits_local.argmax(1) == labels).float().mean()
+                result.accuracy_global = (output.logits_global.argmax(1) == labels).float().mean()
         weights = {
             "reconstruction": cfg.w_reconstruction,
             "local_reconstruction": cfg.w_reconstruction,

@@ -40,6 +40,7 @@ from cyto._atomic import atomic_path
 from cyto._health import HealthAccumulator
 from cyto._lock import write_lock
 from cyto._provenance import package_versions
+from cyto.data._rundir import RunDir
 
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -1091,8 +1092,9 @@ def _write_run_files(run_dir: Path, data: _RunData, config: TrainConfig, model_c
         "torch_version": torch.__version__,
         "versions": package_versions(),
     }
-    _atomic_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
-    with atomic_path(run_dir / "split.npz", suffix=".npz") as tmp:
+    run = RunDir(run_dir)
+    _atomic_text(run.config_file, json.dumps(meta, indent=2) + "\n")
+    with atomic_path(run.split_file, suffix=".npz") as tmp:
         np.savez(tmp, split=data.split, classes=data.classes.astype(str), labels=data.labels)
 
 
@@ -1195,15 +1197,16 @@ def _train_locked(
     resume: bool,
 ) -> Path:
     """The body of :func:`train`, run while holding the run folder's lock."""
-    ckpt_dir = run_dir / "checkpoints"
+    run = RunDir(run_dir)
+    ckpt_dir = run.checkpoints
     # temporary files of a writer killed mid-write (we hold the lock: nobody else writes)
     for stale in [*run_dir.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
         stale.unlink(missing_ok=True)
-    last_path = ckpt_dir / "last.pt"
+    last_path = run.last
     checkpoint = None
-    if resume and not last_path.exists() and (run_dir / "config.json").exists():
+    if resume and not last_path.exists() and run.started:
         # killed before its first checkpoint: nothing to lose, start over as it was set up
-        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        saved = run.read_config()
         config = _resolve_resume_config(TrainConfig.from_dict(saved["train"]), config)
         from ._config import CytoselfConfig
 
@@ -1284,12 +1287,13 @@ def _fit(
     from ._model import Cytoself
 
     device = info.device
-    ckpt_dir = run_dir / "checkpoints"
+    run = RunDir(run_dir)
+    ckpt_dir = run.checkpoints
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is None:
             # a run killed before its first checkpoint is started over
-            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            run.metrics_file.unlink(missing_ok=True)
             _write_run_files(run_dir, data, config, mcfg)
     torch.manual_seed(config.seed)
     model = Cytoself(mcfg)
@@ -1321,7 +1325,7 @@ def _fit(
         partial = checkpoint.get("epoch_progress") or None
         rng_states = checkpoint["rng"]
         if info.is_main:
-            _truncate_metrics(run_dir / "metrics.jsonl", step)
+            _truncate_metrics(run.metrics_file, step)
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -1339,9 +1343,9 @@ def _fit(
         if len(rng_states) == info.world_size:
             set_rng_state(rng_states[info.rank])
     metrics = _MetricsLog(
-        run_dir / "metrics.jsonl" if info.is_main else None, tensorboard=config.tensorboard
+        run.metrics_file if info.is_main else None, tensorboard=config.tensorboard
     )
-    best_path = ckpt_dir / "best.pt"
+    best_path = run.best
 
     def full_state(
         epoch: int,
@@ -1415,7 +1419,7 @@ def _fit(
             ) -> None:
                 state = full_state(_e, s, s - _b0, st.state_dict(), loader_state=_g)
                 if info.is_main:
-                    save_checkpoint(state, ckpt_dir / "last.pt")
+                    save_checkpoint(state, run.last)
 
             try:
                 train_metrics, step = train_one_epoch(
@@ -1540,7 +1544,7 @@ def _fit(
                 stop_reason = "early_stopping"
                 state.update(finished=True, stop_reason=stop_reason)
             if info.is_main:
-                save_checkpoint(state, ckpt_dir / "last.pt")
+                save_checkpoint(state, run.last)
             if stop:
                 break
         if info.distributed:
@@ -1549,9 +1553,7 @@ def _fit(
             # the run's model is the best epoch's (what load_model returns by default)
             if best_path.exists():
                 model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-            last = (
-                load_checkpoint(ckpt_dir / "last.pt") if (ckpt_dir / "last.pt").exists() else None
-            )
+            last = load_checkpoint(run.last) if run.last.exists() else None
             summary = {
                 "stop_reason": stop_reason,
                 "epochs": int(last["epoch"]) if last is not None else 0,
@@ -1565,11 +1567,11 @@ def _fit(
                 "world_size": info.world_size,
                 "device": str(device),
             }
-            _atomic_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            _atomic_text(run.summary_file, json.dumps(summary, indent=2) + "\n")
             if config.progress:
                 tqdm.write(summary["selection"], file=sys.stderr)
     except NonFiniteLossError as err:
-        raise _non_finite_stop(err, ckpt_dir, step, metrics) from None
+        raise _non_finite_stop(err, run, step, metrics) from None
     except (OSError, ValueError, RuntimeError) as err:
         # a damaged store, a full disk, ...: the record says where the run stopped
         with contextlib.suppress(OSError):  # the disk may be what is full
@@ -1582,10 +1584,10 @@ def _fit(
 
 
 def _non_finite_stop(
-    err: NonFiniteLossError, ckpt_dir: Path, step: int, metrics: _MetricsLog
+    err: NonFiniteLossError, run: RunDir, step: int, metrics: _MetricsLog
 ) -> NonFiniteLossError:
     """The error to raise after a non-finite loss, recorded in metrics.jsonl."""
-    last = ckpt_dir / "last.pt"
+    last = run.last
     where = (
         f"the last good checkpoint is kept at {last}"
         if last.exists()

@@ -1,0 +1,143 @@
+"""The run directory written by :func:`cyto.nn.train`: every file name, in one place.
+
+::
+
+    RUN/
+      config.json          train + model configuration, store description, versions
+      split.npz            split code per crop (0 train, 1 val, 2 test), classes, labels
+      metrics.jsonl        one JSON record per logged step, epoch, warning or error
+      summary.json         how the run ended and which epoch is best
+      checkpoints/last.pt  everything needed to resume
+      checkpoints/best.pt  the selected model (what ``cyto embed`` uses)
+
+Written by ``cyto.nn``; this owner needs no torch, so every layer reads runs through it
+(checkpoints themselves are read by :func:`cyto.nn.load_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RunDir"]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A training run's folder and the names of the files in it.
+
+    Parameters
+    ----------
+    path : path-like
+        The run directory (it need not exist yet).
+
+    Examples
+    --------
+    >>> run = RunDir("runs/a")
+    >>> run.best.as_posix(), run.checkpoint("last").name
+    ('runs/a/checkpoints/best.pt', 'last.pt')
+    """
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    # ------------------------------------------------------------------ file names
+    @property
+    def config_file(self) -> Path:
+        """``config.json``: the run's settings (written when the run starts)."""
+        return self.path / "config.json"
+
+    @property
+    def split_file(self) -> Path:
+        """``split.npz``: the split code of every crop, the classes and labels."""
+        return self.path / "split.npz"
+
+    @property
+    def metrics_file(self) -> Path:
+        """``metrics.jsonl``: the training log."""
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_file(self) -> Path:
+        """``summary.json``: written when the run ends."""
+        return self.path / "summary.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoint folder."""
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        """``checkpoints/last.pt``: the state to resume from."""
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        """``checkpoints/best.pt``: the selected model."""
+        return self.checkpoints / "best.pt"
+
+    def checkpoint(self, name: str) -> Path:
+        """``checkpoints/<name>.pt`` (e.g. ``"best"``, ``"last"``)."""
+        return self.checkpoints / f"{name}.pt"
+
+    # ------------------------------------------------------------------ state
+    @property
+    def started(self) -> bool:
+        """True once the run has written its settings."""
+        return self.config_file.is_file()
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has written its summary."""
+        return self.summary_file.is_file()
+
+    @property
+    def resumable(self) -> bool:
+        """True when a checkpoint to resume from exists."""
+        return self.last.is_file()
+
+    # ------------------------------------------------------------------ readers
+    def read_config(self) -> dict[str, Any]:
+        """The parsed ``config.json``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the run has not written it (not a run directory, or never started).
+        """
+        if not self.config_file.is_file():
+            raise FileNotFoundError(f"no run in {self.path} (config.json missing)")
+        return json.loads(self.config_file.read_text(encoding="utf-8"))
+
+    def read_summary(self) -> dict[str, Any]:
+        """The parsed ``summary.json``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the run has not finished.
+        """
+        if not self.summary_file.is_file():
+            raise FileNotFoundError(f"the run in {self.path} has not finished (no summary.json)")
+        return json.loads(self.summary_file.read_text(encoding="utf-8"))
+
+    def read_split(self) -> np.ndarray:
+        """The split code of every crop of the run's store (int8: 0 train, 1 val, 2 test).
+
+        Raises
+        ------
+        FileNotFoundError
+            If the run has not written its split.
+        """
+        if not self.split_file.is_file():
+            raise FileNotFoundError(f"no split in {self.path} (split.npz missing)")
+        with np.load(self.split_file, allow_pickle=False) as z:
+            return z["split"].astype(np.int8)
