@@ -36,10 +36,11 @@ def _run(cmd: list[str], **kw) -> None:
     subprocess.run(cmd, check=True, **kw)
 
 
-def _fresh(work: Path, name: str, torch_version: str) -> Path:
-    """Clone HEAD into work/name, make work/name-venv, install the clone; the venv's python."""
+def _fresh(work: Path, name: str, torch_version: str, commit: str) -> Path:
+    """Clone ``commit`` into work/name, make work/name-venv, install it; the venv's python."""
     clone, venv = work / name, work / f"{name}-venv"
     _run(["git", "clone", "-q", str(ROOT), str(clone)])
+    _run(["git", "-C", str(clone), "checkout", "-q", commit])
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     _run([str(py), "-m", "pip", "install", "-q", f"torch=={torch_version}", "-e", f"{clone}[plot]"])
@@ -76,7 +77,7 @@ def main() -> int:
     tv = torch.__version__.split("+")[0]
     runs = {}
     for name in ("a", "b"):
-        py = _fresh(work, f"clone-{name}", tv)
+        py = _fresh(work, f"clone-{name}", tv, commit)
         secs = _demo(py, work / f"demo-{name}", "tiny", args.threads)
         runs[name] = {
             "python": py,
