@@ -44,8 +44,7 @@ from cyto.analysis._evaluate import (
     knn_family_accuracy,
     localize_hidden,
 )
-from cyto.analysis._report import _strings  # h5py string dataset → str array (numpy only)
-from cyto.data._rundir import RunDir
+from cyto.data import Embeddings, RunDir
 
 __all__ = [
     "ABLATION_VARIANTS",
@@ -497,10 +496,8 @@ class _Demo:
             progress=self.progress,
             threads=self.threads,
         )
-        import h5py
-
-        with h5py.File(self.embeddings, "r") as f:
-            n, d = f["global"].shape[0], int(np.prod(f["global"].shape[1:]))
+        with Embeddings(self.embeddings) as emb:
+            n, d = emb.n, int(np.prod(emb.shape("global")[1:]))
         return f"{n} crops encoded ({d}-dim global encodings)"
 
     def baselines_(self) -> str:
@@ -530,13 +527,10 @@ class _Demo:
         )
 
     def analyze(self) -> str:
-        import h5py
-
         from cyto.analysis import analyze_embeddings
 
-        with h5py.File(self.embeddings, "r") as f:
-            split = _strings(f["split"])
-            proteins = _strings(f["protein_id"])
+        with Embeddings(self.embeddings) as emb:
+            split, proteins = emb.split, emb.protein_ids
         where = "test" if (split == "test").any() or self.synthetic else None
         rep = analyze_embeddings(
             self.embeddings,
@@ -554,10 +548,9 @@ class _Demo:
         test_rows = np.flatnonzero(split == "test")
         knn: dict[str, float] = {}
         if train_rows.size and test_rows.size:
-            with h5py.File(self.embeddings, "r") as f:
-                gx = f["global"]
-                X_train = gx[train_rows].reshape(len(train_rows), -1)
-                X_test = gx[test_rows].reshape(len(test_rows), -1)
+            with Embeddings(self.embeddings) as emb:
+                X_train = emb.read("global", train_rows).reshape(len(train_rows), -1)
+                X_test = emb.read("global", test_rows).reshape(len(test_rows), -1)
             knn = knn_both_metrics(X_train, fam[train_rows], X_test, fam[test_rows])
 
         loc: list[dict[str, Any]] = []
@@ -1044,11 +1037,8 @@ def _derive_store(source: Path, target: Path, channels: Sequence[str]) -> Path:
 
 
 def _read_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        X = f["global"][()]
-        proteins = _strings(f["protein_id"])
+    with Embeddings(path) as emb:
+        X, proteins = emb.read("global"), emb.protein_ids
     return X.reshape(len(X), -1).astype(np.float32), proteins
 
 

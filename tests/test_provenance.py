@@ -102,10 +102,9 @@ def test_package_versions_names_what_is_installed() -> None:
 
 
 def test_every_output_records_the_versions_it_was_made_with(tmp_path) -> None:
-    from cyto.data import CropStore
-    from cyto.data._store import _StoreWriter
+    from cyto.data import CropStore, CropStoreWriter
 
-    w = _StoreWriter(
+    w = CropStoreWriter(
         tmp_path / "s.h5", channels=("protein",), crop_size=4, dtype=np.float16, params={}
     )
     w.close()

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--config and --codebook cannot be combined with --resume (the run keeps its own)"
             )
+        if not RunDir(run_dir).started:
+            raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
         saved = RunDir(run_dir).read_config()
         config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
         crops = args.crops if args.crops is not None else Path(saved["store"]["path"])

@@ -31,10 +31,9 @@ from cyto.analysis._spectra import (
     representative_images,
 )
 from cyto.analysis._umap import AtlasUMAP
+from cyto.data._embeddings import Embeddings
 
 __all__ = ["AnalysisReport", "analyze_embeddings", "write_report"]
-
-_BLOCK = 4096  # rows read per HDF5 block
 
 
 # --------------------------------------------------------------------------- I/O helpers
@@ -50,29 +49,6 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
     writer.writerow(header)
     writer.writerows(rows)
     return _atomic_write(path, buf.getvalue().encode("utf-8"))
-
-
-def _strings(ds: Any) -> np.ndarray:
-    raw = ds[()]
-    return np.array(
-        [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in raw], dtype=object
-    )
-
-
-def _read_rows(ds: Any, rows: np.ndarray) -> np.ndarray:
-    """Rows (sorted int array) of an HDF5 dataset, read block by block."""
-    n = ds.shape[0]
-    if rows.size == n:
-        return np.asarray(ds[()])
-    out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
-    pos = 0
-    for start in range(0, n, _BLOCK):
-        sel = rows[(rows >= start) & (rows < start + _BLOCK)]
-        if sel.size:
-            block = ds[start : start + _BLOCK]
-            out[pos : pos + sel.size] = block[sel - start]
-            pos += sel.size
-    return out
 
 
 def _fig_png(fig: Any, dpi: int = 110) -> bytes:
@@ -209,21 +185,49 @@ def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> flo
     return float(np.mean(np.argmax(r[valid], axis=1) == inverse[valid])) if valid.any() else None
 
 
-def _check_health(f: Any, rows: np.ndarray, X: np.ndarray, path: Path, *, allow: bool) -> Any:
+def _check_health(emb: Embeddings, rows: np.ndarray, X: np.ndarray, *, allow: bool) -> Any:
     """:class:`EncodingHealth` of the atlas rows; raise when degenerate unless ``allow``."""
-    num_codes = int(f["global_hist"].shape[1]) if "global_hist" in f else None
+    num_codes = emb.shape("global_hist")[1] if "global_hist" in emb else None
     acc = HealthAccumulator(num_codes=num_codes)
-    idx = _read_rows(f["global_indices"], rows) if "global_indices" in f else None
-    acc.update(X, idx)
+    acc.update(X, emb.read("global_indices", rows) if "global_indices" in emb else None)
     health = acc.result()
     if health.degenerate and not allow:
         raise DegenerateEncodingError(
-            f"the encodings in {path} are degenerate: {'; '.join(health.reasons)} "
+            f"the encodings in {emb.path} are degenerate: {'; '.join(health.reasons)} "
             f"({health.describe()}). Scores and atlas would be chance; retrain (see "
             "docs/training.md) or pass allow_degenerate=True (`--allow-degenerate`)",
             health,
         )
     return health
+
+
+def _atlas_rows(emb: Embeddings, split: str | None, max_points: int | None) -> tuple:
+    """Rows of the atlas (``split``, or every row) and the split actually used."""
+    available = sorted(set(emb.split.tolist()))
+    if split in (None, "all"):
+        rows, used = np.arange(emb.n), "all"
+    elif split in available:
+        rows, used = np.flatnonzero(emb.split == split), split
+    elif split == "test":
+        rows, used = np.arange(emb.n), "all"
+    else:
+        raise ValueError(
+            f"`split` {split!r} not in the embeddings file {emb.path.name}; it has {available}"
+        )
+    if max_points is not None and rows.size > max_points:
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(rows, size=int(max_points), replace=False))
+    return rows, used
+
+
+def _local_codes(emb: Embeddings) -> tuple[np.ndarray | None, int]:
+    """Local VQ index maps (None if absent) and the local codebook size."""
+    idx = emb.read("local_indices") if "local_indices" in emb else None
+    if "local_hist" in emb:
+        return idx, emb.shape("local_hist")[1]
+    if "num_embeddings_local" in emb.attrs:
+        return idx, int(emb.attrs["num_embeddings_local"])
+    return idx, (int(idx.max()) + 1 if idx is not None else 0)
 
 
 def _read_embeddings(
@@ -240,77 +244,39 @@ def _read_embeddings(
     Raises :class:`~cyto.analysis.DegenerateEncodingError` when the atlas rows' global
     encodings are degenerate, unless ``allow_degenerate``.
     """
-    import h5py
-
-    if not path.is_file():
-        raise FileNotFoundError(f"embeddings file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"`embeddings` {path} is not a readable HDF5 file: {err}") from None
-    with f:
-        missing = [k for k in ("global", "protein_id") if k not in f]
-        if missing:
-            raise ValueError(
-                f"`embeddings` {path.name} lacks dataset(s) {missing}; expected a file "
-                f"written by `cyto embed` (has {sorted(f.keys())})"
-            )
-        n_all = f["global"].shape[0]
-        out: dict[str, Any] = {"n_all": n_all, "pids_all": _strings(f["protein_id"])}
-        split_all = _strings(f["split"]) if "split" in f else np.full(n_all, "none", dtype=object)
-        out["split_all"] = split_all
-        out["fov_all"] = (
-            _strings(f["fov_id"]) if "fov_id" in f else np.full(n_all, "", dtype=object)
-        )
-        out["crop_index"] = f["crop_index"][()] if "crop_index" in f else np.arange(n_all)
-        out["store"] = f.attrs.get("store")
-        run = f.attrs.get("run")
-        out["variant"] = Path(str(run)).name if run else path.stem
-        available = sorted(set(split_all.tolist()))
-        if split in (None, "all"):
-            rows, split_used = np.arange(n_all), "all"
-        elif split in available:
-            rows, split_used = np.flatnonzero(split_all == split), split
-        elif split == "test":
-            rows, split_used = np.arange(n_all), "all"
-        else:
-            raise ValueError(
-                f"`split` {split!r} not in the embeddings file {path.name}; it has {available}"
-            )
-        if max_points is not None and rows.size > max_points:
-            rng = np.random.default_rng(0)
-            rows = np.sort(rng.choice(rows, size=int(max_points), replace=False))
-        out["rows"], out["split_used"] = rows, split_used
-        out["X"] = _read_rows(f["global"], rows).astype(np.float32)
-        out["health"] = _check_health(f, rows, out["X"], path, allow=allow_degenerate)
+    with Embeddings(path) as emb:
+        run = emb.attrs.get("run")
+        out: dict[str, Any] = {
+            "n_all": emb.n,
+            "pids_all": emb.protein_ids,
+            "split_all": emb.split,
+            "fov_all": emb.fov_ids,
+            "crop_index": emb.crop_index,
+            "store": emb.attrs.get("store"),
+            "variant": Path(str(run)).name if run else path.stem,
+        }
+        rows, out["split_used"] = _atlas_rows(emb, split, max_points)
+        out["rows"] = rows
+        out["X"] = emb.read("global", rows).astype(np.float32)
+        out["health"] = _check_health(emb, rows, out["X"], allow=allow_degenerate)
         out["X_fit"] = None
         if fit_split is not None:
+            available = sorted(set(emb.split.tolist()))
             if fit_split not in available:
                 raise ValueError(
                     f"`fit_split` {fit_split!r} not in the embeddings file {path.name}; "
                     f"it has {available}"
                 )
-            fit_rows = np.flatnonzero(split_all == fit_split)
-            out["X_fit"] = _read_rows(f["global"], fit_rows).astype(np.float32)
-        out["local_idx"], out["num_codes"] = None, 0
-        if local:
-            out["local_idx"] = f["local_indices"][()] if "local_indices" in f else None
-            if "local_hist" in f:
-                out["num_codes"] = int(f["local_hist"].shape[1])
-            elif "num_embeddings_local" in f.attrs:
-                out["num_codes"] = int(f.attrs["num_embeddings_local"])
-            elif out["local_idx"] is not None:
-                out["num_codes"] = int(out["local_idx"].max()) + 1
+            fit_rows = np.flatnonzero(emb.split == fit_split)
+            out["X_fit"] = emb.read("global", fit_rows).astype(np.float32)
+        out["local_idx"], out["num_codes"] = _local_codes(emb) if local else (None, 0)
     return out
 
 
 def _embedding_inputs(path: Path) -> dict[str, Any]:
     """What an embeddings file came from (its ``inputs`` attribute, when written)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        recorded = f.attrs.get("inputs")
-    return {"path": str(path.resolve()), **(json.loads(recorded) if recorded else {})}
+    with Embeddings(path) as emb:
+        return emb.inputs()
 
 
 def analyze_embeddings(
@@ -796,15 +762,12 @@ def _representative_crops(
         if crops is not None:
             raise FileNotFoundError(f"crop store not found: {path}")
         return None
-    import h5py
+    from cyto.data import CropStore
 
-    with h5py.File(path, "r") as store:
-        if "crops" not in store:
-            raise ValueError(f"`crops` {path} has no '/crops' dataset")
-        ds = store["crops"]
-        valid = picks[picks >= 0]
-        wanted = np.unique(crop_index[valid])
-        images = {int(i): np.asarray(ds[int(i), 0], dtype=np.float32) for i in wanted}
+    wanted = np.unique(crop_index[picks[picks >= 0]])
+    with CropStore(path) as store:
+        pixels = store.read(wanted)[:, 0].astype(np.float32)
+    images = dict(zip(wanted.tolist(), pixels))
     n_clusters, n = picks.shape
     fig = figs._figure(1.4 * n + 0.6, 1.45 * n_clusters)
     for c in range(n_clusters):

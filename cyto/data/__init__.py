@@ -3,8 +3,15 @@
 Each on-disk format has its owner here; every other layer reads and writes it through
 that owner."""
 
+from cyto.data._embeddings import EMBEDDING_FORMAT, Embeddings, EmbeddingsWriter, export_h5ad
 from cyto.data._rundir import RunDir
-from cyto.data._store import CHANNEL_NAMES, FORMAT_VERSION, CropStore, write_crop_store
+from cyto.data._store import (
+    CHANNEL_NAMES,
+    FORMAT_VERSION,
+    CropStore,
+    CropStoreWriter,
+    write_crop_store,
+)
 from cyto.data.synthetic import (
     SyntheticAtlasConfig,
     SyntheticField,
@@ -17,12 +24,17 @@ from cyto.data.synthetic import (
 
 __all__: list[str] = [
     "CHANNEL_NAMES",
+    "EMBEDDING_FORMAT",
     "FORMAT_VERSION",
     "CropStore",
+    "CropStoreWriter",
+    "Embeddings",
+    "EmbeddingsWriter",
     "RunDir",
     "SyntheticAtlasConfig",
     "SyntheticField",
     "SyntheticProtein",
+    "export_h5ad",
     "generate_atlas",
     "list_families",
     "make_catalog",

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cyto._atomic import atomic_path, default_mode
+from cyto._atomic import atomic_path
 
-__all__ = ["CHANNEL_NAMES", "FORMAT_VERSION", "CropStore", "write_crop_store"]
+__all__ = ["CHANNEL_NAMES", "FORMAT_VERSION", "CropStore", "CropStoreWriter", "write_crop_store"]
 
 FORMAT_VERSION = 1
 #: Channel names a store may hold, in any order.
@@ -91,10 +90,25 @@ def _crop_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (rows, *shape[1:])
 
 
-class _StoreWriter:
-    """Append crops to a new store file (internal; used by the batch writer).
+class CropStoreWriter:
+    """Append crops to a new crop store file, then record its fields of view.
 
-    Writes to ``path`` directly: callers write to a temporary name and rename.
+    Writes to ``path`` directly: callers write to a temporary name and rename (see
+    :func:`cyto._atomic.atomic_path`). ``cyto.preprocess`` writes its stores through
+    this class; :func:`write_crop_store` writes a whole store in one call.
+
+    Parameters
+    ----------
+    path : path-like
+        The new file (replaced if it exists).
+    channels : sequence of str
+        Channel names (from :data:`CHANNEL_NAMES`).
+    crop_size : int
+        Crop side in pixels.
+    dtype : numpy dtype
+        Stored pixel type (float16 or float32).
+    params : dict or None
+        JSON-serializable preprocessing parameters.
     """
 
     def __init__(
@@ -148,6 +162,7 @@ class _StoreWriter:
         centers: np.ndarray,
         nucleus_ids: np.ndarray,
     ) -> None:
+        """Append ``k`` crops with their protein, field, centre and nucleus labels."""
         k = crops.shape[0]
         if k == 0:
             return
@@ -161,22 +176,26 @@ class _StoreWriter:
         f["nucleus_id"][a:b] = nucleus_ids
         self.n = b
 
-    @property
-    def file(self):
-        return self._f
+    def write_fov_table(self, table: Sequence[tuple[str, str, str, int, str]]) -> None:
+        """Record the fields of view: ``(fov_id, protein_id, path, n_crops, source)`` each.
+
+        ``path`` is where the field's image was read (marked ``location``: left out of
+        content hashes), ``source`` the fingerprint of its content
+        (:func:`cyto.preprocess.fingerprint`).
+        """
+        g = self._f.create_group("fovs")
+        sdt = _str_dtype()
+        for k, name in ((0, "fov_id"), (1, "protein_id"), (2, "path"), (4, "source")):
+            g.create_dataset(name, data=np.array([t[k] for t in table], dtype=object), dtype=sdt)
+        g["path"].attrs["location"] = True
+        g.create_dataset("n_crops", data=np.array([t[3] for t in table], dtype=np.int64))
 
     def close(self) -> None:
+        """Flush and close the file."""
         if self._f is not None:
             self._f.flush()
             self._f.close()
             self._f = None
-
-
-def _atomic_target(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    default_mode(tmp)  # mkstemp makes 0600; give the usual permissions
-    return Path(tmp)
 
 
 def write_crop_store(
@@ -268,7 +287,7 @@ def write_crop_store(
 
     dtype = np.float16 if crops.dtype == np.float16 else np.float32
     with atomic_path(path) as tmp:
-        w = _StoreWriter(tmp, channels=channels, crop_size=s, dtype=dtype, params=params)
+        w = CropStoreWriter(tmp, channels=channels, crop_size=s, dtype=dtype, params=params)
         try:
             w.append(
                 crops,
@@ -487,6 +506,34 @@ class CropStore:
                 block = crops[first : min(first + rows, self._n)]
                 out[a:b] = block[uniq[a:b] - first]
         return np.asarray(out[inverse.reshape(-1)], dtype=np.float32)
+
+    def fov_table(self) -> dict[str, np.ndarray]:
+        """The fields of view recorded by ``cyto preprocess`` (empty arrays if none).
+
+        Returns
+        -------
+        table : dict of str to (F,) ndarray
+            ``fov_id``, ``protein_id``, ``path`` (str), ``n_crops`` (int64) and
+            ``source`` (input fingerprint; "" for stores written before it existed).
+        """
+        f = self._handle()
+        if "fovs/fov_id" not in f:
+            return {
+                k: np.array([], dtype=str) for k in ("fov_id", "protein_id", "path", "source")
+            } | {"n_crops": np.array([], dtype=np.int64)}
+        g = f["fovs"]
+        ids = np.asarray(g["fov_id"].asstr()[()], dtype=str)
+        return {
+            "fov_id": ids,
+            "protein_id": np.asarray(g["protein_id"].asstr()[()], dtype=str),
+            "path": np.asarray(g["path"].asstr()[()], dtype=str),
+            "n_crops": np.asarray(g["n_crops"][()], dtype=np.int64),
+            "source": (
+                np.asarray(g["source"].asstr()[()], dtype=str)
+                if "source" in g
+                else np.full(ids.size, "", dtype=str)
+            ),
+        }
 
     def fingerprint(self, samples: int = 64) -> dict[str, str]:
         """Cheap identity of the store's content: hashes of its ids and of sampled pixels.

@@ -36,16 +36,18 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cyto._atomic import atomic_path, check_free_space, default_mode
+from cyto._atomic import check_free_space
 from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto._lock import write_lock
 from cyto._provenance import content_hash, package_versions
+from cyto.data._embeddings import EMBEDDING_FORMAT, Embeddings, EmbeddingsWriter, export_h5ad
 from cyto.data._rundir import RunDir
 
 from ._checkpoint import load_checkpoint
@@ -53,9 +55,6 @@ from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers, torch_threa
 from ._distributed import resolve_device
 
 __all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
-
-#: ``format`` attribute of embedding files.
-EMBEDDING_FORMAT = "cyto-embeddings-1"
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str | os.PathLike) -> Path:
@@ -106,11 +105,17 @@ def load_model(
     --------
     >>> model = load_model("runs/a")  # doctest: +SKIP
     """
+    model, _ = _load_model_and_state(Path(run_dir), checkpoint, resolve_device(device))
+    return model
+
+
+def _load_model_and_state(
+    run_dir: Path, checkpoint: str | os.PathLike, dev: torch.device
+) -> tuple[Any, dict[str, Any]]:
+    """The run's model (eval mode, on ``dev``) and its checkpoint's other entries."""
     from ._config import CytoselfConfig
     from ._model import Cytoself
 
-    run_dir = Path(run_dir)
-    dev = resolve_device(device)
     path = _checkpoint_path(run_dir, checkpoint)
     state = load_checkpoint(path, map_location="cpu")
     bad = [k for k, v in state["model"].items() if v.is_floating_point() and not v.isfinite().all()]
@@ -120,15 +125,17 @@ def load_model(
             f"{' ...' if len(bad) > 3 else ''}): the run diverged; use an earlier checkpoint "
             "or retrain with a lower learning rate"
         )
-    model = Cytoself(CytoselfConfig.from_saved(state["model_config"]))
+    model = Cytoself(CytoselfConfig.from_saved(state.pop("model_config")))
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.pop("model"))
     except RuntimeError as err:
         raise ValueError(
             f"the weights in {path} do not fit the model built from its config (was it "
             f"written by another cyto version?): {err}"
         ) from None
-    return model.to(dev).eval()
+    for heavy in ("optimizer", "scaler"):
+        state.pop(heavy, None)
+    return model.to(dev).eval(), state
 
 
 def _run_split(run_dir: Path, store: Any) -> np.ndarray | None:
@@ -260,12 +267,7 @@ def embed(
     --------
     >>> embed("runs/a", "crops.h5", "emb.h5", split="test")  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
-    from cyto.data import CropStore
-
-    run_dir = Path(run_dir)
-    out_path = Path(out_path)
+    run_dir, out_path = Path(run_dir), Path(out_path)
     if split is not None and split not in SPLIT_NAMES:
         raise ValueError(f"`split` must be one of {list(SPLIT_NAMES)} or None; got {split!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -276,135 +278,173 @@ def embed(
     check_output(out_path, store_path, run_dir, ckpt_path, overwrite=overwrite)
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
         raise ValueError(f"`threads` must be an int >= 0; got {threads!r}")
+    options = {"logits": bool(logits), "local": bool(local), "global_only": bool(global_only)}
     with write_lock(out_path, what="embeddings file"), torch_threads(threads):
         dev = resolve_device(device)
-        model = load_model(run_dir, checkpoint=ckpt_path, device=dev)
-        cfg = model.config
-        with CropStore(store_path) as store:
-            if len(store.channels) != cfg.in_channels or store.crop_size != cfg.image_size:
-                raise ValueError(
-                    f"crop store {store_path} has {len(store.channels)} channels of "
-                    f"{store.crop_size}x{store.crop_size}, the model expects {cfg.in_channels} "
-                    f"of {cfg.image_size}x{cfg.image_size}"
-                )
-            run_split = _run_split(run_dir, store)
-            if run_split is None:
-                if split is not None:
-                    raise ValueError(
-                        f"`split` {split!r} needs the run's training store; {store_path} is a "
-                        "different store"
-                    )
-                split_codes = np.full(len(store), -1, dtype=np.int8)
-            else:
-                split_codes = run_split
-            rows = np.arange(len(store), dtype=np.int64)
-            if split is not None:
-                rows = rows[split_codes == SPLIT_NAMES.index(split)]
-                if rows.size == 0:
-                    counts = {
-                        name: int((split_codes == k).sum()) for k, name in enumerate(SPLIT_NAMES)
-                    }
-                    raise ValueError(
-                        f"the run's {split!r} split is empty ({counts} crops per split: too "
-                        "few fields per protein for it); embed without --split, or choose "
-                        "another split"
-                    )
-            protein_ids = store.protein_ids[rows].astype(str)
-            fov_ids = store.fov_ids[rows].astype(str)
-            store_n = len(store)
-            fingerprint = store.fingerprint()
-        names = np.array([*SPLIT_NAMES, "none"])
-        split_str = names[split_codes[rows]]
-        ckpt_meta = load_checkpoint(ckpt_path)
-        classes = [str(c) for c in ckpt_meta.get("classes", [])]
-        identity = {
-            "format": EMBEDDING_FORMAT,
-            "run": str(run_dir.resolve()),
-            "checkpoint": str(ckpt_path.resolve()),
-            "checkpoint_step": int(ckpt_meta.get("step", -1)),
-            "store": str(Path(store_path).resolve()),
-            "store_n": store_n,
-            "split_selected": split or "all",
-            "n": int(rows.size),
-            "logits": bool(logits),
-            "local": bool(local),
-            "global_only": bool(global_only),
-        }
-        del ckpt_meta
-
-        n = int(rows.size)
-        layout = _layout(model, logits=logits, local=local, global_only=global_only)
-        tmp = out_path.with_name(f".{out_path.name}.partial")
+        model, state = _load_model_and_state(run_dir, ckpt_path, dev)
+        job = _plan(model, state, run_dir, Path(store_path), ckpt_path, split, options)
+        layout = _layout(model, **options)
         # a lower bound (a quarter of the raw size; LZF shrinks these by about 1.7×)
         row_bytes = sum(width * dtype.itemsize for width, dtype in layout.values())
-        check_free_space(out_path.parent, n * row_bytes / 4, "the embeddings")
-        f = _open_partial(tmp, identity)
+        check_free_space(out_path.parent, job.rows.size * row_bytes / 4, "the embeddings")
+        writer = EmbeddingsWriter(out_path, job.identity)
         try:
-            if "done" not in f.attrs:
-                _create(f, layout, n, protein_ids, fov_ids, rows, split_str, classes, identity)
-                f.attrs["model_config"] = json.dumps(cfg.to_dict())
-                f.attrs["num_embeddings_local"] = cfg.num_embeddings_local
-                f.attrs["num_embeddings_global"] = cfg.num_embeddings_global
-                f.attrs["global_shape"] = list(model.global_shape)
-                f.attrs["local_shape"] = list(model.local_shape)
-                f.attrs["versions"] = json.dumps(package_versions())
-                f.attrs["inputs"] = json.dumps(
-                    {"checkpoint_sha256": content_hash(ckpt_path), "store_fingerprint": fingerprint}
-                )
-            start = int(f.attrs["done"])
-            # health of the rows an interrupted run already wrote, then of each new chunk
-            # as it is computed (the finished file is not read again)
-            health_acc = _written_health(f, start, cfg.num_embeddings_global, batch_size)
-            ds = CropDataset(store_path, rows)
-            from torch.utils.data import DataLoader
-
-            from ._dataset import BlockShuffleSampler
-
-            sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
-            loader = DataLoader(
-                ds,
-                batch_size=batch_size,
-                sampler=sampler,
-                num_workers=num_workers if num_workers >= 0 else default_num_workers(dev),
-                pin_memory=dev.type == "cuda",
+            if not writer.created:
+                writer.create(layout, **job.labels, attrs=_model_attrs(model, ckpt_path, job))
+            workers = num_workers if num_workers >= 0 else default_num_workers(dev)
+            health = _encode_rows(
+                model, writer, job, batch_size=batch_size, workers=workers, progress=progress
             )
-            bar = tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop")
-            pos = start
-            use_amp = dev.type == "cuda"
-            with torch.inference_mode():
-                for x, _ in loader:
-                    if not torch.isfinite(x).all():
-                        _raise_non_finite(x, rows[pos : pos + x.shape[0]], store_path)
-                    x = x.to(dev, non_blocking=True)
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                        out = _encode(model, x, logits=logits, local=local, global_only=global_only)
-                    stop = pos + x.shape[0]
-                    for key, value in out.items():
-                        f[key][pos:stop] = value
-                    health_acc.update(out["global"], out.get("global_indices"))
-                    pos = stop
-                    f.attrs["done"] = pos
-                    f.flush()
-                    bar.update(x.shape[0])
-            bar.close()
-            health = health_acc.result()
-            f.attrs["health"] = json.dumps(health.to_dict())
-            f.attrs["complete"] = True
-            f.close()
+            writer.finish({"health": json.dumps(health.to_dict())})
             if health.degenerate and not allow_degenerate:
-                tmp.unlink()
-                raise DegenerateEncodingError(
-                    _degenerate_message(health, ckpt_path, n, cfg.codebook), health
-                )
-            default_mode(tmp)
-            os.replace(tmp, out_path)
+                writer.discard()
+                msg = _degenerate_message(health, ckpt_path, job.rows.size, model.config.codebook)
+                raise DegenerateEncodingError(msg, health)
+            writer.commit()
         finally:
-            if f.id.valid:
-                f.close()
-        if h5ad:
-            h5ad_path = out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
-            export_h5ad(out_path, h5ad_path)
-        return out_path
+            writer.close()
+    if h5ad:
+        export_h5ad(out_path, out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad))
+    return out_path
+
+
+@dataclass(frozen=True)
+class _EmbedJob:
+    """What one embed call encodes: the store's rows, their labels, the job's identity."""
+
+    store: Path
+    rows: np.ndarray
+    labels: dict[str, Any]
+    identity: dict[str, Any]
+    fingerprint: dict[str, str]
+
+
+def _plan(
+    model: Any,
+    state: dict[str, Any],
+    run_dir: Path,
+    store_path: Path,
+    ckpt_path: Path,
+    split: str | None,
+    options: dict[str, bool],
+) -> _EmbedJob:
+    """Check the store against the model and pick the rows of ``split``."""
+    from cyto.data import CropStore
+
+    cfg = model.config
+    with CropStore(store_path) as store:
+        if len(store.channels) != cfg.in_channels or store.crop_size != cfg.image_size:
+            raise ValueError(
+                f"crop store {store_path} has {len(store.channels)} channels of "
+                f"{store.crop_size}x{store.crop_size}, the model expects {cfg.in_channels} "
+                f"of {cfg.image_size}x{cfg.image_size}"
+            )
+        split_codes = _run_split(run_dir, store)
+        if split_codes is None and split is not None:
+            raise ValueError(
+                f"`split` {split!r} needs the run's training store; {store_path} is a "
+                "different store"
+            )
+        if split_codes is None:
+            split_codes = np.full(len(store), -1, dtype=np.int8)
+        rows = _split_rows(split_codes, split)
+        names = np.array([*SPLIT_NAMES, "none"])
+        labels = {
+            "protein_ids": store.protein_ids[rows].astype(str),
+            "fov_ids": store.fov_ids[rows].astype(str),
+            "split": names[split_codes[rows]],
+            "crop_index": rows,
+            "classes": [str(c) for c in state.get("classes", [])],
+        }
+        store_n, fingerprint = len(store), store.fingerprint()
+    identity = {
+        "format": EMBEDDING_FORMAT,
+        "run": str(run_dir.resolve()),
+        "checkpoint": str(ckpt_path.resolve()),
+        "checkpoint_step": int(state.get("step", -1)),
+        "store": str(store_path.resolve()),
+        "store_n": store_n,
+        "split_selected": split or "all",
+        "n": int(rows.size),
+        **options,
+    }
+    return _EmbedJob(store_path, rows, labels, identity, fingerprint)
+
+
+def _split_rows(split_codes: np.ndarray, split: str | None) -> np.ndarray:
+    """Store rows of ``split`` (every row for None); an empty split is an error."""
+    rows = np.arange(split_codes.size, dtype=np.int64)
+    if split is None:
+        return rows
+    rows = rows[split_codes == SPLIT_NAMES.index(split)]
+    if rows.size == 0:
+        counts = {name: int((split_codes == k).sum()) for k, name in enumerate(SPLIT_NAMES)}
+        raise ValueError(
+            f"the run's {split!r} split is empty ({counts} crops per split: too "
+            "few fields per protein for it); embed without --split, or choose "
+            "another split"
+        )
+    return rows
+
+
+def _model_attrs(model: Any, ckpt_path: Path, job: _EmbedJob) -> dict[str, Any]:
+    """File attributes describing the model and what went into the encodings."""
+    cfg = model.config
+    inputs = {"checkpoint_sha256": content_hash(ckpt_path), "store_fingerprint": job.fingerprint}
+    return {
+        "model_config": json.dumps(cfg.to_dict()),
+        "num_embeddings_local": cfg.num_embeddings_local,
+        "num_embeddings_global": cfg.num_embeddings_global,
+        "global_shape": list(model.global_shape),
+        "local_shape": list(model.local_shape),
+        "versions": json.dumps(package_versions()),
+        "inputs": json.dumps(inputs),
+    }
+
+
+def _encode_rows(
+    model: Any,
+    writer: EmbeddingsWriter,
+    job: _EmbedJob,
+    *,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+) -> EncodingHealth:
+    """Encode the rows not yet written, block by block; the health of all rows."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from ._dataset import BlockShuffleSampler
+
+    start, n = writer.done, job.rows.size
+    # health of the rows an interrupted run already wrote, then of each new block as it
+    # is computed (the finished file is not read again)
+    health = _written_health(writer, start, model.config.num_embeddings_global, batch_size)
+    dev = next(model.parameters()).device
+    ds = CropDataset(job.store, job.rows)
+    sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=dev.type == "cuda",
+    )
+    options = {k: bool(job.identity[k]) for k in ("logits", "local", "global_only")}
+    pos = start
+    with tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop") as bar:
+        with torch.inference_mode():
+            for x, _ in loader:
+                if not torch.isfinite(x).all():
+                    _raise_non_finite(x, job.rows[pos : pos + x.shape[0]], job.store)
+                x = x.to(dev, non_blocking=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                    out = _encode(model, x, **options)
+                pos = writer.write(out)
+                health.update(out["global"], out.get("global_indices"))
+                bar.update(x.shape[0])
+    return health.result()
 
 
 def _raise_non_finite(x: torch.Tensor, rows: np.ndarray, store_path: Any) -> None:
@@ -414,16 +454,6 @@ def _raise_non_finite(x: torch.Tensor, rows: np.ndarray, store_path: Any) -> Non
         f"{' ...' if bad.size > 5 else ''}); their encodings would be meaningless: fix or "
         "drop them"
     )
-
-
-def _is_embeddings_file(path: Path) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == EMBEDDING_FORMAT
-    except OSError:
-        return False
 
 
 def check_output(
@@ -459,21 +489,22 @@ def check_output(
             raise FileExistsError(f"`-o` {out} is {what}; writing there would destroy it")
     if out.resolve().parent.name == RunDir(out.parent).checkpoints.name:
         raise FileExistsError(f"`-o` {out} is inside a run's checkpoints/ folder; write elsewhere")
-    if not overwrite and not _is_embeddings_file(out):
+    if not overwrite and not Embeddings.is_embeddings_file(out):
         raise FileExistsError(
             f"`-o` {out} exists and is not a cyto embeddings file; refusing to overwrite it "
             "(pass --overwrite / overwrite=True to replace it)"
         )
 
 
-def _written_health(f: Any, stop: int, num_codes: int, block: int) -> HealthAccumulator:
+def _written_health(
+    writer: EmbeddingsWriter, stop: int, num_codes: int, block: int
+) -> HealthAccumulator:
     """A :class:`HealthAccumulator` fed the first ``stop`` rows already in the file."""
     acc = HealthAccumulator(num_codes=num_codes)
-    has_idx = "global_indices" in f
     step = max(block, 1024)
     for lo in range(0, stop, step):
         hi = min(lo + step, stop)
-        acc.update(f["global"][lo:hi], f["global_indices"][lo:hi] if has_idx else None)
+        acc.update(writer.read("global", lo, hi), writer.read("global_indices", lo, hi))
     return acc
 
 
@@ -551,129 +582,3 @@ def _encode(
         k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
         for k, v in out.items()
     }
-
-
-def _open_partial(tmp: Path, identity: dict[str, Any]) -> Any:
-    """Open the partial file of an interrupted identical job, or start a new one."""
-    import h5py
-
-    if tmp.exists():
-        try:
-            f = h5py.File(tmp, "r+")
-            same = all(
-                f.attrs.get(k) is not None and _attr_eq(f.attrs[k], v) for k, v in identity.items()
-            )
-            if same and "done" in f.attrs:
-                return f
-            f.close()
-        except OSError:
-            pass
-        tmp.unlink()
-    return h5py.File(tmp, "w")
-
-
-def _attr_eq(stored: Any, value: Any) -> bool:
-    if isinstance(value, bool):
-        return bool(stored) == value
-    if isinstance(value, int):
-        return int(stored) == value
-    return str(stored) == str(value)
-
-
-def _create(
-    f: Any,
-    layout: dict[str, tuple[int, np.dtype]],
-    n: int,
-    protein_ids: np.ndarray,
-    fov_ids: np.ndarray,
-    rows: np.ndarray,
-    split_str: np.ndarray,
-    classes: list[str],
-    identity: dict[str, Any],
-) -> None:
-    import h5py
-
-    for key, (width, dtype) in layout.items():
-        rows_per_chunk = max(1, min(n, (1 << 20) // max(width * dtype.itemsize, 1)))
-        f.create_dataset(
-            key,
-            shape=(n, width),
-            dtype=dtype,
-            chunks=(rows_per_chunk, width) if n else None,
-            compression="lzf" if n else None,
-        )
-    sdt = h5py.string_dtype("utf-8")
-    f.create_dataset("protein_id", data=protein_ids.astype(object), dtype=sdt)
-    f.create_dataset("fov_id", data=fov_ids.astype(object), dtype=sdt)
-    f.create_dataset("split", data=split_str.astype(object), dtype=sdt)
-    f.create_dataset("crop_index", data=rows.astype(np.int64))
-    f.create_dataset("classes", data=np.array(classes, dtype=object), dtype=sdt)
-    for key, value in identity.items():
-        f.attrs[key] = value
-    f.attrs["done"] = 0
-
-
-def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> Path:
-    """Convert an embeddings file to AnnData (``.h5ad``), streaming the big arrays.
-
-    ``obs`` holds ``protein_id``, ``fov_id``, ``split`` and ``crop_index`` (index =
-    crop index); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
-    ``local_hist`` and ``global_hist``; ``uns["classes"]`` the class names. ``X``
-    is empty: pick the representation in scanpy with ``use_rep="X_global"``.
-
-    Parameters
-    ----------
-    embeddings : str or PathLike
-        File written by :func:`embed`.
-    out_path : str or PathLike
-        Output ``.h5ad`` (written atomically).
-
-    Returns
-    -------
-    out_path : Path
-    """
-    import h5py
-
-    from cyto._optional import require
-
-    ad = require("anndata", "anndata", purpose="the .h5ad export")
-    import pandas as pd
-
-    out_path = Path(out_path)
-    with h5py.File(embeddings, "r") as src:
-        obs = pd.DataFrame(
-            {
-                "protein_id": pd.Categorical(src["protein_id"].asstr()[()]),
-                "fov_id": pd.Categorical(src["fov_id"].asstr()[()]),
-                "split": pd.Categorical(src["split"].asstr()[()]),
-                "crop_index": src["crop_index"][()],
-            }
-        )
-        obs.index = obs["crop_index"].astype(str).to_numpy()
-        classes = list(src["classes"].asstr()[()])
-        with atomic_path(out_path) as tmp:
-            ad.AnnData(obs=obs, uns={"classes": np.array(classes, dtype=object)}).write_h5ad(tmp)
-            with h5py.File(tmp, "r+") as dst:
-                obsm = dst["obsm"]
-                for key, name in (
-                    ("global", "X_global"),
-                    ("local", "X_local"),
-                    ("local_hist", "local_hist"),
-                    ("global_hist", "global_hist"),
-                ):
-                    if key not in src:
-                        continue
-                    data = src[key]
-                    out = obsm.create_dataset(
-                        name,
-                        shape=data.shape,
-                        dtype=data.dtype,
-                        chunks=data.chunks,
-                        compression=data.compression,
-                    )
-                    step = data.chunks[0] * 8 if data.chunks else max(data.shape[0], 1)
-                    for lo in range(0, data.shape[0], step):
-                        out[lo : lo + step] = data[lo : lo + step]
-                    out.attrs["encoding-type"] = "array"
-                    out.attrs["encoding-version"] = "0.2.0"
-    return out_path

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto._atomic import check_free_space, human_bytes, io_failure
+from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure
 from cyto._lock import write_lock
 from cyto.preprocess._crop import _check_channels
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
@@ -160,16 +160,8 @@ def _store_fovs(path: Path, params: dict) -> dict[str, tuple[str, str]]:
                 f"{path} was made with other preprocessing parameters "
                 f"({store.params}); expected {params}. Write to a new file or delete it."
             )
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        if "fovs/fov_id" not in f:
-            return {}
-        g = f["fovs"]
-        ids = g["fov_id"].asstr()[()].tolist()
-        pids = g["protein_id"].asstr()[()].tolist()
-        src = g["source"].asstr()[()].tolist() if "source" in g else [""] * len(ids)
-        return {i: (p, s) for i, p, s in zip(ids, pids, src)}
+        t = store.fov_table()
+    return {str(i): (str(p), str(s)) for i, p, s in zip(t["fov_id"], t["protein_id"], t["source"])}
 
 
 def _sources(specs: Sequence[FovSpec]) -> dict[str, str]:
@@ -268,92 +260,75 @@ def _consolidate(
     sources: Mapping[str, str],
 ) -> int:
     """Merge the old store and all shards into a new store; replace atomically."""
-    import h5py
+    from cyto.data import CropStore, CropStoreWriter
 
-    from cyto.data._store import _atomic_target, _StoreWriter, _str_dtype
-
-    old_fovs: list[tuple[str, str, str, int, str]] = []
-    old = None
-    if out.exists() and out.stat().st_size > 0:
-        old = h5py.File(out, "r")
-    tmp = _atomic_target(out)
+    old = CropStore(out) if out.exists() and out.stat().st_size > 0 else None
     try:
-        w = _StoreWriter(
-            tmp,
-            channels=channels,
-            crop_size=params["crop_size"],
-            dtype=np.dtype(params["dtype"]),
-            params=params,
-        )
-        try:
-            done: set[str] = set()
-            if old is not None and "fovs/fov_id" in old:
-                g = old["fovs"]
-                ids = g["fov_id"].asstr()[()]
-                pids = g["protein_id"].asstr()[()]
-                paths = g["path"].asstr()[()]
-                counts = g["n_crops"][()]
-                src = g["source"].asstr()[()] if "source" in g else [""] * len(ids)
-                old_fovs = list(zip(ids, pids, paths, counts.tolist(), src))
-                n = old["crops"].shape[0]
-                step = 4096
-                for a in range(0, n, step):
-                    b = min(n, a + step)
-                    w.append(
-                        old["crops"][a:b],
-                        old["protein_id"].asstr()[a:b],
-                        old["fov_id"].asstr()[a:b],
-                        old["centers"][a:b],
-                        old["nucleus_id"][a:b],
-                    )
-                done = set(ids.tolist())
-            table = list(old_fovs)
-            for spec in specs:
-                if spec.fov_id in done:
-                    continue
-                shard = parts / _shard_name(spec.fov_id)
-                if not shard.is_file():
-                    continue
-                with np.load(shard) as z:
-                    crops = z["crops"]
-                    k = crops.shape[0]
-                    w.append(
-                        crops,
-                        np.full(k, spec.protein_id, dtype=object),
-                        np.full(k, spec.fov_id, dtype=object),
-                        z["centers"],
-                        z["nucleus_ids"],
-                    )
-                table.append(
-                    (spec.fov_id, spec.protein_id, str(spec.path), k, sources.get(spec.fov_id, ""))
-                )
-                done.add(spec.fov_id)
-            g = w.file.create_group("fovs")
-            sdt = _str_dtype()
-            g.create_dataset(
-                "fov_id", data=np.array([t[0] for t in table], dtype=object), dtype=sdt
+        with atomic_path(out) as tmp:
+            w = CropStoreWriter(
+                tmp,
+                channels=channels,
+                crop_size=params["crop_size"],
+                dtype=np.dtype(params["dtype"]),
+                params=params,
             )
-            g.create_dataset(
-                "protein_id", data=np.array([t[1] for t in table], dtype=object), dtype=sdt
-            )
-            g.create_dataset("path", data=np.array([t[2] for t in table], dtype=object), dtype=sdt)
-            # where the inputs were, not what they held: left out of content hashes
-            g["path"].attrs["location"] = True
-            g.create_dataset("n_crops", data=np.array([t[3] for t in table], dtype=np.int64))
-            # content fingerprint of each field's inputs (cyto.preprocess.fingerprint)
-            g.create_dataset(
-                "source", data=np.array([t[4] for t in table], dtype=object), dtype=sdt
-            )
-            n_total = w.n
-        finally:
-            w.close()
-            if old is not None:
-                old.close()
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            try:
+                table = _copy_old_store(old, w) if old is not None else []
+                table += _append_shards(w, parts, specs, {t[0] for t in table}, sources)
+                w.write_fov_table(table)
+                n_total = w.n
+            finally:
+                w.close()
+    finally:
+        if old is not None:
+            old.close()
     return n_total
+
+
+def _copy_old_store(old: Any, w: Any) -> list[tuple[str, str, str, int, str]]:
+    """Copy every crop of ``old`` into ``w``; the old store's field table."""
+    t = old.fov_table()
+    step = 4096
+    for a in range(0, len(old), step):
+        b = min(len(old), a + step)
+        w.append(
+            old.read(slice(a, b)).astype(old.dtype, copy=False),
+            old.protein_ids[a:b].astype(object),
+            old.fov_ids[a:b].astype(object),
+            old.centers[a:b],
+            old.nucleus_ids[a:b],
+        )
+    return [
+        (str(i), str(p), str(path), int(k), str(src))
+        for i, p, path, k, src in zip(
+            t["fov_id"], t["protein_id"], t["path"], t["n_crops"], t["source"]
+        )
+    ]
+
+
+def _append_shards(
+    w: Any, parts: Path, specs: Sequence[FovSpec], done: set[str], sources: Mapping[str, str]
+) -> list[tuple[str, str, str, int, str]]:
+    """Append the finished fields' shards not already in the store; their table rows."""
+    table = []
+    for spec in specs:
+        shard = parts / _shard_name(spec.fov_id)
+        if spec.fov_id in done or not shard.is_file():
+            continue
+        with np.load(shard) as z:
+            k = z["crops"].shape[0]
+            w.append(
+                z["crops"],
+                np.full(k, spec.protein_id, dtype=object),
+                np.full(k, spec.fov_id, dtype=object),
+                z["centers"],
+                z["nucleus_ids"],
+            )
+        table.append(
+            (spec.fov_id, spec.protein_id, str(spec.path), k, sources.get(spec.fov_id, ""))
+        )
+        done.add(spec.fov_id)
+    return table
 
 
 def _run_pool(pending, params, parts, workers, on_result) -> None:
@@ -627,11 +602,16 @@ def _preprocess_locked(
         raise
     finally:
         bar.close()
-        # also after Ctrl-C: keep what is finished. On a full disk the merge cannot be
-        # written either (and HDF5 copes badly with failed writes): the finished fields
-        # stay in the shards folder, where the next run starts from them.
-        if failure is None or io_failure(failure) != "disk_full":
+        # also after Ctrl-C: keep what is finished. A merge that cannot fit is not
+        # started (HDF5 copes badly with failed writes); after a full disk the finished
+        # fields then stay in the shards folder, where the next run starts from them.
+        disk_full = failure is not None and io_failure(failure) == "disk_full"
+        try:
             _check_space_for_merge(out, parts)
+        except OSError:
+            if not disk_full:
+                raise
+        else:
             report.n_crops = _consolidate(out, parts, specs, params, names, sources)
     shutil.rmtree(parts, ignore_errors=True)
     report.seconds = time.perf_counter() - t0

@@ -40,8 +40,9 @@ def make_embeddings(
     crops[:, 0, 4:12, 4:12] += fam_idx[:, None, None]
     folder.mkdir(parents=True, exist_ok=True)
     store = folder / "crops.h5"
-    with h5py.File(store, "w") as f:
-        f.create_dataset("crops", data=crops.astype(np.float16))
+    from cyto.data import write_crop_store
+
+    write_crop_store(store, crops.astype(np.float16), pid)
     emb = folder / "embeddings.h5"
     sdt = h5py.string_dtype("utf-8")
     with h5py.File(emb, "w") as f:

@@ -259,7 +259,7 @@ def test_crash_while_merging_keeps_the_old_store(tmp_path, monkeypatch) -> None:
     _write_fov(tmp_path / "ds" / "late1.tif", seed=51)
     with open(manifest, "a") as f:
         f.write("late0.tif,P0,l0\nlate1.tif,P1,l1\n")
-    original = _store._StoreWriter.append
+    original = _store.CropStoreWriter.append
     calls = {"n": 0}
 
     def dying_append(self, *args):
@@ -268,7 +268,7 @@ def test_crash_while_merging_keeps_the_old_store(tmp_path, monkeypatch) -> None:
             raise KeyboardInterrupt  # e.g. Ctrl-C or a kill during the merge
         return original(self, *args)
 
-    monkeypatch.setattr(_store._StoreWriter, "append", dying_append)
+    monkeypatch.setattr(_store.CropStoreWriter, "append", dying_append)
     with pytest.raises(KeyboardInterrupt):
         preprocess_dataset(manifest, out, crop_size=CROP, workers=1, progress=False)
     monkeypatch.undo()

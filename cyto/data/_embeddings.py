@@ -1,0 +1,348 @@
+"""The embeddings file written by ``cyto embed``: its one reader, writer and converter.
+
+One HDF5 file, one row per encoded crop::
+
+    global (n, G·h·w) float32      quantized global encodings
+    global_indices, local_indices  VQ code maps (when quantized)
+    global_hist, local_hist        per-crop code histograms
+    local, logits, logits_local    optional
+    protein_id, fov_id, split      strings per row
+    crop_index                     row in the crop store
+    classes                        the run's class names
+    attrs: format, run, checkpoint, store, n, done, complete, health, versions, inputs, ...
+
+It is written into ``.<name>.partial`` beside the target and renamed when complete, so
+the final name only ever holds a complete file; an interrupted identical job resumes
+from the rows already written. No torch here: :func:`cyto.nn.embed` computes the rows,
+every other layer reads them through :class:`Embeddings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cyto._atomic import atomic_path, default_mode
+
+__all__ = ["EMBEDDING_FORMAT", "Embeddings", "EmbeddingsWriter", "export_h5ad"]
+
+#: ``format`` attribute of embedding files.
+EMBEDDING_FORMAT = "cyto-embeddings-1"
+
+_BLOCK = 4096  # rows read per HDF5 block
+
+
+def _h5py() -> Any:
+    import h5py
+
+    return h5py
+
+
+def _strings(ds: Any) -> np.ndarray:
+    """A string dataset as an object array of ``str``."""
+    return np.array(
+        [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=object
+    )
+
+
+def _read_rows(ds: Any, rows: np.ndarray | None) -> np.ndarray:
+    """Rows (sorted int array; None: all) of an HDF5 dataset, read block by block."""
+    n = ds.shape[0]
+    if rows is None or rows.size == n:
+        return np.asarray(ds[()])
+    out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
+    pos = 0
+    for start in range(0, n, _BLOCK):
+        sel = rows[(rows >= start) & (rows < start + _BLOCK)]
+        if sel.size:
+            out[pos : pos + sel.size] = ds[start : start + _BLOCK][sel - start]
+            pos += sel.size
+    return out
+
+
+class Embeddings:
+    """Read access to an embeddings file (a context manager; closes its handle).
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by ``cyto embed``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a readable HDF5 file or lacks the ``global`` / ``protein_id`` rows.
+
+    Attributes
+    ----------
+    path : Path
+    n : int
+        Rows (crops).
+    protein_ids, fov_ids, split : (n,) object arrays of str
+        ``split`` is ``"none"`` for every row of a file written without a run split.
+    crop_index : (n,) int64 array
+        Row of each crop in its crop store.
+    attrs : dict
+        The file's attributes.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"embeddings file not found: {self.path}")
+        try:
+            self._f = _h5py().File(self.path, "r")
+        except OSError as err:
+            raise ValueError(
+                f"`embeddings` {self.path} is not a readable HDF5 file: {err}"
+            ) from None
+        f = self._f
+        missing = [k for k in ("global", "protein_id") if k not in f]
+        if missing:
+            self._f.close()
+            raise ValueError(
+                f"`embeddings` {self.path.name} lacks dataset(s) {missing}; expected a file "
+                f"written by `cyto embed` (has {sorted(f.keys())})"
+            )
+        self.n = int(f["global"].shape[0])
+        self.attrs: dict[str, Any] = dict(f.attrs)
+        self.protein_ids = _strings(f["protein_id"])
+        self.fov_ids = _strings(f["fov_id"]) if "fov_id" in f else np.full(self.n, "", object)
+        self.split = _strings(f["split"]) if "split" in f else np.full(self.n, "none", object)
+        self.crop_index = f["crop_index"][()] if "crop_index" in f else np.arange(self.n)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._f
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Shape of dataset ``name``."""
+        return tuple(self._f[name].shape)
+
+    def read(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Dataset ``name`` (all rows, or the sorted ``rows``), read block by block."""
+        return _read_rows(self._f[name], None if rows is None else np.asarray(rows))
+
+    def strings(self, name: str) -> np.ndarray:
+        """String dataset ``name`` (e.g. ``"classes"``) as ``str`` objects."""
+        return _strings(self._f[name])
+
+    def inputs(self) -> dict[str, Any]:
+        """What the file came from: its path, checkpoint hash and store fingerprint."""
+        recorded = self.attrs.get("inputs")
+        return {"path": str(self.path.resolve()), **(json.loads(recorded) if recorded else {})}
+
+    def close(self) -> None:
+        """Close the file handle."""
+        self._f.close()
+
+    def __enter__(self) -> Embeddings:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def is_embeddings_file(path: str | os.PathLike) -> bool:
+        """True when ``path`` is an HDF5 file written by ``cyto embed``."""
+        try:
+            with _h5py().File(path, "r") as f:
+                return f.attrs.get("format") == EMBEDDING_FORMAT
+        except OSError:
+            return False
+
+
+class EmbeddingsWriter:
+    """Writes an embeddings file block by block into ``.<name>.partial``, resumably.
+
+    Parameters
+    ----------
+    out : path-like
+        The final file.
+    identity : dict
+        Attributes that identify the job (run, checkpoint, store, rows, options): a
+        partial file with the same identity is resumed, any other is replaced.
+    """
+
+    def __init__(self, out: str | os.PathLike, identity: Mapping[str, Any]) -> None:
+        self.out = Path(out)
+        self.partial = self.out.with_name(f".{self.out.name}.partial")
+        self.identity = dict(identity)
+        self._f = self._open()
+
+    def _open(self) -> Any:
+        h5py = _h5py()
+        if self.partial.exists():
+            try:
+                f = h5py.File(self.partial, "r+")
+                same = all(
+                    f.attrs.get(k) is not None and _attr_eq(f.attrs[k], v)
+                    for k, v in self.identity.items()
+                )
+                if same and "done" in f.attrs:
+                    return f
+                f.close()
+            except OSError:
+                pass
+            self.partial.unlink()
+        return h5py.File(self.partial, "w")
+
+    @property
+    def created(self) -> bool:
+        """True once :meth:`create` has laid the file out (also after a resume)."""
+        return "done" in self._f.attrs
+
+    @property
+    def done(self) -> int:
+        """Rows written so far."""
+        return int(self._f.attrs["done"])
+
+    def create(
+        self,
+        layout: Mapping[str, tuple[int, np.dtype]],
+        *,
+        protein_ids: np.ndarray,
+        fov_ids: np.ndarray,
+        split: np.ndarray,
+        crop_index: np.ndarray,
+        classes: list[str],
+        attrs: Mapping[str, Any],
+    ) -> None:
+        """Lay out a new file: one ``(n, width)`` dataset per ``layout`` entry, row labels."""
+        h5py, f, n = _h5py(), self._f, int(crop_index.size)
+        for key, (width, dtype) in layout.items():
+            rows_per_chunk = max(1, min(n, (1 << 20) // max(width * dtype.itemsize, 1)))
+            f.create_dataset(
+                key,
+                shape=(n, width),
+                dtype=dtype,
+                chunks=(rows_per_chunk, width) if n else None,
+                compression="lzf" if n else None,
+            )
+        sdt = h5py.string_dtype("utf-8")
+        for name, values in (("protein_id", protein_ids), ("fov_id", fov_ids), ("split", split)):
+            f.create_dataset(name, data=np.asarray(values).astype(object), dtype=sdt)
+        f.create_dataset("crop_index", data=np.asarray(crop_index, dtype=np.int64))
+        f.create_dataset("classes", data=np.array(classes, dtype=object), dtype=sdt)
+        for key, value in {**self.identity, **attrs}.items():
+            f.attrs[key] = value
+        f.attrs["done"] = 0
+
+    def write(self, arrays: Mapping[str, np.ndarray]) -> int:
+        """Append one block of rows (every dataset of the layout); the new row count."""
+        start = self.done
+        stop = start + len(next(iter(arrays.values())))
+        for key, value in arrays.items():
+            self._f[key][start:stop] = value
+        self._f.attrs["done"] = stop
+        self._f.flush()
+        return stop
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray | None:
+        """Rows ``start:stop`` of dataset ``name`` already written (None if absent)."""
+        return self._f[name][start:stop] if name in self._f else None
+
+    def finish(self, attrs: Mapping[str, Any]) -> None:
+        """Record ``attrs``, mark the file complete and close it (still partial)."""
+        for key, value in attrs.items():
+            self._f.attrs[key] = value
+        self._f.attrs["complete"] = True
+        self._f.close()
+
+    def commit(self) -> Path:
+        """Rename the finished partial file onto the final name."""
+        default_mode(self.partial)
+        os.replace(self.partial, self.out)
+        return self.out
+
+    def discard(self) -> None:
+        """Remove the partial file."""
+        self.close()
+        self.partial.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close the handle if open (the partial file stays, to resume from)."""
+        if self._f.id.valid:
+            self._f.close()
+
+
+def _attr_eq(stored: Any, value: Any) -> bool:
+    if isinstance(value, bool):
+        return bool(stored) == value
+    if isinstance(value, int):
+        return int(stored) == value
+    return str(stored) == str(value)
+
+
+def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Convert an embeddings file to AnnData (``.h5ad``), streaming the big arrays.
+
+    ``obs`` holds ``protein_id``, ``fov_id``, ``split`` and ``crop_index`` (index =
+    crop index); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
+    ``local_hist`` and ``global_hist``; ``uns["classes"]`` the class names. ``X``
+    is empty: pick the representation in scanpy with ``use_rep="X_global"``.
+
+    Parameters
+    ----------
+    embeddings : str or PathLike
+        File written by ``cyto embed``.
+    out_path : str or PathLike
+        Output ``.h5ad`` (written atomically).
+
+    Returns
+    -------
+    out_path : Path
+    """
+    from cyto._optional import require
+
+    ad = require("anndata", "anndata", purpose="the .h5ad export")
+    import pandas as pd
+
+    h5py = _h5py()
+    out_path = Path(out_path)
+    with h5py.File(embeddings, "r") as src:
+        obs = pd.DataFrame(
+            {
+                "protein_id": pd.Categorical(src["protein_id"].asstr()[()]),
+                "fov_id": pd.Categorical(src["fov_id"].asstr()[()]),
+                "split": pd.Categorical(src["split"].asstr()[()]),
+                "crop_index": src["crop_index"][()],
+            }
+        )
+        obs.index = obs["crop_index"].astype(str).to_numpy()
+        classes = list(src["classes"].asstr()[()])
+        with atomic_path(out_path) as tmp:
+            ad.AnnData(obs=obs, uns={"classes": np.array(classes, dtype=object)}).write_h5ad(tmp)
+            with h5py.File(tmp, "r+") as dst:
+                _copy_obsm(src, dst["obsm"])
+    return out_path
+
+
+def _copy_obsm(src: Any, obsm: Any) -> None:
+    for key, name in (
+        ("global", "X_global"),
+        ("local", "X_local"),
+        ("local_hist", "local_hist"),
+        ("global_hist", "global_hist"),
+    ):
+        if key not in src:
+            continue
+        data = src[key]
+        out = obsm.create_dataset(
+            name,
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=data.chunks,
+            compression=data.compression,
+        )
+        step = data.chunks[0] * 8 if data.chunks else max(data.shape[0], 1)
+        for lo in range(0, data.shape[0], step):
+            out[lo : lo + step] = data[lo : lo + step]
+        out.attrs["encoding-type"] = "array"
+        out.attrs["encoding-version"] = "0.2.0"
