@@ -10,6 +10,7 @@ from cyto.data._store import (
     FORMAT_VERSION,
     CropStore,
     CropStoreWriter,
+    check_channels,
     write_crop_store,
 )
 from cyto.data.synthetic import (
@@ -34,6 +35,7 @@ __all__: list[str] = [
     "SyntheticAtlasConfig",
     "SyntheticField",
     "SyntheticProtein",
+    "check_channels",
     "export_h5ad",
     "generate_atlas",
     "list_families",

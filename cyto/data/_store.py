@@ -27,7 +27,14 @@ import numpy as np
 
 from cyto._atomic import atomic_path
 
-__all__ = ["CHANNEL_NAMES", "FORMAT_VERSION", "CropStore", "CropStoreWriter", "write_crop_store"]
+__all__ = [
+    "CHANNEL_NAMES",
+    "FORMAT_VERSION",
+    "CropStore",
+    "CropStoreWriter",
+    "check_channels",
+    "write_crop_store",
+]
 
 FORMAT_VERSION = 1
 #: Channel names a store may hold, in any order.
@@ -48,7 +55,7 @@ def _str_dtype():
     return _h5py().string_dtype("utf-8")
 
 
-def _check_channels(
+def check_channels(
     channels: object, n_channels: int | None = None, *, array: str = "`crops` (axis 1)"
 ) -> tuple[str, ...]:
     """Validate channel names (also used by ``cyto.preprocess``); ``array`` names what
@@ -124,7 +131,7 @@ class CropStoreWriter:
         from cyto import __version__
         from cyto._provenance import package_versions
 
-        self.channels = _check_channels(channels)
+        self.channels = check_channels(channels)
         self.crop_size = int(crop_size)
         self.dtype = np.dtype(dtype)
         c, s = len(self.channels), self.crop_size
@@ -265,7 +272,7 @@ def write_crop_store(
     n, c, s, s2 = crops.shape
     if s != s2 or s < 1:
         raise ValueError(f"`crops` must be square (N, C, S, S), got shape {crops.shape}")
-    channels = _check_channels(channels, c)
+    channels = check_channels(channels, c)
     pids = _as_str_array(protein_ids, n, "protein_ids")
     fids = _as_str_array("fov0" if fov_ids is None else fov_ids, n, "fov_ids")
     if centers is None:

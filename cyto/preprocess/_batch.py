@@ -27,7 +27,7 @@ import numpy as np
 
 from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure
 from cyto._lock import write_lock
-from cyto.preprocess._crop import _check_channels
+from cyto.preprocess._crop import check_channels
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
 from cyto.preprocess._readers import FovSpec, fingerprint, list_fovs, read_stack
 from cyto.preprocess._validate import check_positive
@@ -469,7 +469,7 @@ def preprocess_dataset(
     (['ACTB'], ['ACTB/fov1'], (1, 2, 64, 64))
     """
     t0 = time.perf_counter()
-    names = _check_channels(channels)
+    names = check_channels(channels)
     if normalize not in NORMALIZE_MODES:
         raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
     if dtype not in ("float16", "float32"):

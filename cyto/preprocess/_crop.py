@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cyto.data._store import CHANNEL_NAMES, _check_channels
+from cyto.data import CHANNEL_NAMES, check_channels
 from cyto.preprocess._distance import _check_labels
 
 __all__ = ["CHANNELS", "CellCrops", "crop_cells", "normalize_crops"]
@@ -111,7 +111,7 @@ def crop_cells(
         raise ValueError(
             f"`image` (spatial shape {lab.shape}) is smaller than one crop of size {size}"
         )
-    names = _check_channels(channels, img.shape[0], array="`image`") if len(channels) else ()
+    names = check_channels(channels, img.shape[0], array="`image`") if len(channels) else ()
     empty = CellCrops(
         np.empty((0, img.shape[0], size, size), dtype=img.dtype),
         np.empty((0, 2), np.int32),
@@ -192,7 +192,7 @@ def normalize_crops(
         raise ValueError(f"`crops` must be 4-D (n, C, S, S), got shape {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.number) and arr.dtype.kind != "c"):
         raise TypeError(f"`crops` must hold real numbers, got dtype {arr.dtype}")
-    names = _check_channels(channels, arr.shape[1])
+    names = check_channels(channels, arr.shape[1])
     out = arr.astype(np.float32, copy=True)
     if out.size and not np.isfinite(out).all():
         raise ValueError("`crops` contains non-finite values (NaN or inf); expected finite")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cyto.preprocess._crop import CellCrops, _check_channels, crop_cells, normalize_crops
+from cyto.preprocess._crop import CellCrops, check_channels, crop_cells, normalize_crops
 from cyto.preprocess._distance import signed_distance
 from cyto.preprocess._nuclei import segment_nuclei
 from cyto.preprocess._project import downsample
@@ -106,7 +106,7 @@ def preprocess_fov(
     >>> bool(np.abs(out.crops[:, 1]).max() == 1), bool(out.crops[:, 0].max() == 1)
     (True, True)
     """
-    names = _check_channels(channels)
+    names = check_channels(channels)
     if normalize not in NORMALIZE_MODES:
         raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
     if isinstance(z_axis, bool) or not isinstance(z_axis, (int, np.integer)):
