@@ -10,6 +10,7 @@ __all__ = ["add_parser"]
 _EPILOG = """\
 examples:
   cyto train crops.h5 -o runs/a --preset small
+  cyto train crops.h5 -o runs/m --encoder mypkg.encoders:my_pair   # your own encoder
   cyto train crops.h5 -o runs/a --config run.toml --max-epochs 50
   cyto train crops.h5 -o runs/p --codebook paper --monitor loss  # the published recipe
   cyto train --resume runs/a                     # continue a killed run
@@ -47,6 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=["ema", "paper"],
         help="how the codebooks learn: ema (default; moving averages, k-means start, "
         "dead-code restarts) or paper (the published loss-trained codes)",
+    )
+    p.add_argument(
+        "--encoder",
+        metavar="NAME",
+        help="encoder pair: efficientnet_b0 (default), resnet, or your own factory as "
+        "package.module:factory",
     )
     p.add_argument(
         "--monitor",
@@ -117,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model_overrides: dict = {}
     if resume:
-        if args.config is not None or args.codebook is not None:
+        if args.config is not None or args.codebook is not None or args.encoder is not None:
             raise ValueError(
-                "--config and --codebook cannot be combined with --resume (the run keeps its own)"
+                "--config, --codebook and --encoder cannot be combined with --resume (the run "
+                "keeps its own)"
             )
         if not RunDir(run_dir).started:
             raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
@@ -136,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         config = base.replace(**overrides)
         if args.codebook is not None:
             model_overrides["codebook"] = args.codebook
+        if args.encoder is not None:
+            model_overrides["encoder"] = args.encoder
         crops = args.crops
     # a non-finite loss: exit code 3 (cyto.cli)
     out = train(crops, run_dir, config=config, model_overrides=model_overrides, resume=resume)

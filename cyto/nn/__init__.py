@@ -13,7 +13,13 @@ from ._dataset import (
     split_crops,
 )
 from ._embed import embed, export_h5ad, load_model
-from ._encoders import EncoderPair, create_encoder, list_encoders, register_encoder
+from ._encoders import (
+    EncoderPair,
+    create_encoder,
+    list_encoders,
+    register_encoder,
+    resolve_encoder,
+)
 from ._interpret import ClusterAblation, CodeAblation, ablate_codes, ablate_feature_clusters
 from ._model import Cytoself, CytoselfLoss, CytoselfOutput
 from ._train import (
@@ -30,9 +36,6 @@ from ._train import (
 from .quantize import (
     VectorQuantizer,
     VQOutput,
-    create_quantizer,
-    list_quantizers,
-    register_quantizer,
 )
 
 __all__: list[str] = [
@@ -58,7 +61,6 @@ __all__: list[str] = [
     "ablate_codes",
     "ablate_feature_clusters",
     "create_encoder",
-    "create_quantizer",
     "default_num_workers",
     "default_threads",
     "embed",
@@ -66,12 +68,11 @@ __all__: list[str] = [
     "evaluate",
     "export_h5ad",
     "list_encoders",
-    "list_quantizers",
     "load_checkpoint",
     "load_model",
     "read_config_file",
     "register_encoder",
-    "register_quantizer",
+    "resolve_encoder",
     "save_checkpoint",
     "split_crops",
     "train",

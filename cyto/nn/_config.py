@@ -93,7 +93,9 @@ class CytoselfConfig:
     image_size : int, default 100
         Side of the square input crops.
     encoder : str, default "efficientnet_b0"
-        Name of a registered encoder pair (:func:`~cyto.nn.list_encoders`).
+        Name of a registered encoder pair (:func:`~cyto.nn.list_encoders`), or your
+        own factory as ``"package.module:factory"`` (imported and registered; see
+        :func:`~cyto.nn.resolve_encoder`).
     encoder_options : dict, default {}
         Extra keyword options of the encoder factory (e.g. ``{"width": 0.5}``).
     num_embeddings_local, num_embeddings_global : int, default 2048
@@ -250,12 +252,9 @@ class CytoselfConfig:
             except TypeError as err:
                 raise ValueError(f"`{name}` must be JSON-serialisable: {err}") from None
             object.__setattr__(self, name, copy.deepcopy(dict(value)))
-        from ._encoders import list_encoders
+        from ._encoders import resolve_encoder
 
-        if self.encoder not in list_encoders():
-            raise ValueError(
-                f"unknown encoder {self.encoder!r}; valid choices are {list_encoders()}"
-            )
+        resolve_encoder(self.encoder)
 
     def __hash__(self) -> int:
         # the option dicts are unhashable; hash the canonical JSON instead
@@ -309,6 +308,9 @@ class CytoselfConfig:
         if name not in _PRESETS:
             raise ValueError(f"unknown preset {name!r}; valid choices are {list(_PRESETS)}")
         values = copy.deepcopy(_PRESETS[name])
+        if "encoder" in overrides and "encoder_options" not in overrides:
+            # the preset's options (width, depth) belong to its own encoder
+            values["encoder_options"] = {}
         values.update(overrides)
         return cls.from_dict(values)
 

@@ -8,6 +8,7 @@ registered with :func:`register_encoder` builds such a pair from keyword argumen
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ __all__ = [
     "create_encoder",
     "list_encoders",
     "register_encoder",
+    "resolve_encoder",
 ]
 
 EncoderFactory = Callable[..., tuple[nn.Module, nn.Module]]
@@ -119,6 +121,65 @@ def register_encoder(
     return _register(factory)
 
 
+def resolve_encoder(name: str) -> str:
+    """Make sure the encoder ``name`` is registered; import it when it is a path.
+
+    A registered name is returned as is. A name ``"package.module:factory"`` (the
+    factory may be a dotted attribute path) imports the module, registers the factory
+    under that name and returns it: this is how your own encoder plugs in from
+    ``CytoselfConfig(encoder=...)``, the TOML ``[model]`` table and ``cyto train
+    --encoder``. Its output shapes are checked when the model is built.
+
+    Parameters
+    ----------
+    name : str
+        A registered name or ``"package.module:factory"``.
+
+    Returns
+    -------
+    name : str
+
+    Raises
+    ------
+    ValueError
+        If the name is neither registered nor importable, or names something that is
+        not callable; the message lists the registered names.
+
+    Examples
+    --------
+    >>> resolve_encoder("resnet")
+    'resnet'
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`encoder` must be a non-empty str, got {name!r}")
+    if name in _REGISTRY:
+        return name
+    module, sep, attr = name.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(
+            f"unknown encoder {name!r}; valid choices are {list_encoders()}, or your own "
+            "factory as 'package.module:factory'"
+        )
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as err:
+        raise ValueError(
+            f"encoder {name!r}: cannot import {module!r} ({err}); is it installed, or on "
+            "PYTHONPATH?"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"encoder {name!r}: {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(
+            f"encoder {name!r} is a {type(obj).__name__}, not a factory returning "
+            "(encoder1, encoder2) modules"
+        )
+    _REGISTRY[name] = obj
+    return name
+
+
 def list_encoders() -> list[str]:
     """Names of the registered encoder pairs, sorted.
 
@@ -173,9 +234,7 @@ def create_encoder(
     >>> tuple(local.shape), tuple(global_.shape)
     ((1, 64, 25, 25), (1, 576, 4, 4))
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; valid choices are {list_encoders()}")
-    factory = _REGISTRY[name]
+    factory = _REGISTRY[resolve_encoder(name)]
     kwargs = dict(
         in_channels=in_channels,
         local_channels=local_channels,

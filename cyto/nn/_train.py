@@ -107,6 +107,10 @@ class NonFiniteLossError(FloatingPointError):
         self.step = step
 
 
+#: Metrics that improve upward (``monitor_mode="auto"`` maximises them).
+MAXIMIZED_METRICS = frozenset({"accuracy_local", "accuracy_global"})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyperparameters (frozen, validated, JSON/TOML-safe).
@@ -145,8 +149,12 @@ class TrainConfig:
         identification, the loss without the feature-space terms
         (``local_reconstruction``, ``vq_*``) whose scale follows the encoders' output
         and can grow while the model improves. ``"loss"``: the whole loss (the
-        paper's choice). Or one term (``"reconstruction"``, ``"cls_global"``, ...);
-        lower is better, except ``"accuracy_*"`` metrics (higher is better).
+        paper's choice). Or one term (``"reconstruction"``, ``"cls_global"``, ...)
+        or an accuracy (``"accuracy_global"``, ...).
+    monitor_mode : {"auto", "min", "max"}, default "auto"
+        Whether lower (``"min"``) or higher (``"max"``) values of ``monitor`` are
+        better. ``"auto"``: ``"max"`` for the metrics in :data:`MAXIMIZED_METRICS`
+        (the accuracies), ``"min"`` for every loss; :attr:`mode` gives the resolved one.
     skip_degenerate : bool, default True
         Epochs whose validation global encodings are degenerate (nearly every crop
         with the same encoding or code map; :class:`~cyto.analysis.EncodingHealth`)
@@ -213,6 +221,7 @@ class TrainConfig:
     early_stop_patience: int = 12
     min_delta: float = 0.0
     monitor: str = "task_loss"
+    monitor_mode: str = "auto"
     skip_degenerate: bool = True
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     group_by_fov: bool = True
@@ -274,6 +283,10 @@ class TrainConfig:
             raise ValueError(
                 f"`monitor` must be a metric name such as 'loss'; got {self.monitor!r}"
             )
+        if self.monitor_mode not in ("auto", "min", "max"):
+            raise ValueError(
+                f"`monitor_mode` must be 'auto', 'min' or 'max'; got {self.monitor_mode!r}"
+            )
         if not isinstance(self.preset, str) or not isinstance(self.device, str):
             raise ValueError(
                 f"`preset` and `device` must be str; got {self.preset!r}, {self.device!r}"
@@ -285,6 +298,13 @@ class TrainConfig:
                 f"got {self.split!r}"
             )
         object.__setattr__(self, "split", split)
+
+    @property
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``: the direction in which ``monitor`` improves."""
+        if self.monitor_mode != "auto":
+            return self.monitor_mode
+        return "max" if self.monitor in MAXIMIZED_METRICS else "min"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the fields (``split`` as a list)."""
@@ -1460,7 +1480,7 @@ def _fit(
             )
             source, prefix = (val_metrics, "val") if val_metrics else (train_metrics, "train")
             monitor = f"{prefix}_{config.monitor}"
-            value = _monitored_value(source, config.monitor, monitor, epoch=epoch, step=step)
+            value = _monitored_value(source, config, monitor, epoch=epoch, step=step)
             val_health = health.result() if health.n else None
             alarms = [(f"{prefix}_{t}", m) for t, m in watch.update(source)]
             # every rank must take the same decision: rank 0's shard decides
@@ -1560,7 +1580,7 @@ def _fit(
                 "best_epoch": plateau.best_epoch,
                 "monitor": config.monitor,
                 "best_loss": plateau.best if math.isfinite(plateau.best) else None,
-                "selection": _selection_text(plateau, config.monitor, best_path.exists()),
+                "selection": _selection_text(plateau, config, best_path.exists()),
                 "codebook": mcfg.codebook if mcfg.quantize else None,
                 "warnings": warnings_seen,
                 "steps": step,
@@ -1608,16 +1628,15 @@ def _same_on_all_ranks(flag: bool, info: DistInfo) -> bool:
 
 
 def _monitored_value(
-    source: Mapping[str, float], name: str, label: str, *, epoch: int, step: int
+    source: Mapping[str, float], config: TrainConfig, label: str, *, epoch: int, step: int
 ) -> float:
-    """The epoch's value of the monitored metric, as the plateau logic minimises it."""
+    """The epoch's value of the monitored metric, signed so that lower is better."""
+    name = config.monitor
     if name not in source:
         raise ValueError(
             f"`monitor` {name!r} is not a metric of this model; valid choices are {sorted(source)}"
         )
-    value = float(source[name])
-    if name.startswith("accuracy"):
-        value = -value  # higher is better
+    value = float(source[name]) * (-1.0 if config.mode == "max" else 1.0)
     if not math.isfinite(value):
         raise NonFiniteLossError(
             f"the {label.replace('_', ' ')} became {value} after epoch {epoch} (step {step}); "
@@ -1653,17 +1672,17 @@ def _collapse_message(health: Any, epoch: int, *, skipped: bool) -> str:
     )
 
 
-def _selection_text(plateau: PlateauState, monitor: str, has_best: bool) -> str:
+def _selection_text(plateau: PlateauState, config: TrainConfig, has_best: bool) -> str:
     """One sentence: which weights ``cyto embed`` uses by default, and why."""
     if not has_best or plateau.best_epoch < 0:
         return (
             "no epoch qualified as best (none finished validation with healthy encodings); "
             "checkpoints/last.pt is the run's model"
         )
-    sign = -1.0 if monitor.startswith("accuracy") else 1.0
+    sign = -1.0 if config.mode == "max" else 1.0
     return (
         f"checkpoints/best.pt (the default of `cyto embed`) is epoch {plateau.best_epoch + 1}: "
-        f"the best validation {monitor} ({sign * plateau.best:.4g}) among epochs whose "
+        f"the best validation {config.monitor} ({sign * plateau.best:.4g}) among epochs whose "
         "global encodings were not degenerate"
     )
 

@@ -19,6 +19,7 @@ from cyto.nn import (
     NonFiniteLossError,
     PlateauState,
     TrainConfig,
+    TrainingWarning,
     load_checkpoint,
     load_model,
     read_config_file,
@@ -206,12 +207,18 @@ def test_run_killed_before_first_checkpoint_starts_over(store, tmp_path, monkeyp
         train(store, run, config=cfg)
     monkeypatch.undo()
     assert (run / "metrics.jsonl").exists() and not (run / "checkpoints" / "last.pt").exists()
-    with pytest.raises(FileNotFoundError, match="start it again without resuming"):
+    # --resume has nothing to resume from: it starts the run over with its saved settings
+    with pytest.warns(TrainingWarning, match="stopped before its first checkpoint"):
         train(store, run, resume=True)
-    train(store, run, config=cfg)
     records = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
     steps = [r["step"] for r in records if r["kind"] != "warning"]
     assert steps == [1, 2, 3, 3]  # the killed attempt's records are gone
+    # without its settings (config.json) there is nothing to start over from
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "metrics.jsonl").write_text("")
+    with pytest.raises(FileNotFoundError, match="start it again without resuming"):
+        train(store, other, resume=True)
 
 
 @pytest.mark.slow
