@@ -626,6 +626,15 @@ class _EpochProgress:
             "seconds": self.seconds,
         }
 
+    def add(self, names: list[str], values: torch.Tensor, n: int) -> None:
+        """Add one batch's per-crop means ``values`` (tensor, same order as ``names``)."""
+        if self.sums is None:
+            self.names = list(names)
+            self.sums = torch.zeros(len(names), dtype=torch.float64, device=values.device)
+        self.sums += values.double() * n
+        self.count += n
+        self.batches += 1
+
     @classmethod
     def from_state(cls, state: Mapping[str, Any] | None, device: torch.device) -> _EpochProgress:
         if not state:
@@ -645,6 +654,75 @@ def _autocast(device: torch.device, amp: str) -> Any:
         return nullcontext()
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _step_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    device: torch.device,
+    amp: str,
+    channels_last: bool,
+    reconstruction_scale: float,
+) -> tuple[Any, Any, list[str], torch.Tensor]:
+    """One forward pass and its loss, shared by training and validation.
+
+    Returns the model output, the :class:`CytoselfLoss`, the metric names and their
+    values as one float32 tensor on ``device`` (nothing is read back to the host).
+    """
+    core = model.module if hasattr(model, "module") else model
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    x = x.to(device, non_blocking=True, memory_format=memory_format)
+    y = y.to(device, non_blocking=True)
+    with _autocast(device, amp):
+        output = model(x)
+        loss = core.loss(x, y, output, reconstruction_scale=reconstruction_scale)
+    values = _loss_values(loss)
+    return output, loss, list(values), _stack(values, device)
+
+
+def _optimizer_step(
+    model: nn.Module, loss: Any, optimizer: Any, scaler: Any, grad_clip: float
+) -> None:
+    """Backward pass, optional gradient clipping and one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss.total).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        return
+    loss.total.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+
+def _check_pending(
+    pending: list[tuple[int, torch.Tensor]], epoch: int, dist_info: DistInfo | None
+) -> None:
+    """Raise at the first non-finite loss among the steps not checked yet (one sync)."""
+    if not pending:
+        return
+    totals = torch.stack([t for _, t in pending])
+    steps = torch.tensor([s for s, _ in pending], device=totals.device)
+    big = torch.iinfo(torch.int64).max
+    first_bad = torch.where(torch.isfinite(totals), big, steps).min().reshape(1)
+    if dist_info is not None and dist_info.distributed:
+        # all ranks stop together, at the first bad step of any rank
+        torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
+    at = int(first_bad)
+    if at != big:
+        local = totals[steps == at]
+        value = float(local[0]) if local.numel() else math.nan
+        raise NonFiniteLossError(
+            f"the training loss became {value} at step {at} (epoch {epoch}); training stopped",
+            step=at,
+        )
+    pending.clear()
 
 
 def train_one_epoch(
@@ -720,87 +798,62 @@ def train_one_epoch(
     NonFiniteLossError
         If the loss becomes NaN or infinite; the message names the step.
     """
-    core = model.module if hasattr(model, "module") else model
     model.train()
     state = state if state is not None else _EpochProgress()
     pending: list[tuple[int, torch.Tensor]] = []
-    window_images, window_start = 0, time.perf_counter()
+    window = [0, time.perf_counter()]  # images and start of the current log window
     epoch_start = time.perf_counter() - state.seconds
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def check_pending() -> None:
-        if not pending:
-            return
-        totals = torch.stack([t for _, t in pending])
-        steps = torch.tensor([s for s, _ in pending], device=totals.device)
-        big = torch.iinfo(torch.int64).max
-        first_bad = torch.where(torch.isfinite(totals), big, steps).min().reshape(1)
-        if dist_info is not None and dist_info.distributed:
-            # all ranks stop together, at the first bad step of any rank
-            torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
-        at = int(first_bad)
-        if at != big:
-            local = totals[steps == at]
-            value = float(local[0]) if local.numel() else math.nan
-            raise NonFiniteLossError(
-                f"the training loss became {value} at step {at} (epoch {epoch}); training stopped",
-                step=at,
-            )
-        pending.clear()
-
     for x, y in loader:
-        x = x.to(device, non_blocking=True, memory_format=memory_format)
-        y = y.to(device, non_blocking=True)
-        with _autocast(device, amp):
-            output = model(x)
-            loss = core.loss(x, y, output, reconstruction_scale=reconstruction_scale)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss.total).backward()
-            if grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.total.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+        _, loss, names, vec = _step_loss(
+            model,
+            x,
+            y,
+            device=device,
+            amp=amp,
+            channels_last=channels_last,
+            reconstruction_scale=reconstruction_scale,
+        )
+        _optimizer_step(model, loss, optimizer, scaler, grad_clip)
         step += 1
-        values = _loss_values(loss)
-        vec = _stack(values, device)
-        n = int(x.shape[0])
-        if state.sums is None:
-            state.names = list(values)
-            state.sums = torch.zeros(len(values), dtype=torch.float64, device=device)
-        state.sums += vec.double() * n
-        state.count += n
-        state.batches += 1
-        window_images += n
+        state.add(names, vec, int(x.shape[0]))
+        window[0] += int(x.shape[0])
         pending.append((step, vec[0]))
         if progress is not None:
             progress.update(1)
         if step % log_every == 0:
-            check_pending()
-            now = time.perf_counter()
-            rate = window_images / max(now - window_start, 1e-9)
-            record = {"kind": "step", "epoch": epoch, "step": step}
-            record.update(zip(values, vec.tolist()))
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            record["images_per_s"] = rate
-            if log is not None:
-                log(record)
-            if progress is not None:
-                progress.set_postfix(loss=f"{record['loss']:.4g}", img_s=f"{rate:.0f}")
-            window_images, window_start = 0, now
+            _check_pending(pending, epoch, dist_info)
+            _log_step(log, progress, window, names, vec, epoch, step, optimizer)
         if checkpoint_every and on_checkpoint is not None and step % checkpoint_every == 0:
-            check_pending()
+            _check_pending(pending, epoch, dist_info)
             state.seconds = time.perf_counter() - epoch_start
             on_checkpoint(step, state)
-    check_pending()
+    _check_pending(pending, epoch, dist_info)
     state.seconds = time.perf_counter() - epoch_start
     return _epoch_means(state, dist_info), step
+
+
+def _log_step(
+    log: Callable[[dict[str, Any]], None] | None,
+    progress: Any,
+    window: list,
+    names: list[str],
+    vec: torch.Tensor,
+    epoch: int,
+    step: int,
+    optimizer: Any,
+) -> None:
+    """Write one step record (the loss terms, learning rate, images/s of the window)."""
+    now = time.perf_counter()
+    rate = window[0] / max(now - window[1], 1e-9)
+    record: dict[str, Any] = {"kind": "step", "epoch": epoch, "step": step}
+    record.update(zip(names, vec.tolist()))
+    record["lr"] = optimizer.param_groups[0]["lr"]
+    record["images_per_s"] = rate
+    if log is not None:
+        log(record)
+    if progress is not None:
+        progress.set_postfix(loss=f"{record['loss']:.4g}", img_s=f"{rate:.0f}")
+    window[0], window[1] = 0, now
 
 
 def _epoch_means(state: _EpochProgress, info: DistInfo | None) -> dict[str, float]:
@@ -854,10 +907,7 @@ def evaluate(
     core = model.module if hasattr(model, "module") else model
     was_training = core.training
     core.eval()
-    names: list[str] = []
-    sums: torch.Tensor | None = None
-    count = 0
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    sums = _EpochProgress()
     try:
         for x, y in loader:
             if not torch.isfinite(x).all():
@@ -867,35 +917,41 @@ def evaluate(
                     f"({int((~torch.isfinite(x)).sum())} values in one batch); fix or drop "
                     "those crops before training"
                 )
-            x = x.to(device, non_blocking=True, memory_format=memory_format)
-            y = y.to(device, non_blocking=True)
-            with _autocast(device, amp):
-                output = core(x)
-                loss = core.loss(x, y, output, reconstruction_scale=reconstruction_scale)
+            output, _, names, vec = _step_loss(
+                core,
+                x,
+                y,
+                device=device,
+                amp=amp,
+                channels_last=channels_last,
+                reconstruction_scale=reconstruction_scale,
+            )
             if health is not None:
                 _add_health(health, output)
-            values = _loss_values(loss)
-            vec = _stack(values, device).double() * x.shape[0]
-            if sums is None:
-                names, sums = list(values), vec
-            else:
-                sums += vec
-            count += int(x.shape[0])
+            sums.add(names, vec, int(x.shape[0]))
     finally:
         core.train(was_training)
+    return _mean_over_ranks(sums, device, dist_info)
+
+
+def _mean_over_ranks(
+    sums: _EpochProgress, device: torch.device, dist_info: DistInfo | None
+) -> dict[str, float]:
+    """Per-crop means of ``sums``, reduced over ranks under DDP (empty when no crop)."""
+    names, total, count = sums.names, sums.sums, sums.count
     if dist_info is not None and dist_info.distributed:
         # ranks with an empty shard still take part in the reduction
-        width = torch.tensor([0 if sums is None else sums.numel()], device=device)
+        width = torch.tensor([0 if total is None else total.numel()], device=device)
         torch.distributed.all_reduce(width, op=torch.distributed.ReduceOp.MAX)
-        if sums is None:
-            sums = torch.zeros(int(width), dtype=torch.float64, device=device)
-        packed = torch.cat([sums, sums.new_tensor([count])])
+        if total is None:
+            total = torch.zeros(int(width), dtype=torch.float64, device=device)
+        packed = torch.cat([total, total.new_tensor([count])])
         all_reduce_sum(packed, dist_info)
         names = names or _broadcast_names(names, dist_info)
-        sums, count = packed[:-1], int(packed[-1])
-    if sums is None or count == 0:
+        total, count = packed[:-1], int(packed[-1])
+    if total is None or count == 0:
         return {}
-    return dict(zip(names, (sums / count).tolist()))
+    return dict(zip(names, (total / count).tolist()))
 
 
 def _add_health(health: HealthAccumulator, output: Any) -> None:
@@ -1304,303 +1360,415 @@ def _fit(
     *,
     thread_cap: int = 1,
 ) -> Path:
-    from ._model import Cytoself
+    """The training loop: epochs of training, validation, selection and checkpoints."""
+    trainer = _Trainer.build(data, RunDir(run_dir), config, mcfg, info, checkpoint)
+    try:
+        stop_reason = trainer.resumed_stop_reason()
+        for epoch in range(trainer.start_epoch, config.max_epochs):
+            if not (config.threads or config.deterministic or info.distributed):
+                if epoch > trainer.start_epoch:
+                    # the machine's load changes during a long run: leave busy CPUs alone
+                    torch.set_num_threads(min(thread_cap, default_threads(adapt=True)))
+            train_metrics = trainer.train_epoch(epoch)
+            stop = trainer.end_epoch(epoch, train_metrics)
+            if stop:
+                stop_reason = "early_stopping"
+                break
+        trainer.finish(stop_reason)
+    except NonFiniteLossError as err:
+        raise _non_finite_stop(err, trainer.run, trainer.step, trainer.metrics) from None
+    except (OSError, ValueError, RuntimeError) as err:
+        # a damaged store, a full disk, ...: the record says where the run stopped
+        with contextlib.suppress(OSError):  # the disk may be what is full
+            message = f"{type(err).__name__}: {err}"
+            trainer.metrics.write({"kind": "error", "step": trainer.step, "message": message})
+        raise
+    finally:
+        trainer.metrics.close()
+    return run_dir
 
-    device = info.device
-    run = RunDir(run_dir)
-    ckpt_dir = run.checkpoints
-    if info.is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None:
-            # a run killed before its first checkpoint is started over
-            run.metrics_file.unlink(missing_ok=True)
-            _write_run_files(run_dir, data, config, mcfg)
-    torch.manual_seed(config.seed)
-    model = Cytoself(mcfg)
-    torch.manual_seed(config.seed + info.rank)  # per-rank streams (dropout)
-    use_cuda = device.type == "cuda"
-    channels_last = config.channels_last and use_cuda
-    amp = config.amp if use_cuda else "off"
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-    plateau = PlateauState()
-    watch = TermWatch(codebook=mcfg.codebook)
-    warnings_seen: list[dict[str, Any]] = []
-    start_epoch, step, skip_batches = 0, 0, 0
+
+@dataclass
+class _Trainer:
+    """One run's live state and the steps of its loop (internal to :func:`train`).
+
+    Everything a checkpoint holds is in :meth:`state_dict` / :meth:`load_state_dict`:
+    model, optimizer, scaler, learning-rate schedule, warnings, epoch, step, RNG and
+    data-loader generator states.
+    """
+
+    data: _RunData
+    run: RunDir
+    config: TrainConfig
+    mcfg: Any
+    info: DistInfo
+    model: nn.Module
+    ddp_model: nn.Module
+    optimizer: Any
+    scaler: Any
+    loaders: tuple[Any, Any, Any, Any, torch.Generator]
+    metrics: _MetricsLog
+    amp: str
+    channels_last: bool
+    plateau: PlateauState = field(default_factory=PlateauState)
+    watch: TermWatch = field(default_factory=TermWatch)
+    warnings_seen: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    step: int = 0
+    skip_batches: int = 0
     partial: Mapping[str, Any] | None = None
-    rng_states: list[Any] = []
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        plateau.load_state_dict(checkpoint["plateau"])
-        watch.load_state_dict(checkpoint.get("watch", {}))
-        warnings_seen = list(checkpoint.get("warnings", []))
-        if scaler is not None and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        start_epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
-        skip_batches = int(checkpoint.get("epoch_batches", 0))
-        partial = checkpoint.get("epoch_progress") or None
-        rng_states = checkpoint["rng"]
+    checkpoint: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def build(
+        cls,
+        data: _RunData,
+        run: RunDir,
+        config: TrainConfig,
+        mcfg: Any,
+        info: DistInfo,
+        checkpoint: dict[str, Any] | None,
+    ) -> _Trainer:
+        """Model, optimizer, loaders and log of a new run, or of a resumed one."""
+        from ._model import Cytoself
+
         if info.is_main:
-            _truncate_metrics(run.metrics_file, step)
-    if info.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ddp_model: nn.Module = DistributedDataParallel(
-            model, device_ids=[device.index] if use_cuda else None
+            run.checkpoints.mkdir(parents=True, exist_ok=True)
+            if checkpoint is None:
+                # a run killed before its first checkpoint is started over
+                run.metrics_file.unlink(missing_ok=True)
+                _write_run_files(run.path, data, config, mcfg)
+            else:
+                # records a killed run logged after its checkpoint (before the log opens)
+                _truncate_metrics(run.metrics_file, int(checkpoint["step"]))
+        torch.manual_seed(config.seed)
+        model = Cytoself(mcfg)
+        torch.manual_seed(config.seed + info.rank)  # per-rank streams (dropout)
+        use_cuda = info.device.type == "cuda"
+        model.to(info.device)
+        channels_last = config.channels_last and use_cuda
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        amp = config.amp if use_cuda else "off"
+        trainer = cls(
+            data=data,
+            run=run,
+            config=config,
+            mcfg=mcfg,
+            info=info,
+            model=model,
+            ddp_model=_wrap_ddp(model, info),
+            optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+            scaler=torch.amp.GradScaler("cuda") if amp == "fp16" else None,
+            loaders=_make_loaders(data, config, info),
+            metrics=_MetricsLog(
+                run.metrics_file if info.is_main else None, tensorboard=config.tensorboard
+            ),
+            amp=amp,
+            channels_last=channels_last,
+            watch=TermWatch(codebook=mcfg.codebook),
         )
-    else:
-        ddp_model = model
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint)
+        return trainer
 
-    train_loader, val_loader, train_ds, sampler, generator = _make_loaders(data, config, info)
-    if checkpoint is not None:
-        generator.set_state(
-            checkpoint["loader_generator"][min(info.rank, len(checkpoint["loader_generator"]) - 1)]
-        )
-        if len(rng_states) == info.world_size:
-            set_rng_state(rng_states[info.rank])
-    metrics = _MetricsLog(
-        run.metrics_file if info.is_main else None, tensorboard=config.tensorboard
-    )
-    best_path = run.best
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a ``last.pt`` checkpoint (see :meth:`state_dict`)."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.plateau.load_state_dict(checkpoint["plateau"])
+        self.watch.load_state_dict(checkpoint.get("watch", {}))
+        self.warnings_seen = list(checkpoint.get("warnings", []))
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.start_epoch, self.step = int(checkpoint["epoch"]), int(checkpoint["step"])
+        self.skip_batches = int(checkpoint.get("epoch_batches", 0))
+        self.partial = checkpoint.get("epoch_progress") or None
+        self.checkpoint = checkpoint
+        gens = checkpoint["loader_generator"]
+        self.loaders[4].set_state(gens[min(self.info.rank, len(gens) - 1)])
+        if len(checkpoint["rng"]) == self.info.world_size:
+            set_rng_state(checkpoint["rng"][self.info.rank])
 
-    def full_state(
+    def resumed_stop_reason(self) -> str:
+        """How a finished run that is resumed had stopped ("max_epochs" otherwise)."""
+        ckpt = self.checkpoint
+        if ckpt is None or not ckpt.get("finished"):
+            return "max_epochs"
+        reason = str(ckpt.get("stop_reason", "finished"))
+        if reason == "early_stopping":
+            self.start_epoch = self.config.max_epochs
+        return reason
+
+    def state_dict(
+        self,
         epoch: int,
-        step: int,
-        batches: int,
-        progress: dict | None,
+        batches: int = 0,
+        progress: dict | None = None,
         loader_state: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        rng = _gather(get_rng_state(), info)
-        gens = _gather(generator.get_state() if loader_state is None else loader_state, info)
+        """Everything ``last.pt`` holds, to resume at ``epoch`` after ``batches`` batches."""
+        generator = self.loaders[4]
+        gens = _gather(generator.get_state() if loader_state is None else loader_state, self.info)
+        data = self.data
         return {
             "format": CHECKPOINT_FORMAT,
             "kind": "last",
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "plateau": plateau.state_dict(),
-            "watch": watch.state_dict(),
-            "warnings": list(warnings_seen),
-            "rng": rng,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "plateau": self.plateau.state_dict(),
+            "watch": self.watch.state_dict(),
+            "warnings": list(self.warnings_seen),
+            "rng": _gather(get_rng_state(), self.info),
             "loader_generator": gens,
             "epoch": epoch,
-            "step": step,
+            "step": self.step,
             "epoch_batches": batches,
             "epoch_progress": progress or {},
             "split": torch.from_numpy(data.split.astype(np.int8)),
             "classes": [str(c) for c in data.classes],
             "store": data.describe(),
-            "config": config.to_dict(),
-            "model_config": mcfg.to_dict(),
+            "config": self.config.to_dict(),
+            "model_config": self.mcfg.to_dict(),
             "reconstruction_scale": data.reconstruction_scale,
-            "world_size": info.world_size,
+            "world_size": self.info.world_size,
         }
 
-    stop_reason = "max_epochs"
-    if checkpoint is not None and checkpoint.get("finished"):
-        stop_reason = str(checkpoint.get("stop_reason", "finished"))
-        start_epoch = config.max_epochs if stop_reason == "early_stopping" else start_epoch
-    try:
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch (the rest of it, when resumed mid-epoch); its mean metrics."""
         from tqdm.auto import tqdm
 
-        for epoch in range(start_epoch, config.max_epochs):
-            adaptive = not (config.threads or config.deterministic or info.distributed)
-            if adaptive and epoch > start_epoch:
-                # the machine's load changes during a long run: leave busy CPUs alone
-                torch.set_num_threads(min(thread_cap, default_threads(adapt=True)))
-            train_ds.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            sampler.skip = skip_batches * config.batch_size
-            ep_state = _EpochProgress.from_state(partial, device)
-            bar = tqdm(
-                total=len(train_loader) + skip_batches,
-                initial=skip_batches,
-                desc=f"epoch {epoch + 1}/{config.max_epochs}",
-                disable=not (config.progress and info.is_main),
-                leave=False,
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-            epoch_start_step = step - skip_batches
-            # a mid-epoch save keeps the loader's generator as it was before this epoch's
-            # iterator drew from it: the resumed run draws again, as the first one did
-            loader_state = generator.get_state()
+        config, info = self.config, self.info
+        train_loader, _, train_ds, sampler, generator = self.loaders
+        train_ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        sampler.skip = self.skip_batches * config.batch_size
+        ep_state = _EpochProgress.from_state(self.partial, info.device)
+        epoch_start_step = self.step - self.skip_batches
+        # a mid-epoch save keeps the loader's generator as it was before this epoch's
+        # iterator drew from it: the resumed run draws again, as the first one did
+        loader_state = generator.get_state()
 
-            def on_checkpoint(
-                s: int,
-                st: _EpochProgress,
-                _e: int = epoch,
-                _b0: int = epoch_start_step,
-                _g: torch.Tensor = loader_state,
-            ) -> None:
-                state = full_state(_e, s, s - _b0, st.state_dict(), loader_state=_g)
-                if info.is_main:
-                    save_checkpoint(state, run.last)
-
-            try:
-                train_metrics, step = train_one_epoch(
-                    ddp_model,
-                    train_loader,
-                    optimizer,
-                    device=device,
-                    reconstruction_scale=data.reconstruction_scale,
-                    epoch=epoch,
-                    step=step,
-                    amp=amp,
-                    channels_last=channels_last,
-                    scaler=scaler,
-                    grad_clip=config.grad_clip,
-                    log_every=config.log_every,
-                    log=metrics.write,
-                    progress=bar,
-                    state=ep_state,
-                    checkpoint_every=config.checkpoint_every,
-                    on_checkpoint=on_checkpoint,
-                    dist_info=info,
-                )
-            finally:
-                bar.close()
-            skip_batches, partial = 0, None
-            sampler.skip = 0
-            broadcast_buffers(model, info)
-            health = HealthAccumulator(num_codes=mcfg.num_embeddings_global)
-            val_metrics = evaluate(
-                model,
-                val_loader,
-                device=device,
-                reconstruction_scale=data.reconstruction_scale,
-                amp=amp,
-                channels_last=channels_last,
-                dist_info=info,
-                health=health,
-            )
-            source, prefix = (val_metrics, "val") if val_metrics else (train_metrics, "train")
-            monitor = f"{prefix}_{config.monitor}"
-            value = _monitored_value(source, config, monitor, epoch=epoch, step=step)
-            val_health = health.result() if health.n else None
-            alarms = [(f"{prefix}_{t}", m) for t, m in watch.update(source)]
-            # every rank must take the same decision: rank 0's shard decides
-            degenerate = _same_on_all_ranks(val_health is not None and val_health.degenerate, info)
-            first = not any(w["term"] == "val_global_encoding" for w in warnings_seen)
-            if degenerate and first and val_health is not None and val_health.degenerate:
-                message = _collapse_message(val_health, epoch, skipped=config.skip_degenerate)
-                alarms.append(("val_global_encoding", message))
-            if degenerate and config.skip_degenerate:
-                # A collapsed epoch is never the best one, and does not count against the
-                # run either: an undertrained BatchNorm network in eval mode gives every
-                # crop the same encoding for its first ~100 steps.
-                improved, reduce_lr, stop = False, False, False
-            else:
-                improved, reduce_lr, stop = plateau.update(value, epoch=epoch, config=config)
-            lr = optimizer.param_groups[0]["lr"]
-            record: dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": step, "lr": lr}
-            record["threads"] = torch.get_num_threads()
-            record.update({f"train_{k}": v for k, v in train_metrics.items()})
-            record.update({f"val_{k}": v for k, v in val_metrics.items()})
-            if val_health is not None:
-                record.update(_health_record(val_health))
-            record.update(
-                monitor=monitor,
-                improved=improved,
-                best_epoch=plateau.best_epoch,
-                bad_epochs=plateau.bad_epochs,
-            )
-            divergence = replica_divergence(model, info)
-            if divergence:
-                record["replica_max_abs_diff"] = max(divergence.values())
-                record["codebook_max_abs_diff"] = max(
-                    [v for k, v in divergence.items() if "codebook" in k or k.startswith("vq_")]
-                    or [0.0]
-                )
-            if reduce_lr:
-                new_lr = max(lr * config.lr_factor, config.min_lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = new_lr
-                record["lr_next"] = new_lr
-            metrics.write(record)
-            for term, message in alarms:
-                warnings_seen.append({"epoch": epoch, "term": term, "message": message})
-                metrics.write(
-                    {
-                        "kind": "warning",
-                        "epoch": epoch,
-                        "step": step,
-                        "term": term,
-                        "message": message,
-                    }
-                )
-                if info.is_main:
-                    warnings.warn(f"epoch {epoch + 1}: {message}", TrainingWarning, stacklevel=2)
-            if config.progress and info.is_main:
-                tqdm.write(
-                    f"epoch {epoch + 1}/{config.max_epochs}: "
-                    f"train loss {train_metrics.get('loss', math.nan):.4g}, "
-                    f"{monitor.replace('_', ' ')} {value:.4g}{' (best)' if improved else ''}, "
-                    f"lr {lr:.2g}, {train_metrics.get('images_per_s', 0):.0f} images/s",
-                    file=sys.stderr,
-                )
-            if improved and info.is_main:
-                save_checkpoint(
-                    {
-                        "format": CHECKPOINT_FORMAT,
-                        "kind": "best",
-                        "model": model.state_dict(),
-                        "model_config": mcfg.to_dict(),
-                        "epoch": epoch,
-                        "step": step,
-                        "val_loss": value,
-                        "monitor": monitor,
-                        "reconstruction_scale": data.reconstruction_scale,
-                        "classes": [str(c) for c in data.classes],
-                    },
-                    best_path,
-                )
-            state = full_state(epoch + 1, step, 0, None)
-            if stop:
-                stop_reason = "early_stopping"
-                state.update(finished=True, stop_reason=stop_reason)
+        def on_checkpoint(s: int, st: _EpochProgress) -> None:
+            self.step = s
+            state = self.state_dict(epoch, s - epoch_start_step, st.state_dict(), loader_state)
             if info.is_main:
-                save_checkpoint(state, run.last)
-            if stop:
-                break
+                save_checkpoint(state, self.run.last)
+
+        bar = tqdm(
+            total=len(train_loader) + self.skip_batches,
+            initial=self.skip_batches,
+            desc=f"epoch {epoch + 1}/{config.max_epochs}",
+            disable=not (config.progress and info.is_main),
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        try:
+            metrics, self.step = train_one_epoch(
+                self.ddp_model,
+                train_loader,
+                self.optimizer,
+                device=info.device,
+                reconstruction_scale=self.data.reconstruction_scale,
+                epoch=epoch,
+                step=self.step,
+                amp=self.amp,
+                channels_last=self.channels_last,
+                scaler=self.scaler,
+                grad_clip=config.grad_clip,
+                log_every=config.log_every,
+                log=self.metrics.write,
+                progress=bar,
+                state=ep_state,
+                checkpoint_every=config.checkpoint_every,
+                on_checkpoint=on_checkpoint,
+                dist_info=info,
+            )
+        finally:
+            bar.close()
+        self.skip_batches, self.partial, sampler.skip = 0, None, 0
+        return metrics
+
+    def validate(self) -> tuple[dict[str, float], Any]:
+        """Validation metrics and the health of the validation crops' global encodings."""
+        broadcast_buffers(self.model, self.info)
+        health = HealthAccumulator(num_codes=self.mcfg.num_embeddings_global)
+        metrics = evaluate(
+            self.model,
+            self.loaders[1],
+            device=self.info.device,
+            reconstruction_scale=self.data.reconstruction_scale,
+            amp=self.amp,
+            channels_last=self.channels_last,
+            dist_info=self.info,
+            health=health,
+        )
+        return metrics, health.result() if health.n else None
+
+    def end_epoch(self, epoch: int, train_metrics: dict[str, float]) -> bool:
+        """Validate, judge, log and checkpoint the epoch; True when training should stop."""
+        config = self.config
+        val_metrics, val_health = self.validate()
+        source, prefix = (val_metrics, "val") if val_metrics else (train_metrics, "train")
+        monitor = f"{prefix}_{config.monitor}"
+        value = _monitored_value(source, config, monitor, epoch=epoch, step=self.step)
+        alarms = [(f"{prefix}_{t}", m) for t, m in self.watch.update(source)]
+        # every rank must take the same decision: rank 0's shard decides
+        bad = val_health is not None and val_health.degenerate
+        degenerate = _same_on_all_ranks(bad, self.info)
+        first = not any(w["term"] == "val_global_encoding" for w in self.warnings_seen)
+        if degenerate and first and bad:
+            message = _collapse_message(val_health, epoch, skipped=config.skip_degenerate)
+            alarms.append(("val_global_encoding", message))
+        if degenerate and config.skip_degenerate:
+            # A collapsed epoch is never the best one, and does not count against the
+            # run either: an undertrained BatchNorm network in eval mode gives every
+            # crop the same encoding for its first ~100 steps.
+            improved, reduce_lr, stop = False, False, False
+        else:
+            improved, reduce_lr, stop = self.plateau.update(value, epoch=epoch, config=config)
+        record = self._epoch_record(epoch, train_metrics, val_metrics, val_health, monitor)
+        record["improved"] = improved
+        if reduce_lr:
+            record["lr_next"] = self._reduce_lr()
+        self.metrics.write(record)
+        self._warn(epoch, alarms)
+        self._print_epoch(epoch, train_metrics, monitor, value, improved, record["lr"])
+        if improved and self.info.is_main:
+            self._save_best(epoch, value, monitor)
+        state = self.state_dict(epoch + 1)
+        if stop:
+            state.update(finished=True, stop_reason="early_stopping")
+        if self.info.is_main:
+            save_checkpoint(state, self.run.last)
+        return stop
+
+    def _epoch_record(
+        self,
+        epoch: int,
+        train_metrics: dict[str, float],
+        val_metrics: dict[str, float],
+        val_health: Any,
+        monitor: str,
+    ) -> dict[str, Any]:
+        lr = self.optimizer.param_groups[0]["lr"]
+        record: dict[str, Any] = {"kind": "epoch", "epoch": epoch, "step": self.step, "lr": lr}
+        record["threads"] = torch.get_num_threads()
+        record.update({f"train_{k}": v for k, v in train_metrics.items()})
+        record.update({f"val_{k}": v for k, v in val_metrics.items()})
+        if val_health is not None:
+            record.update(_health_record(val_health))
+        record.update(
+            monitor=monitor, best_epoch=self.plateau.best_epoch, bad_epochs=self.plateau.bad_epochs
+        )
+        divergence = replica_divergence(self.model, self.info)
+        if divergence:
+            record["replica_max_abs_diff"] = max(divergence.values())
+            record["codebook_max_abs_diff"] = max(
+                [v for k, v in divergence.items() if "codebook" in k or k.startswith("vq_")]
+                or [0.0]
+            )
+        return record
+
+    def _reduce_lr(self) -> float:
+        lr = self.optimizer.param_groups[0]["lr"]
+        new_lr = max(lr * self.config.lr_factor, self.config.min_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = new_lr
+        return new_lr
+
+    def _warn(self, epoch: int, alarms: list[tuple[str, str]]) -> None:
+        for term, message in alarms:
+            self.warnings_seen.append({"epoch": epoch, "term": term, "message": message})
+            record = {"kind": "warning", "epoch": epoch, "step": self.step, "term": term}
+            self.metrics.write({**record, "message": message})
+            if self.info.is_main:
+                warnings.warn(f"epoch {epoch + 1}: {message}", TrainingWarning, stacklevel=4)
+
+    def _print_epoch(
+        self,
+        epoch: int,
+        train_metrics: dict[str, float],
+        monitor: str,
+        value: float,
+        improved: bool,
+        lr: float,
+    ) -> None:
+        if not (self.config.progress and self.info.is_main):
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(
+            f"epoch {epoch + 1}/{self.config.max_epochs}: "
+            f"train loss {train_metrics.get('loss', math.nan):.4g}, "
+            f"{monitor.replace('_', ' ')} {value:.4g}{' (best)' if improved else ''}, "
+            f"lr {lr:.2g}, {train_metrics.get('images_per_s', 0):.0f} images/s",
+            file=sys.stderr,
+        )
+
+    def _save_best(self, epoch: int, value: float, monitor: str) -> None:
+        save_checkpoint(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "kind": "best",
+                "model": self.model.state_dict(),
+                "model_config": self.mcfg.to_dict(),
+                "epoch": epoch,
+                "step": self.step,
+                "val_loss": value,
+                "monitor": monitor,
+                "reconstruction_scale": self.data.reconstruction_scale,
+                "classes": [str(c) for c in self.data.classes],
+            },
+            self.run.best,
+        )
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, stop_reason: str) -> None:
+        """Load the best weights into the model and write ``summary.json``."""
+        info, run = self.info, self.run
         if info.distributed:
             torch.distributed.barrier()
-        if info.is_main:
-            # the run's model is the best epoch's (what load_model returns by default)
-            if best_path.exists():
-                model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-            last = load_checkpoint(run.last) if run.last.exists() else None
-            summary = {
-                "stop_reason": stop_reason,
-                "epochs": int(last["epoch"]) if last is not None else 0,
-                "best_epoch": plateau.best_epoch,
-                "monitor": config.monitor,
-                "best_loss": plateau.best if math.isfinite(plateau.best) else None,
-                "selection": _selection_text(plateau, config, best_path.exists()),
-                "codebook": mcfg.codebook if mcfg.quantize else None,
-                "warnings": warnings_seen,
-                "steps": step,
-                "world_size": info.world_size,
-                "device": str(device),
-            }
-            _atomic_text(run.summary_file, json.dumps(summary, indent=2) + "\n")
-            if config.progress:
-                tqdm.write(summary["selection"], file=sys.stderr)
-    except NonFiniteLossError as err:
-        raise _non_finite_stop(err, run, step, metrics) from None
-    except (OSError, ValueError, RuntimeError) as err:
-        # a damaged store, a full disk, ...: the record says where the run stopped
-        with contextlib.suppress(OSError):  # the disk may be what is full
-            message = f"{type(err).__name__}: {err}"
-            metrics.write({"kind": "error", "step": step, "message": message})
-        raise
-    finally:
-        metrics.close()
-    return run_dir
+        if not info.is_main:
+            return
+        # the run's model is the best epoch's (what load_model returns by default)
+        if run.best.exists():
+            best = load_checkpoint(run.best, map_location=info.device)
+            self.model.load_state_dict(best["model"])
+        last = load_checkpoint(run.last) if run.last.exists() else None
+        plateau = self.plateau
+        summary = {
+            "stop_reason": stop_reason,
+            "epochs": int(last["epoch"]) if last is not None else 0,
+            "best_epoch": plateau.best_epoch,
+            "monitor": self.config.monitor,
+            "best_loss": plateau.best if math.isfinite(plateau.best) else None,
+            "selection": _selection_text(plateau, self.config, run.best.exists()),
+            "codebook": self.mcfg.codebook if self.mcfg.quantize else None,
+            "warnings": self.warnings_seen,
+            "steps": self.step,
+            "world_size": info.world_size,
+            "device": str(info.device),
+        }
+        _atomic_text(run.summary_file, json.dumps(summary, indent=2) + "\n")
+        if self.config.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(summary["selection"], file=sys.stderr)
+
+
+def _wrap_ddp(model: nn.Module, info: DistInfo) -> nn.Module:
+    """``model`` in DistributedDataParallel under torchrun, else itself."""
+    if not info.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    cuda = info.device.type == "cuda"
+    return DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
 
 
 def _non_finite_stop(
