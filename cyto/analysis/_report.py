@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,58 +376,67 @@ def analyze_embeddings(
     DegenerateEncodingError
         (a ValueError) If the encodings are degenerate and ``allow_degenerate`` is False.
     """
-    from cyto.analysis import _figures as figs
-
     t0 = time.perf_counter()
+    emb_paths = _embedding_paths(embeddings)
+    run = _AnalysisRun(
+        out=Path(out_dir),
+        verbose=verbose,
+        umap={
+            "seeds": [int(v) for v in umap_seeds],
+            "n_neighbors": n_neighbors,
+            "min_dist": min_dist,
+            "backend": backend,
+        },
+        summary={
+            "embeddings": str(emb_paths[0].resolve()),
+            "inputs": [_embedding_inputs(p) for p in emb_paths],
+            "versions": package_versions(),
+        },
+    )
+    read = {"split": split, "fit_split": fit_split, "max_points": max_points}
+    main = _read_embeddings(emb_paths[0], local=True, allow_degenerate=allow_degenerate, **read)
+    run.describe_input(main)
+    pids = main["pids_all"][main["rows"]]
+    levels, crop_labels, family_level = _levels_of(ground_truth, complexes, min_grade, pids)
+    embs = run.umaps(main["variant"], main["X"], main["X_fit"])
+    run.summary["umap"] |= {"fit_split": fit_split or main["split_used"]}
+    run.write_umap_csv(main, embs[0], levels, crop_labels)
+    # further model variants (ablation study, Fig. 6), read only when there is a score
+    others = (
+        _read_embeddings(p, local=False, allow_degenerate=allow_degenerate, **read)
+        for p in emb_paths[1:]
+    )
+    table = run.score(main, embs, others, levels, crop_labels)
+    color_labels = crop_labels.get(family_level) if family_level else np.full(pids.size, None)
+    run.atlas_section(main, embs[0], color_labels, family_level, levels, highlight)
+    if table is not None:
+        run.score_section(table)
+    if main["local_idx"] is not None and main["num_codes"] > 0:
+        fam_map = levels.get(family_level, {}) if family_level else {}
+        run.spectra_section(main, fam_map, n_clusters=n_clusters, crops=crops)
+    if ablation is not None:
+        run.ablation_section(ablation)
+    return run.finish(t0, main["variant"], table)
+
+
+def _embedding_paths(embeddings: Any) -> list[Path]:
+    """The embeddings argument as a non-empty list of existing files."""
     if isinstance(embeddings, (str, os.PathLike)):
-        emb_paths = [Path(embeddings)]
+        paths = [Path(embeddings)]
     else:
-        emb_paths = [Path(p) for p in embeddings]
-    if not emb_paths:
+        paths = [Path(p) for p in embeddings]
+    if not paths:
         raise ValueError("`embeddings` must name at least one embeddings file")
-    for p in emb_paths:
+    for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"embeddings file not found: {p}")
-    emb_path = emb_paths[0]
-    out = Path(out_dir)
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    sections: list[tuple[str, list[Any]]] = []
-    summary: dict[str, Any] = {
-        "embeddings": str(emb_path.resolve()),
-        "inputs": [_embedding_inputs(p) for p in emb_paths],
-        "versions": package_versions(),
-    }
+    return paths
 
-    def save(name: str, fig: Any) -> bytes:
-        png = _fig_png(fig)
-        files[name] = _atomic_write(fig_dir / f"{name}.png", png)
-        return png
 
-    main = _read_embeddings(
-        emb_paths[0],
-        split=split,
-        fit_split=fit_split,
-        max_points=max_points,
-        local=True,
-        allow_degenerate=allow_degenerate,
-    )
-    n_all, rows, split_used = main["n_all"], main["rows"], main["split_used"]
-    pids_all, split_all, fov_all = main["pids_all"], main["split_all"], main["fov_all"]
-    crop_index, X, X_fit = main["crop_index"], main["X"], main["X_fit"]
-    local_idx, num_codes, store_attr = main["local_idx"], main["num_codes"], main["store"]
-    _log(verbose, f"{n_all} crops, atlas on split '{split_used}' ({rows.size} crops)")
-    pids = pids_all[rows]
-    summary.update(
-        encoding_health=main["health"].to_dict(),
-        n_crops=int(n_all),
-        atlas_split=split_used,
-        atlas_crops=int(rows.size),
-        proteins=int(np.unique(pids_all).size),
-    )
-
-    # ---- ground truth
+def _levels_of(
+    ground_truth: Any, complexes: Any, min_grade: int, pids: np.ndarray
+) -> tuple[dict[str, dict[str, str]], dict[str, np.ndarray], str | None]:
+    """Ground-truth levels, the atlas crops' labels per level and the family level."""
     levels: dict[str, dict[str, str]] = {}
     if ground_truth is not None:
         levels.update(load_ground_truth(ground_truth, min_grade=min_grade))
@@ -442,310 +451,376 @@ def analyze_embeddings(
             "protein ids match the crop store's (gene names for OpenCell tables)"
         )
     family_level = "organelle" if "organelle" in levels else next(iter(levels), None)
+    return levels, crop_labels, family_level
 
-    # ---- UMAP atlas + scores
-    def umaps(name: str, X: np.ndarray, X_fit: np.ndarray | None) -> list[np.ndarray]:
-        embs = []
-        for seed in umap_seeds:
-            _log(verbose, f"{name}: UMAP (seed {seed}) of {X.shape[0]} crops × {X.shape[1]}")
+
+def _default_highlight(pids: np.ndarray, fam_map: Mapping[str, str]) -> list[str]:
+    """The most imaged protein of each of up to 8 families (of 8 proteins without one)."""
+    order = np.unique(pids, return_counts=True)
+    by_count = order[0][np.argsort(-order[1], kind="stable")]
+    chosen, seen = [], set()
+    for p in by_count:
+        fam = fam_map.get(p)
+        if fam_map and (fam is None or fam in seen):
+            continue
+        chosen.append(str(p))
+        seen.add(fam)
+        if len(chosen) == 8:
+            break
+    return chosen
+
+
+def _ablation_maps(ablation: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Difference maps, their images and titles from a feature-ablation output."""
+    data = (
+        dict(np.load(ablation, allow_pickle=False))
+        if not isinstance(ablation, Mapping)
+        else dict(ablation)
+    )
+    key = next((k for k in ("differences", "difference") if k in data), None)
+    if key is None:
+        raise ValueError(
+            f"`ablation` must provide 'differences' (n, H, W) or (n, C, H, W); got {sorted(data)}"
+        )
+    diffs = np.asarray(data[key])
+    img_key = next((k for k in ("images", "reconstruction") if k in data), None)
+    images = np.asarray(data[img_key]) if img_key else np.zeros(diffs.shape[-2:])
+    titles = [str(t) for t in data["titles"]] if "titles" in data else None
+    return diffs, images, titles
+
+
+@dataclass
+class _AnalysisRun:
+    """The outputs of one :func:`analyze_embeddings` call, built section by section."""
+
+    out: Path
+    verbose: bool
+    umap: dict[str, Any]
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    sections: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        (self.out / "figures").mkdir(parents=True, exist_ok=True)
+        self.summary["umap"] = {}
+
+    @property
+    def figs(self) -> Any:
+        from cyto.analysis import _figures
+
+        return _figures
+
+    def save(self, name: str, fig: Any) -> bytes:
+        """Write a figure to ``figures/<name>.png``; its PNG bytes (for the page)."""
+        png = _fig_png(fig)
+        self.files[name] = _atomic_write(self.out / "figures" / f"{name}.png", png)
+        return png
+
+    def describe_input(self, main: dict[str, Any]) -> None:
+        rows, n_all = main["rows"], main["n_all"]
+        _log(
+            self.verbose,
+            f"{n_all} crops, atlas on split '{main['split_used']}' ({rows.size} crops)",
+        )
+        self.summary.update(
+            encoding_health=main["health"].to_dict(),
+            n_crops=int(n_all),
+            atlas_split=main["split_used"],
+            atlas_crops=int(rows.size),
+            proteins=int(np.unique(main["pids_all"]).size),
+        )
+
+    def umaps(self, name: str, X: np.ndarray, X_fit: np.ndarray | None) -> list[np.ndarray]:
+        """One 2-D UMAP of ``X`` per seed (fit on ``X_fit`` when given)."""
+        embs, u = [], self.umap
+        for seed in u["seeds"]:
+            _log(self.verbose, f"{name}: UMAP (seed {seed}) of {X.shape[0]} crops × {X.shape[1]}")
             atlas = AtlasUMAP(
-                n_neighbors=n_neighbors, min_dist=min_dist, random_state=int(seed), backend=backend
+                n_neighbors=u["n_neighbors"],
+                min_dist=u["min_dist"],
+                random_state=int(seed),
+                backend=u["backend"],
             )
             embs.append(
                 atlas.fit(X_fit).transform(X) if X_fit is not None else atlas.fit_transform(X)
             )
-        summary["umap"]["backend"] = atlas.backend_
+        self.summary["umap"] |= {
+            "backend": atlas.backend_,
+            "seeds": u["seeds"],
+            "n_neighbors": u["n_neighbors"],
+            "min_dist": u["min_dist"],
+        }
         return embs
 
-    variant = main["variant"]
-    summary["umap"] = {}
-    embs = umaps(variant, X, X_fit)
-    summary["umap"] |= {
-        "seeds": [int(s) for s in umap_seeds],
-        "n_neighbors": n_neighbors,
-        "min_dist": min_dist,
-        "fit_split": fit_split or split_used,
-    }
-    Y = embs[0]
-    umap_rows = [
-        [int(crop_index[r]), pids_all[r], fov_all[r], split_all[r], float(x), float(y)]
-        + [crop_labels[lv][i] or "" for lv in levels]
-        for i, (r, (x, y)) in enumerate(zip(rows, Y))
-    ]
-    files["umap.csv"] = _write_csv(
-        out / "umap.csv",
-        ["crop_index", "protein_id", "fov_id", "split", "umap1", "umap2", *levels],
-        umap_rows,
-    )
+    def write_umap_csv(
+        self, main: dict[str, Any], Y: np.ndarray, levels: Mapping, crop_labels: Mapping
+    ) -> None:
+        rows = main["rows"]
+        table = [
+            [
+                int(main["crop_index"][r]),
+                main["pids_all"][r],
+                main["fov_all"][r],
+                main["split_all"][r],
+                float(x),
+                float(y),
+            ]
+            + [crop_labels[lv][i] or "" for lv in levels]
+            for i, (r, (x, y)) in enumerate(zip(rows, Y))
+        ]
+        header = ["crop_index", "protein_id", "fov_id", "split", "umap1", "umap2", *levels]
+        self.files["umap.csv"] = _write_csv(self.out / "umap.csv", header, table)
 
-    table = None
-    scorable = {}
-    for lv, lab in crop_labels.items():
-        n_classes = len({v for v in lab if v is not None})
-        if n_classes >= 2:
-            scorable[lv] = lab
-        else:
-            summary.setdefault("notes", []).append(
-                f"level '{lv}': only {n_classes} class(es) among the atlas crops, not scored"
-            )
-    atlas_items: list[Any] = []
-    if scorable:
-        tables = [clustering_score_table({variant: embs}, scorable)]
-        names = [variant]
-        for path in emb_paths[1:]:  # further model variants (ablation study, Fig. 6)
-            other = _read_embeddings(
-                path,
-                split=split,
-                fit_split=fit_split,
-                max_points=max_points,
-                local=False,
-                allow_degenerate=allow_degenerate,
-            )
+    def score(
+        self,
+        main: dict[str, Any],
+        embs: list[np.ndarray],
+        others: Iterable[dict[str, Any]],
+        levels: Mapping[str, Mapping[str, str]],
+        crop_labels: Mapping[str, np.ndarray],
+    ) -> ScoreTable | None:
+        """Γ per level and UMAP seed of every variant (levels with ≥ 2 classes)."""
+        scorable = {}
+        for lv, lab in crop_labels.items():
+            n_classes = len({v for v in lab if v is not None})
+            if n_classes >= 2:
+                scorable[lv] = lab
+            else:
+                self.summary.setdefault("notes", []).append(
+                    f"level '{lv}': only {n_classes} class(es) among the atlas crops, not scored"
+                )
+        if not scorable:
+            return None
+        names = [main["variant"]]
+        tables = [clustering_score_table({names[0]: embs}, scorable)]
+        for other in others:
             name = other["variant"]
             while name in names:
                 name += "'"
             names.append(name)
             o_pids = other["pids_all"][other["rows"]]
             o_labels = {lv: labels_for(o_pids, levels[lv]) for lv in scorable}
-            o_embs = umaps(name, other["X"], other["X_fit"])
+            o_embs = self.umaps(name, other["X"], other["X_fit"])
             tables.append(clustering_score_table({name: o_embs}, o_labels))
         table = merge_score_tables(tables)
-        summary["scores"] = table.to_records()
-        files["scores.csv"] = _write_csv(
-            out / "scores.csv",
+        self.summary["scores"] = table.to_records()
+        seeds = self.umap["seeds"]
+        self.files["scores.csv"] = _write_csv(
+            self.out / "scores.csv",
             ["variant", "level", "umap_seed", "score"],
             [
                 [v, lv, int(s), float(x)]
                 for v in table.variants
                 for lv in table.levels
-                for s, x in zip(umap_seeds, table.scores[v][lv])
+                for s, x in zip(seeds, table.scores[v][lv])
             ],
         )
-        score_png = save("clustering_scores", figs.plot_scores(table))
-    color_labels = crop_labels.get(family_level) if family_level else np.full(rows.size, None)
-    atlas_png = save(
-        "atlas",
-        figs.plot_atlas(
-            Y,
-            color_labels,
-            title=f"Localization atlas — {variant} ({split_used}, {rows.size} crops)",
-        ),
-    )
-    atlas_items += [
-        f"UMAP of the global encodings of {rows.size} crops (split '{split_used}'), coloured "
-        f"by {family_level or 'nothing (no ground truth given)'}; unlabelled crops are grey.",
-        atlas_png,
-    ]
-    # highlight panels
-    if highlight is None:
-        order = np.unique(pids, return_counts=True)
-        by_count = order[0][np.argsort(-order[1], kind="stable")]
-        fam_map = levels.get(family_level, {}) if family_level else {}
-        chosen, seen = [], set()
-        for p in by_count:
-            fam = fam_map.get(p)
-            if fam_map and (fam is None or fam in seen):
-                continue
-            chosen.append(str(p))
-            seen.add(fam)
-            if len(chosen) == 8:
-                break
-        highlight = chosen
-    highlight = [p for p in highlight if p in set(pids.tolist())]
-    if highlight:
-        atlas_items += [
-            "Crops of single proteins highlighted in the atlas:",
-            save(
-                "highlights", figs.plot_protein_highlights(Y, pids, highlight, labels=color_labels)
-            ),
+        return table
+
+    def atlas_section(
+        self,
+        main: dict[str, Any],
+        Y: np.ndarray,
+        color_labels: np.ndarray,
+        family_level: str | None,
+        levels: Mapping[str, Mapping[str, str]],
+        highlight: Sequence[str] | None,
+    ) -> None:
+        rows, split_used, variant = main["rows"], main["split_used"], main["variant"]
+        pids = main["pids_all"][rows]
+        title = f"Localization atlas — {variant} ({split_used}, {rows.size} crops)"
+        items: list[Any] = [
+            f"UMAP of the global encodings of {rows.size} crops (split '{split_used}'), coloured "
+            f"by {family_level or 'nothing (no ground truth given)'}; unlabelled crops are grey.",
+            self.save("atlas", self.figs.plot_atlas(Y, color_labels, title=title)),
         ]
-    sections.append(("Localization atlas", atlas_items))
-    if table is not None:
-        sections.append(
+        if highlight is None:
+            highlight = _default_highlight(
+                pids, levels.get(family_level, {}) if family_level else {}
+            )
+        highlight = [p for p in highlight if p in set(pids.tolist())]
+        if highlight:
+            fig = self.figs.plot_protein_highlights(Y, pids, highlight, labels=color_labels)
+            items += [
+                "Crops of single proteins highlighted in the atlas:",
+                self.save("highlights", fig),
+            ]
+        self.sections.append(("Localization atlas", items))
+
+    def score_section(self, table: ScoreTable) -> None:
+        rows = [
+            [
+                r["variant"],
+                r["level"],
+                f"{r['mean']:.3f}",
+                "–" if not np.isfinite(r["sem"]) else f"{r['sem']:.3f}",
+                r["n"],
+            ]
+            for r in table.to_records()
+        ]
+        self.sections.append(
             (
                 "Clustering score",
                 [
                     "Γ = spread of the class centroids / median class size (robust statistics, "
-                    f"Kobayashi et al. 2022), {len(umap_seeds)} UMAP seed(s).",
-                    {
-                        "header": ["variant", "level", "mean", "s.e.m.", "n"],
-                        "rows": [
-                            [
-                                r["variant"],
-                                r["level"],
-                                f"{r['mean']:.3f}",
-                                "–" if not np.isfinite(r["sem"]) else f"{r['sem']:.3f}",
-                                r["n"],
-                            ]
-                            for r in table.to_records()
-                        ],
-                    },
-                    score_png,
+                    f"Kobayashi et al. 2022), {len(self.umap['seeds'])} UMAP seed(s).",
+                    {"header": ["variant", "level", "mean", "s.e.m.", "n"], "rows": rows},
+                    self.save("clustering_scores", self.figs.plot_scores(table)),
                 ],
             )
         )
 
-    # ---- feature spectra
-    if local_idx is not None and num_codes > 0:
-        _log(verbose, f"feature spectra: {local_idx.shape[0]} crops × {num_codes} codes")
+    def spectra_section(
+        self, main: dict[str, Any], fam_map: Mapping[str, str], *, n_clusters: int, crops: Any
+    ) -> None:
+        local_idx, num_codes, pids_all = main["local_idx"], main["num_codes"], main["pids_all"]
+        _log(self.verbose, f"feature spectra: {local_idx.shape[0]} crops × {num_codes} codes")
         spec = feature_spectra(local_idx, pids_all, num_codes)
-        spectra_items: list[Any] = []
+        items: list[Any] = []
+        used = np.zeros(0, dtype=int)
         if spec.groups.size >= 2:
-            corr_full = code_correlation(spec.spectra)
             used = np.flatnonzero(spec.spectra.std(axis=0) > 0)
-            summary["codes_used"] = int(used.size)
-            spectra_items.append(
+            self.summary["codes_used"] = int(used.size)
+            items.append(
                 f"{spec.groups.size} proteins; {used.size} of {num_codes} local codes vary "
                 "between proteins (the others are never used or constant and are left out)."
             )
-        else:
-            used = np.zeros(0, dtype=int)
         if used.size >= 2:
-            corr = corr_full[np.ix_(used, used)]
-            bic = bicluster(corr, n_clusters=min(n_clusters, int(used.size)))
-            code_cluster = np.full(num_codes, -1)
-            code_cluster[used] = bic.labels
-            files["feature_clusters.csv"] = _write_csv(
-                out / "feature_clusters.csv",
-                ["code", "cluster", "position"],
-                [
-                    [int(used[j]), figs.roman(int(bic.labels[j])), int(pos)]
-                    for pos, j in enumerate(bic.order)
-                ],
-            )
-            buf = io.BytesIO()
-            np.savez_compressed(
-                buf,
-                proteins=spec.groups.astype(str),
-                spectra=spec.spectra,
-                n_images=spec.n_images,
-                codes_used=used,
-                correlation=corr,
-                order=used[bic.order],
-                clusters=code_cluster,
-            )
-            files["spectra.npz"] = _atomic_write(out / "spectra.npz", buf.getvalue())
-            spectra_items.append(save("code_correlation", figs.plot_correlation_heatmap(corr, bic)))
-            summary["feature_clusters"] = int(bic.n_clusters)
-            # representative images
-            lut = np.where(code_cluster >= 0, code_cluster, bic.n_clusters)
-            picks = representative_images(local_idx, lut, n=4, groups=pids_all)[: bic.n_clusters]
-            rep_rows = [
-                [
-                    figs.roman(c),
-                    *[f"{pids_all[i]} #{int(crop_index[i])}" if i >= 0 else "" for i in picks[c]],
-                ]
-                for c in range(bic.n_clusters)
-            ]
-            spectra_items.append(
-                {
-                    "header": [
-                        "feature cluster",
-                        "representative crops (protein #crop)",
-                        "",
-                        "",
-                        "",
-                    ],
-                    "rows": rep_rows,
-                }
-            )
-            crop_png = _representative_crops(crops, store_attr, crop_index, picks, pids_all, figs)
-            if crop_png is not None:
-                spectra_items.append(crop_png)
-                files["representative_crops"] = _atomic_write(
-                    fig_dir / "representative_crops.png", crop_png
-                )
-            # family spectra and localization
-            fam_map = levels.get(family_level, {}) if family_level else {}
-            fam_per_protein = np.array([fam_map.get(str(p)) for p in spec.groups], dtype=object)
-            if sum(v is not None for v in fam_per_protein) >= 1:
-                fams, fam_spectra = mean_by_label(spec.spectra, fam_per_protein)
-                spectra_items.append(
-                    save(
-                        "family_spectra",
-                        figs.plot_family_spectra([str(x) for x in fams], fam_spectra[:, used], bic),
-                    )
-                )
-                acc = _loo_localization_accuracy(spec.spectra[:, used], fam_per_protein)
-                summary["localization_accuracy_loo"] = acc
-                if acc is not None:
-                    spectra_items.append(
-                        f"Leave-one-out localization from spectra: the best-correlated family "
-                        f"spectrum is the annotated one for {100 * acc:.1f}% of the annotated "
-                        "proteins."
-                    )
-                loc_rows = []
-                family_dict = {str(n): s[used] for n, s in zip(fams, fam_spectra)}
-                for p, s, fam in zip(spec.groups, spec.spectra, fam_per_protein):
-                    ranking = localize(s[used], family_dict)[:3]
-                    loc_rows.append([str(p), fam or "", *[f"{n} ({r:.2f})" for n, r in ranking]])
-                files["localization.csv"] = _write_csv(
-                    out / "localization.csv",
-                    ["protein_id", "annotated", "best", "second", "third"],
-                    loc_rows,
-                )
-                unknown = [r for r in loc_rows if not r[1]]
-                if unknown:
-                    spectra_items.append(
-                        "Proteins without annotation, ranked by the "
-                        "correlation of their spectrum with each family's:"
-                    )
-                    spectra_items.append(
-                        {
-                            "header": ["protein", "best", "second", "third"],
-                            "rows": [[r[0], *r[2:]] for r in unknown[:50]],
-                        }
-                    )
-                    top = unknown[0][0]
-                    ranking = localize(spec[top][used], family_dict)
-                    spectra_items.append(
-                        save("localization_example", figs.plot_localization(ranking, protein=top))
-                    )
-        sections.append(("Feature spectra", spectra_items))
+            bic, code_cluster = self._feature_clusters(spec, used, n_clusters, items)
+            self._representatives(main, bic, code_cluster, crops, items)
+            self._family_spectra(spec, used, bic, fam_map, items)
+        self.sections.append(("Feature spectra", items))
 
-    # ---- ablation difference maps (from cyto.nn's feature-ablation helper)
-    if ablation is not None:
-        data = (
-            dict(np.load(ablation, allow_pickle=False))
-            if not isinstance(ablation, Mapping)
-            else dict(ablation)
+    def _feature_clusters(
+        self, spec: Any, used: np.ndarray, n_clusters: int, items: list[Any]
+    ) -> tuple[Any, np.ndarray]:
+        """Bicluster the used codes' correlation; write spectra.npz and the clusters."""
+        num_codes = spec.spectra.shape[1]
+        corr = code_correlation(spec.spectra)[np.ix_(used, used)]
+        bic = bicluster(corr, n_clusters=min(n_clusters, int(used.size)))
+        code_cluster = np.full(num_codes, -1)
+        code_cluster[used] = bic.labels
+        roman = self.figs.roman
+        self.files["feature_clusters.csv"] = _write_csv(
+            self.out / "feature_clusters.csv",
+            ["code", "cluster", "position"],
+            [
+                [int(used[j]), roman(int(bic.labels[j])), int(pos)]
+                for pos, j in enumerate(bic.order)
+            ],
         )
-        key = next((k for k in ("differences", "difference") if k in data), None)
-        if key is None:
-            raise ValueError(
-                f"`ablation` must provide 'differences' (n, H, W) or (n, C, H, W); "
-                f"got {sorted(data)}"
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            proteins=spec.groups.astype(str),
+            spectra=spec.spectra,
+            n_images=spec.n_images,
+            codes_used=used,
+            correlation=corr,
+            order=used[bic.order],
+            clusters=code_cluster,
+        )
+        self.files["spectra.npz"] = _atomic_write(self.out / "spectra.npz", buf.getvalue())
+        items.append(self.save("code_correlation", self.figs.plot_correlation_heatmap(corr, bic)))
+        self.summary["feature_clusters"] = int(bic.n_clusters)
+        return bic, code_cluster
+
+    def _representatives(
+        self, main: dict[str, Any], bic: Any, code_cluster: np.ndarray, crops: Any, items: list
+    ) -> None:
+        """The crops that best represent each feature cluster: a table and, with a store, images."""
+        pids_all, crop_index = main["pids_all"], main["crop_index"]
+        lut = np.where(code_cluster >= 0, code_cluster, bic.n_clusters)
+        picks = representative_images(main["local_idx"], lut, n=4, groups=pids_all)
+        picks = picks[: bic.n_clusters]
+        rows = [
+            [
+                self.figs.roman(c),
+                *[f"{pids_all[i]} #{int(crop_index[i])}" if i >= 0 else "" for i in picks[c]],
+            ]
+            for c in range(bic.n_clusters)
+        ]
+        header = ["feature cluster", "representative crops (protein #crop)", "", "", ""]
+        items.append({"header": header, "rows": rows})
+        png = _representative_crops(crops, main["store"], crop_index, picks, pids_all, self.figs)
+        if png is not None:
+            items.append(png)
+            target = self.out / "figures" / "representative_crops.png"
+            self.files["representative_crops"] = _atomic_write(target, png)
+
+    def _family_spectra(
+        self, spec: Any, used: np.ndarray, bic: Any, fam_map: Mapping[str, str], items: list
+    ) -> None:
+        """Family consensus spectra and each protein's best-correlated families."""
+        fam_per_protein = np.array([fam_map.get(str(p)) for p in spec.groups], dtype=object)
+        if sum(v is not None for v in fam_per_protein) < 1:
+            return
+        fams, fam_spectra = mean_by_label(spec.spectra, fam_per_protein)
+        fig = self.figs.plot_family_spectra([str(x) for x in fams], fam_spectra[:, used], bic)
+        items.append(self.save("family_spectra", fig))
+        acc = _loo_localization_accuracy(spec.spectra[:, used], fam_per_protein)
+        self.summary["localization_accuracy_loo"] = acc
+        if acc is not None:
+            items.append(
+                f"Leave-one-out localization from spectra: the best-correlated family "
+                f"spectrum is the annotated one for {100 * acc:.1f}% of the annotated "
+                "proteins."
             )
-        diffs = np.asarray(data[key])
-        img_key = next((k for k in ("images", "reconstruction") if k in data), None)
-        images = np.asarray(data[img_key]) if img_key else np.zeros(diffs.shape[-2:])
-        titles = [str(t) for t in data["titles"]] if "titles" in data else None
-        sections.append(
+        family_dict = {str(n): s[used] for n, s in zip(fams, fam_spectra)}
+        loc_rows = []
+        for p, s, fam in zip(spec.groups, spec.spectra, fam_per_protein):
+            ranking = localize(s[used], family_dict)[:3]
+            loc_rows.append([str(p), fam or "", *[f"{n} ({r:.2f})" for n, r in ranking]])
+        self.files["localization.csv"] = _write_csv(
+            self.out / "localization.csv",
+            ["protein_id", "annotated", "best", "second", "third"],
+            loc_rows,
+        )
+        unknown = [r for r in loc_rows if not r[1]]
+        if unknown:
+            items += [
+                "Proteins without annotation, ranked by the "
+                "correlation of their spectrum with each family's:",
+                {
+                    "header": ["protein", "best", "second", "third"],
+                    "rows": [[r[0], *r[2:]] for r in unknown[:50]],
+                },
+            ]
+            top = unknown[0][0]
+            ranking = localize(spec[top][used], family_dict)
+            fig = self.figs.plot_localization(ranking, protein=top)
+            items.append(self.save("localization_example", fig))
+
+    def ablation_section(self, ablation: Any) -> None:
+        diffs, images, titles = _ablation_maps(ablation)
+        fig = self.figs.plot_difference_maps(images, diffs, titles=titles)
+        self.sections.append(
             (
                 "Feature interpretation",
                 [
                     "Difference between the normal and the ablated reconstruction (red) when one "
                     "code or feature cluster is zeroed before decoding (Fig. 5).",
-                    save(
-                        "difference_maps", figs.plot_difference_maps(images, diffs, titles=titles)
-                    ),
+                    self.save("difference_maps", fig),
                 ],
             )
         )
 
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    files["scores.json"] = _atomic_write(
-        out / "scores.json", json.dumps(summary, indent=2, default=str).encode("utf-8")
-    )
-    sections.append(
-        (
-            "Files",
-            [{"header": ["file"], "rows": [[str(p.relative_to(out))] for p in files.values()]}],
+    def finish(self, t0: float, variant: str, table: ScoreTable | None) -> AnalysisReport:
+        """Write scores.json and the page; the report object."""
+        self.summary["seconds"] = round(time.perf_counter() - t0, 2)
+        self.files["scores.json"] = _atomic_write(
+            self.out / "scores.json",
+            json.dumps(self.summary, indent=2, default=str).encode("utf-8"),
         )
-    )
-    page = write_report(out / "report.html", title=f"cyto analysis — {variant}", sections=sections)
-    _log(verbose, f"report written to {page} ({summary['seconds']} s)")
-    return AnalysisReport(out_dir=out, html=page, scores=table, summary=summary, files=files)
+        files = [[str(p.relative_to(self.out))] for p in self.files.values()]
+        self.sections.append(("Files", [{"header": ["file"], "rows": files}]))
+        page = write_report(
+            self.out / "report.html", title=f"cyto analysis — {variant}", sections=self.sections
+        )
+        _log(self.verbose, f"report written to {page} ({self.summary['seconds']} s)")
+        return AnalysisReport(
+            out_dir=self.out, html=page, scores=table, summary=self.summary, files=self.files
+        )
 
 
 def _representative_crops(
