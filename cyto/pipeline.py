@@ -663,29 +663,79 @@ def _is_crop_store(path: Path) -> bool:
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
-def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict) -> Path:
-    from cyto.analysis import write_report
+def _num(x: Any, spec: str) -> str:
+    return "–" if x is None or not np.isfinite(x) else format(x, spec)
 
-    baselines = extra.get("baselines", {})
-    scores = extra.get("scores", {})
 
-    def num(x: Any, spec: str) -> str:
-        return "–" if x is None or not np.isfinite(x) else format(x, spec)
+def _mean_sem_text(d: Mapping[str, Any] | None) -> str:
+    if not d:
+        return "–"
+    sem = d.get("sem")
+    return _num(d.get("mean"), ".2f") + ("" if sem is None else f" ± {_num(sem, '.2f')}")
 
-    def fmt(d: Mapping[str, Any] | None) -> str:
-        if not d:
-            return "–"
-        sem = d.get("sem")
-        return num(d.get("mean"), ".2f") + ("" if sem is None else f" ± {num(sem, '.2f')}")
 
-    score_rows = [
-        ["cyto model (global encodings)", fmt(scores.get("organelle")), fmt(scores.get("complex"))]
-    ]
-    for name, s in baselines.items():
-        score_rows.append([f"baseline: {name}", fmt(s.get("organelle")), fmt(s.get("complex"))])
-    stage_rows = [[r.name, f"{r.seconds:.1f}", r.summary] for r in records]
+def _stages_section(demo: _Demo, records: Sequence[StageRecord]) -> tuple[str, list[Any]]:
     slowest = max(records, key=lambda r: r.seconds)
-    loc_rows = [
+    return (
+        "Stages",
+        [
+            f"Preset {demo.preset.name!r}, seed {demo.seed}. Slowest stage: {slowest.name} "
+            f"({slowest.seconds:.1f} s).",
+            {
+                "header": ["stage", "seconds", "summary"],
+                "rows": [[r.name, f"{r.seconds:.1f}", r.summary] for r in records],
+            },
+        ],
+    )
+
+
+def _scores_section(demo: _Demo, extra: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    scores = extra.get("scores", {})
+    rows = [
+        [
+            "cyto model (global encodings)",
+            _mean_sem_text(scores.get("organelle")),
+            _mean_sem_text(scores.get("complex")),
+        ]
+    ]
+    for name, b in extra.get("baselines", {}).items():
+        rows.append(
+            [
+                f"baseline: {name}",
+                _mean_sem_text(b.get("organelle")),
+                _mean_sem_text(b.get("complex")),
+            ]
+        )
+    where = extra.get("evaluated_on", "test")
+    levels = (
+        "Organelle level: localization families (the 'mixed' family excluded); "
+        if demo.synthetic
+        else "Organelle level: the ground-truth table's localization labels; "
+    )
+    empty_test = (
+        ""
+        if where == "test"
+        else " The test split is empty (too few fields of view per protein), "
+        "so every crop is scored, training crops included."
+    )
+    knn = ", ".join(
+        f"{_num(v, '.3f')} ({m})" for m, v in (extra.get("knn_family_accuracy") or {}).items()
+    )
+    return (
+        f"Clustering scores (Γ, {where} crops, mean ± s.e.m. over UMAP seeds)",
+        [
+            levels + "complex level: protein complexes. Higher is better." + empty_test,
+            {"header": ["representation", "organelle", "complex"], "rows": rows},
+            "k-nearest-neighbour (k = 15) family accuracy of the test crops' global "
+            "encodings, fit on the training crops: "
+            + (knn or "not computed (it needs labelled crops in the training and test splits)"),
+        ],
+    )
+
+
+def _hidden_section(extra: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    loc = extra.get("hidden_localization", [])
+    rows = [
         [
             r["protein"],
             r["true"],
@@ -694,63 +744,29 @@ def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict)
             "yes" if r["hit"] else "no",
             ", ".join(r["top3"]),
         ]
-        for r in extra.get("hidden_localization", [])
+        for r in loc
     ]
+    return (
+        "Localization of hidden proteins",
+        [
+            "One protein per family had its family hidden; its feature spectrum was "
+            "ranked against the consensus spectra of the other proteins. Hit rate: "
+            f"{_num(extra.get('hidden_hit_rate'), '.0%')}"
+            + ("." if loc else " (needs a ground truth with two or more proteins in a family)."),
+            {"header": ["protein", "true family", "predicted", "r", "hit", "top 3"], "rows": rows},
+        ],
+    )
+
+
+def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict) -> Path:
+    """The demo's page: stages, scores, hidden proteins and the analysis figures."""
+    from cyto.analysis import write_report
+
     figures = sorted((demo.analysis / "figures").glob("*.png"))
-    sections: list[tuple[str, list[Any]]] = [
-        (
-            "Stages",
-            [
-                f"Preset {demo.preset.name!r}, seed {demo.seed}. Slowest stage: {slowest.name} "
-                f"({slowest.seconds:.1f} s).",
-                {"header": ["stage", "seconds", "summary"], "rows": stage_rows},
-            ],
-        ),
-        (
-            f"Clustering scores (Γ, {extra.get('evaluated_on', 'test')} crops, mean ± s.e.m. "
-            "over UMAP seeds)",
-            [
-                (
-                    "Organelle level: localization families (the 'mixed' family excluded); "
-                    if demo.synthetic
-                    else "Organelle level: the ground-truth table's localization labels; "
-                )
-                + "complex level: protein complexes. Higher is better."
-                + (
-                    ""
-                    if extra.get("evaluated_on", "test") == "test"
-                    else " The test split is empty (too few fields of view per protein), "
-                    "so every crop is scored, training crops included."
-                ),
-                {"header": ["representation", "organelle", "complex"], "rows": score_rows},
-                "k-nearest-neighbour (k = 15) family accuracy of the test crops' global "
-                "encodings, fit on the training crops: "
-                + (
-                    ", ".join(
-                        f"{num(v, '.3f')} ({m})"
-                        for m, v in (extra.get("knn_family_accuracy") or {}).items()
-                    )
-                    or "not computed (it needs labelled crops in the training and test splits)"
-                ),
-            ],
-        ),
-        (
-            "Localization of hidden proteins",
-            [
-                "One protein per family had its family hidden; its feature spectrum was "
-                "ranked against the consensus spectra of the other proteins. Hit rate: "
-                f"{num(extra.get('hidden_hit_rate'), '.0%')}"
-                + (
-                    "."
-                    if extra.get("hidden_localization")
-                    else " (needs a ground truth with two or more proteins in a family)."
-                ),
-                {
-                    "header": ["protein", "true family", "predicted", "r", "hit", "top 3"],
-                    "rows": loc_rows,
-                },
-            ],
-        ),
+    sections = [
+        _stages_section(demo, records),
+        _scores_section(demo, extra),
+        _hidden_section(extra),
         ("Figures", [*figures]),
     ]
     title = "synthetic cell atlas" if demo.synthetic else Path(str(demo.data)).name
@@ -843,12 +859,45 @@ def run_demo(
     unknown = rerun - set(STAGES)
     if unknown:
         raise ValueError(f"`stages` must be names from {list(STAGES)}, got {sorted(unknown)}")
-    if echo is None:
-
-        def echo(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
-
+    echo = echo or _print_stderr
     out = Path(out_dir)
+    _record_demo(out, preset, inputs, seed=seed, threads=threads)
+    demo = _Demo(
+        out,
+        preset,
+        device=device,
+        seed=seed,
+        progress=progress,
+        threads=threads,
+        data=inputs["data"],
+        ground_truth=inputs["ground_truth"],
+        complexes=inputs["complexes"],
+        preprocess_options=inputs["options"],
+    )
+    # a rerun stage invalidates the stages after it
+    first_rerun = min((STAGES.index(s) for s in rerun), default=len(STAGES))
+    records = [_run_stage(demo, name, i >= first_rerun, echo) for i, name in enumerate(STAGES)]
+    extra = json.loads(demo.scores.read_text())
+    report = _write_demo_report(demo, records, extra)
+    summary = {
+        "preset": preset.name,
+        "seed": seed,
+        "threads": threads,
+        "stages": {
+            r.name: {"seconds": r.seconds, "summary": r.summary, "outputs": dict(r.outputs)}
+            for r in records
+        },
+        **extra,
+    }
+    _atomic_json(out / "summary.json", summary)
+    echo(f"report: {report}")
+    return DemoResult(out_dir=out, report=report, stages=tuple(records), summary=summary)
+
+
+def _record_demo(
+    out: Path, preset: DemoPreset, inputs: Mapping[str, Any], *, seed: int, threads: int
+) -> None:
+    """Write ``demo.json``; refuse a folder that holds a demo of other input data."""
     out.mkdir(parents=True, exist_ok=True)
     record = out / "demo.json"
     source = {k: None if v is None else str(v) for k, v in inputs.items() if k != "options"}
@@ -868,63 +917,33 @@ def run_demo(
             "inputs": {**source, "preprocess_options": inputs["options"]},
         },
     )
-    demo = _Demo(
-        out,
-        preset,
-        device=device,
-        seed=seed,
-        progress=progress,
-        threads=threads,
-        data=inputs["data"],
-        ground_truth=inputs["ground_truth"],
-        complexes=inputs["complexes"],
-        preprocess_options=inputs["options"],
-    )
-    records: list[StageRecord] = []
-    # a rerun stage invalidates the stages after it
-    first_rerun = min((STAGES.index(s) for s in rerun), default=len(STAGES))
-    for i, name in enumerate(STAGES):
-        marker = out / "stages" / f"{name}.json"
-        if i >= first_rerun:
-            marker.unlink(missing_ok=True)
-            for path in demo.outputs(name):
-                _remove(path)
-        if marker.exists():
-            rec = StageRecord(**{**json.loads(marker.read_text()), "skipped": True})
-            records.append(rec)
-            echo(f"[{name}] done already ({rec.seconds:.1f} s): {rec.summary}")
-            continue
-        echo(f"[{name}] running ...")
-        t0 = time.perf_counter()
-        fn = getattr(demo, "baselines_" if name == "baselines" else name)
-        summary = fn()
-        rec = StageRecord(
-            name=name,
-            seconds=round(time.perf_counter() - t0, 2),
-            summary=summary,
-            outputs=output_hashes(demo.hashed(name), out),
-            versions=package_versions(),
-            threads=threads,
-        )
-        _atomic_json(marker, dataclasses.asdict(rec))
-        records.append(rec)
-        echo(f"[{name}] {rec.seconds:.1f} s: {summary}")
 
-    extra = json.loads(demo.scores.read_text())
-    report = _write_demo_report(demo, records, extra)
-    summary = {
-        "preset": preset.name,
-        "seed": seed,
-        "threads": threads,
-        "stages": {
-            r.name: {"seconds": r.seconds, "summary": r.summary, "outputs": dict(r.outputs)}
-            for r in records
-        },
-        **extra,
-    }
-    _atomic_json(out / "summary.json", summary)
-    echo(f"report: {report}")
-    return DemoResult(out_dir=out, report=report, stages=tuple(records), summary=summary)
+
+def _run_stage(demo: _Demo, name: str, rerun: bool, echo: Callable[[str], None]) -> StageRecord:
+    """Run one stage (or report it done): its record, with the content hashes of its outputs."""
+    marker = demo.out / "stages" / f"{name}.json"
+    if rerun:
+        marker.unlink(missing_ok=True)
+        for path in demo.outputs(name):
+            _remove(path)
+    if marker.exists():
+        rec = StageRecord(**{**json.loads(marker.read_text()), "skipped": True})
+        echo(f"[{name}] done already ({rec.seconds:.1f} s): {rec.summary}")
+        return rec
+    echo(f"[{name}] running ...")
+    t0 = time.perf_counter()
+    summary = getattr(demo, "baselines_" if name == "baselines" else name)()
+    rec = StageRecord(
+        name=name,
+        seconds=round(time.perf_counter() - t0, 2),
+        summary=summary,
+        outputs=output_hashes(demo.hashed(name), demo.out),
+        versions=package_versions(),
+        threads=demo.threads,
+    )
+    _atomic_json(marker, dataclasses.asdict(rec))
+    echo(f"[{name}] {rec.seconds:.1f} s: {summary}")
+    return rec
 
 
 def stage_hashes(out_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
@@ -1135,11 +1154,6 @@ def run_ablation(
         If a variant or the preset is unknown, ``seeds``/``umap_seeds`` is empty, ``data``
         comes without ground truth, or a crop store lacks a channel a variant needs.
     """
-    from cyto.analysis import ScoreTable, clustering_score, plot_scores, save_figure, umap_embed
-    from cyto.data import CropStore, SyntheticAtlasConfig, generate_atlas
-    from cyto.nn import embed, train
-    from cyto.preprocess import preprocess_dataset
-
     preset = _resolve_preset(preset)
     names = list(ABLATION_VARIANTS) if variants is None else [str(v) for v in variants]
     unknown = [v for v in names if v not in ABLATION_VARIANTS]
@@ -1155,62 +1169,121 @@ def run_ablation(
         )
     if "channels" in inputs["options"]:
         raise ValueError("`preprocess_options` must not set `channels`: each variant picks its own")
-    if echo is None:
-
-        def echo(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
-
+    echo = echo or _print_stderr
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if inputs["data"] is None:
-        atlas = out / "atlas"
-        if not (atlas / "synth.json").exists() or not (atlas / "manifest.csv").exists():
-            generate_atlas(
-                atlas,
-                SyntheticAtlasConfig(seed=0, **dict(preset.atlas)),
-                n_jobs=os.cpu_count() or 1,
-                progress=progress,
+    study = _ablation_inputs(out, inputs, preset, progress)
+    study["store"] = _ablation_store(out, study, inputs, names, progress)
+    levels = _labelled_levels(study["store"], study["gt"])
+    scores_path = out / "scores.json"
+    done: dict[str, dict[str, dict[str, list[float]]]] = (
+        json.loads(scores_path.read_text()) if scores_path.exists() else {}
+    )
+    for name in names:
+        var = ABLATION_VARIANTS[name]
+        store = _derive_store(
+            study["store"], out / f"crops_{'_'.join(var.channels)}.h5", var.channels
+        )
+        for seed in seeds:
+            key, run = f"seed{seed}", out / "runs" / _slug(name) / f"seed{seed}"
+            if key in done.get(name, {}):
+                if "knn_cosine" not in done[name][key]:  # scored before kNN was added
+                    X, proteins = _read_encodings(run / "embeddings_test.h5")
+                    fam = _levels(study["gt"], proteins)["organelle"]
+                    done[name][key].update(_ablation_knn(run, store, X, fam, study["gt"], device))
+                    _atomic_json(scores_path, done)
+                continue
+            _train_and_embed(run, store, preset, var, seed=seed, device=device, progress=progress)
+            per = _score_model(run, store, study, levels, umap_seeds, device)
+            done.setdefault(name, {})[key] = per
+            _atomic_json(scores_path, done)
+            echo(
+                f"[ablate] {name} seed {seed}: Γ "
+                + ", ".join(f"{lvl} {np.mean(per[lvl]):.2f}" for lvl in levels)
+                + f"; kNN family accuracy {per['knn_cosine']:.3f} (cosine)"
             )
-        source: Path | None = atlas / "manifest.csv"
-        options = dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"])
-        gt: dict[str, Any] = _family_table(atlas)
-        exclude: dict[str, list[str]] = {"organelle": ["mixed"]}
-        origin = "synthetic atlas seed 0"
-    else:
-        source = None if _is_crop_store(inputs["data"]) else inputs["data"]
-        options = inputs["options"]
-        gt = _ground_truth_table(inputs["ground_truth"], inputs["complexes"])
-        exclude = {}
-        origin = f"data {inputs['data'].name}"
-    if source is not None:
-        all_channels = out / "crops_all.h5"
+    table, knn, files = _write_ablation_tables(out, done, names, seeds, levels, preset, study)
+    echo(table.to_markdown())
+    echo(knn.to_markdown())
+    return AblationResult(out_dir=out, table=table, knn=knn, files=files)
+
+
+def _print_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _ablation_inputs(
+    out: Path, inputs: Mapping[str, Any], preset: DemoPreset, progress: bool
+) -> dict[str, Any]:
+    """What the study runs on: source, preprocessing options, ground truth, exclusions."""
+    if inputs["data"] is not None:
+        return {
+            "source": None if _is_crop_store(inputs["data"]) else inputs["data"],
+            "options": inputs["options"],
+            "gt": _ground_truth_table(inputs["ground_truth"], inputs["complexes"]),
+            "exclude": {},
+            "origin": f"data {inputs['data'].name}",
+        }
+    from cyto.data import SyntheticAtlasConfig, generate_atlas
+
+    atlas = out / "atlas"
+    if not (atlas / "synth.json").exists() or not (atlas / "manifest.csv").exists():
+        cfg = SyntheticAtlasConfig(seed=0, **dict(preset.atlas))
+        generate_atlas(atlas, cfg, n_jobs=os.cpu_count() or 1, progress=progress)
+    return {
+        "source": atlas / "manifest.csv",
+        "options": dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"]),
+        "gt": _family_table(atlas),
+        "exclude": {"organelle": ["mixed"]},
+        "origin": "synthetic atlas seed 0",
+    }
+
+
+def _ablation_store(
+    out: Path,
+    study: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    names: Sequence[str],
+    progress: bool,
+) -> Path:
+    """The store with every channel the variants need (preprocessed, or the user's)."""
+    from cyto.data import CropStore
+
+    if study["source"] is not None:
+        from cyto.preprocess import preprocess_dataset
+
+        target = out / "crops_all.h5"
         # resumable: fields already in the store are skipped, failed ones are retried
+        channels = ("protein", "distance", "nucleus")
         _check_preprocessed(
             preprocess_dataset(
-                source,
-                all_channels,
-                channels=("protein", "distance", "nucleus"),
-                progress=progress,
-                **options,
+                study["source"], target, channels=channels, progress=progress, **study["options"]
             )
         )
-    else:
-        all_channels = inputs["data"]
-        with CropStore(all_channels) as cs:
-            have = set(cs.channels)
-        lacking = {
-            n: [c for c in ABLATION_VARIANTS[n].channels if c not in have]
-            for n in names
-            if not set(ABLATION_VARIANTS[n].channels) <= have
-        }
-        if lacking:
-            raise ValueError(
-                f"`data` {str(all_channels)!r} has channels {sorted(have)}; "
-                + "; ".join(f"{n!r} needs {c}" for n, c in lacking.items())
-                + " (preprocess with --channels protein,distance,nucleus, or leave those "
-                "variants out)"
-            )
-    with CropStore(all_channels) as cs:
+        return target
+    store = inputs["data"]
+    with CropStore(store) as cs:
+        have = set(cs.channels)
+    lacking = {
+        n: [c for c in ABLATION_VARIANTS[n].channels if c not in have]
+        for n in names
+        if not set(ABLATION_VARIANTS[n].channels) <= have
+    }
+    if lacking:
+        raise ValueError(
+            f"`data` {str(store)!r} has channels {sorted(have)}; "
+            + "; ".join(f"{n!r} needs {c}" for n, c in lacking.items())
+            + " (preprocess with --channels protein,distance,nucleus, or leave those "
+            "variants out)"
+        )
+    return store
+
+
+def _labelled_levels(store: Path, gt: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The ground-truth levels that label at least one protein of the store."""
+    from cyto.data import CropStore
+
+    with CropStore(store) as cs:
         present = set(cs.protein_ids)
     levels = [
         lvl
@@ -1222,65 +1295,72 @@ def run_ablation(
             f"none of the {len(present)} proteins in the crops has a label in the ground "
             "truth: check that its protein names match the `protein_id`s of `data`"
         )
-    scores_path = out / "scores.json"
-    done: dict[str, dict[str, dict[str, list[float]]]] = (
-        json.loads(scores_path.read_text()) if scores_path.exists() else {}
-    )
-    for name in names:
-        var = ABLATION_VARIANTS[name]
-        store = _derive_store(
-            all_channels, out / f"crops_{'_'.join(var.channels)}.h5", var.channels
+    return levels
+
+
+def _train_and_embed(
+    run: Path,
+    store: Path,
+    preset: DemoPreset,
+    var: AblationVariant,
+    *,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> None:
+    """Train one variant (resuming a killed run) and embed its test split."""
+    from cyto.nn import embed, train
+
+    if not RunDir(run).finished:
+        cfg = preset.train_config(
+            seed=seed,
+            device=device,
+            progress=progress,
+            classify=var.overrides.get("classify", True),
         )
-        for seed in seeds:
-            key = f"seed{seed}"
-            run = out / "runs" / _slug(name) / key
-            if key in done.get(name, {}):
-                if "knn_cosine" not in done[name][key]:  # scored before kNN was added
-                    X, proteins = _read_encodings(run / "embeddings_test.h5")
-                    fam = _levels(gt, proteins)["organelle"]
-                    done[name][key].update(_ablation_knn(run, store, X, fam, gt, device))
-                    _atomic_json(scores_path, done)
-                continue
-            if not RunDir(run).finished:
-                cfg = preset.train_config(
-                    seed=seed,
-                    device=device,
-                    progress=progress,
-                    classify=var.overrides.get("classify", True),
-                )
-                train(
-                    store,
-                    run,
-                    config=cfg,
-                    model_overrides={**dict(preset.model_overrides), **dict(var.overrides)} or None,
-                    resume=RunDir(run).resumable,
-                )
-            emb = run / "embeddings_test.h5"
-            if not emb.exists():
-                embed(
-                    run,
-                    store,
-                    emb,
-                    split="test",
-                    device=device,
-                    progress=progress,
-                    allow_degenerate=True,
-                )
-            X, proteins = _read_encodings(emb)
-            labels = _levels(gt, proteins)
-            per: dict[str, Any] = {lvl: [] for lvl in levels}
-            for useed in umap_seeds:
-                Y = umap_embed(X, random_state=int(useed))
-                for lvl in levels:
-                    per[lvl].append(clustering_score(Y, labels[lvl], exclude=exclude.get(lvl)))
-            per.update(_ablation_knn(run, store, X, labels["organelle"], gt, device))
-            done.setdefault(name, {})[key] = per
-            _atomic_json(scores_path, done)
-            echo(
-                f"[ablate] {name} seed {seed}: Γ "
-                + ", ".join(f"{lvl} {np.mean(per[lvl]):.2f}" for lvl in levels)
-                + f"; kNN family accuracy {per['knn_cosine']:.3f} (cosine)"
-            )
+        overrides = {**dict(preset.model_overrides), **dict(var.overrides)} or None
+        train(store, run, config=cfg, model_overrides=overrides, resume=RunDir(run).resumable)
+    emb = run / "embeddings_test.h5"
+    if not emb.exists():
+        # an ablation compares variants: a collapsed one is a result, not an error
+        embed(
+            run, store, emb, split="test", device=device, progress=progress, allow_degenerate=True
+        )
+
+
+def _score_model(
+    run: Path,
+    store: Path,
+    study: Mapping[str, Any],
+    levels: Sequence[str],
+    umap_seeds: Sequence[int],
+    device: str,
+) -> dict[str, Any]:
+    """Γ per level and UMAP seed, and the k-NN family accuracy, of one trained model."""
+    from cyto.analysis import clustering_score, umap_embed
+
+    X, proteins = _read_encodings(run / "embeddings_test.h5")
+    labels = _levels(study["gt"], proteins)
+    per: dict[str, Any] = {lvl: [] for lvl in levels}
+    for useed in umap_seeds:
+        Y = umap_embed(X, random_state=int(useed))
+        for lvl in levels:
+            per[lvl].append(clustering_score(Y, labels[lvl], exclude=study["exclude"].get(lvl)))
+    per.update(_ablation_knn(run, store, X, labels["organelle"], study["gt"], device))
+    return per
+
+
+def _write_ablation_tables(
+    out: Path,
+    done: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    names: Sequence[str],
+    seeds: Sequence[int],
+    levels: Sequence[str],
+    preset: DemoPreset,
+    study: Mapping[str, Any],
+) -> tuple[Any, Any, dict[str, Path]]:
+    """Γ and k-NN tables over the requested seeds: ablation.md/.csv/.json/.png."""
+    from cyto.analysis import ScoreTable, plot_scores, save_figure
 
     # only the requested seeds: a table over a subset of an earlier, larger run says so
     keys = [f"seed{seed}" for seed in seeds]
@@ -1290,31 +1370,21 @@ def run_ablation(
             for name in names
         }
     )
-    files = {
-        "ablation.md": out / "ablation.md",
-        "ablation.csv": out / "ablation.csv",
-        "ablation.json": out / "ablation.json",
-        "ablation.png": out / "ablation.png",
-    }
+    fields = (("kNN cosine", "knn_cosine"), ("kNN Euclidean", "knn_euclidean"))
+    knn = ScoreTable.from_scores(
+        {
+            name: {label: [float(done[name][key][f]) for key in keys] for label, f in fields}
+            for name in names
+        }
+    )
+    files = {f"ablation.{ext}": out / f"ablation.{ext}" for ext in ("md", "csv", "json", "png")}
     # UMAPs per model as stored (a resumed study keeps the UMAP seeds it was scored with)
     n_umaps = sorted({len(done[name][key][levels[0]]) for name in names for key in keys})
     n_models = f"{len(seeds)} trained model{'s' if len(seeds) > 1 else ''}"
     header = (
         f"Clustering score Γ (mean ± s.e.m. over {n_models} × "
         f"{'/'.join(map(str, n_umaps))} UMAP{'s' if n_umaps[-1] > 1 else ''}), "
-        f"preset {preset.name!r}, {origin}.\n\n"
-    )
-    knn = ScoreTable.from_scores(
-        {
-            name: {
-                label: [float(done[name][key][field]) for key in keys]
-                for label, field in (
-                    ("kNN cosine", "knn_cosine"),
-                    ("kNN Euclidean", "knn_euclidean"),
-                )
-            }
-            for name in names
-        }
+        f"preset {preset.name!r}, {study['origin']}.\n\n"
     )
     knn_header = (
         f"\nk-nearest-neighbour family accuracy (k = 15, fit on the training split's global "
@@ -1331,6 +1401,4 @@ def run_ablation(
     ]
     _atomic_text(files["ablation.csv"], "\n".join(csv_lines) + "\n")
     save_figure(plot_scores(table, title="Ablation: clustering score"), files["ablation.png"])
-    echo(table.to_markdown())
-    echo(knn.to_markdown())
-    return AblationResult(out_dir=out, table=table, knn=knn, files=files)
+    return table, knn, files

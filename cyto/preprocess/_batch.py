@@ -520,23 +520,8 @@ def preprocess_dataset(
         )
 
 
-def _preprocess_locked(
-    specs: list[FovSpec],
-    sources: dict[str, str],
-    out: Path,
-    params: dict,
-    names: tuple[str, ...],
-    report: BatchReport,
-    workers: int | None,
-    scheduler: Any,
-    progress: bool,
-    on_error: Callable[[str, str], None] | None,
-    t0: float,
-) -> BatchReport:
-    """The body of :func:`preprocess_dataset`, run while holding the store's lock."""
-    parts = out.with_name(out.name + _PARTS_SUFFIX)
-    done = _store_fovs(out, params) if out.exists() else {}
-    _check_same_inputs(out, done, specs, sources)
+def _prepare_parts(out: Path, parts: Path, params: dict) -> None:
+    """The shards folder of this run (refusing one left by a run with other parameters)."""
     if parts.is_dir():
         saved = parts / "params.json"
         if saved.is_file() and json.loads(saved.read_text()) != params:
@@ -548,21 +533,16 @@ def _preprocess_locked(
     for stale in out.parent.glob(f".{out.name}.*.tmp"):  # from a killed merge
         stale.unlink(missing_ok=True)
     (parts / "params.json").write_text(json.dumps(params, sort_keys=True))
-    if not out.exists():  # an empty, valid store from the start
-        _consolidate(out, parts, [], params, names, sources)
-    sharded = {s.fov_id for s in specs if (parts / _shard_name(s.fov_id)).is_file()}
-    pending = [s for s in specs if s.fov_id not in done and s.fov_id not in sharded]
-    report.n_skipped = len(specs) - len(pending)
 
-    from tqdm import tqdm
 
-    bar = tqdm(
-        total=len(specs),
-        initial=report.n_skipped,
-        desc="preprocess",
-        unit="fov",
-        disable=not progress,
-    )
+def _result_handler(
+    report: BatchReport,
+    specs: Sequence[FovSpec],
+    parts: Path,
+    bar: Any,
+    on_error: Callable[[str, str], None] | None,
+) -> Callable[[tuple[str, str, int, str]], None]:
+    """What to do with each field's result: count it, report a failure, stop on a full disk."""
     by_id = {s.fov_id: s for s in specs}
 
     def on_result(result: tuple[str, str, int, str]) -> None:
@@ -583,20 +563,69 @@ def _preprocess_locked(
             if on_error is not None:
                 on_error(path, reason)
             else:
-                tqdm.write(f"skipped {path}: {reason}")
+                bar.write(f"skipped {path}: {reason}")
         bar.update(1)
 
+    return on_result
+
+
+def _dispatch(
+    pending: Sequence[FovSpec],
+    params: dict,
+    parts: Path,
+    workers: int | None,
+    scheduler: Any,
+    on_result: Callable[[tuple[str, str, int, str]], None],
+) -> None:
+    """Process the pending fields: on a Dask cluster, a process pool, or in this process."""
+    if scheduler is not None:
+        _run_dask(pending, params, parts, scheduler, on_result)
+    elif (workers or os.cpu_count() or 1) == 1 or len(pending) == 1:
+        for spec in pending:
+            on_result(_process_one(spec, params, str(parts)))
+    else:
+        n = min(workers or os.cpu_count() or 1, len(pending))
+        _run_pool(pending, params, parts, n, on_result)
+
+
+def _preprocess_locked(
+    specs: list[FovSpec],
+    sources: dict[str, str],
+    out: Path,
+    params: dict,
+    names: tuple[str, ...],
+    report: BatchReport,
+    workers: int | None,
+    scheduler: Any,
+    progress: bool,
+    on_error: Callable[[str, str], None] | None,
+    t0: float,
+) -> BatchReport:
+    """The body of :func:`preprocess_dataset`, run while holding the store's lock."""
+    parts = out.with_name(out.name + _PARTS_SUFFIX)
+    done = _store_fovs(out, params) if out.exists() else {}
+    _check_same_inputs(out, done, specs, sources)
+    _prepare_parts(out, parts, params)
+    if not out.exists():  # an empty, valid store from the start
+        _consolidate(out, parts, [], params, names, sources)
+    sharded = {s.fov_id for s in specs if (parts / _shard_name(s.fov_id)).is_file()}
+    pending = [s for s in specs if s.fov_id not in done and s.fov_id not in sharded]
+    report.n_skipped = len(specs) - len(pending)
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(specs),
+        initial=report.n_skipped,
+        desc="preprocess",
+        unit="fov",
+        disable=not progress,
+    )
+    on_result = _result_handler(report, specs, parts, bar, on_error)
     failure: BaseException | None = None
     try:
         if pending:
-            if scheduler is not None:
-                _run_dask(pending, params, parts, scheduler, on_result)
-            elif (workers or os.cpu_count() or 1) == 1 or len(pending) == 1:
-                for spec in pending:
-                    on_result(_process_one(spec, params, str(parts)))
-            else:
-                n = min(workers or os.cpu_count() or 1, len(pending))
-                _run_pool(pending, params, parts, n, on_result)
+            _dispatch(pending, params, parts, workers, scheduler, on_result)
     except BaseException as err:
         failure = err
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -479,6 +479,124 @@ def _generate_one(job) -> tuple[str, str | None]:
     return fov, None
 
 
+def _check_same_settings(meta_path: Path, cfg: SyntheticAtlasConfig, *, overwrite: bool) -> None:
+    """Refuse to write into a folder made with other settings (unless ``overwrite``)."""
+    if not meta_path.exists() or overwrite:
+        return
+    try:
+        old = json.loads(meta_path.read_text())["config"]
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"{meta_path} is not a cyto synth.json: {err}") from err
+    if old != cfg.to_dict():
+        raise ValueError(
+            f"{meta_path.parent} holds an atlas made with other settings; use another folder "
+            "or overwrite=True"
+        )
+
+
+def _write_tables(out: Path, cfg: SyntheticAtlasConfig, catalog: Sequence[Any]) -> None:
+    """``synth.json`` (settings, proteins) and the ground-truth tables."""
+    from cyto import __version__
+
+    meta = {
+        "format_version": _FORMAT_VERSION,
+        "cyto_version": __version__,
+        "config": cfg.to_dict(),
+        "image_size": cfg.image_size,
+        "preprocess_hint": cfg.preprocess_hint,
+        "preprocess_args": _preprocess_args(cfg),
+        "channels": ["hoechst", "protein"],
+        "proteins": [
+            {
+                "protein_id": p.protein_id,
+                "family": p.family,
+                "complex": p.complex,
+                "expression": p.expression,
+                "params": p.params,
+            }
+            for p in catalog
+        ],
+    }
+    with atomic_path(out / "synth.json", mkdir=True) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    _write_csv(
+        out / "annotations.csv",
+        ["ensg_id", "target_name", "annotation_name", "annotation_grade"],
+        [row for p in catalog for row in _annotation_rows(p)],
+    )
+    _write_csv(
+        out / "complexes.csv",
+        ["protein_id", "complex"],
+        [[p.protein_id, p.complex] for p in catalog],
+    )
+    _write_csv(
+        out / "ground_truth.csv",
+        ["protein_id", "family", "complex"],
+        [[p.protein_id, p.family, p.complex] for p in catalog],
+    )
+
+
+def _render_fields(
+    out: Path,
+    cfg: SyntheticAtlasConfig,
+    catalog: Sequence[Any],
+    n_jobs: int,
+    compression: str | None,
+    progress: bool,
+) -> dict[str, str]:
+    """Render and write every field (in ``n_jobs`` processes); ``{fov_id: error}`` of failures."""
+    from tqdm.auto import tqdm
+
+    cfg_dict = cfg.to_dict()
+    jobs = [
+        (str(out), cfg_dict, p, k, compression)
+        for p in catalog
+        for k in range(cfg.fields_per_protein)
+    ]
+    failed: dict[str, str] = {}
+    with tqdm(total=len(jobs), desc="cyto synth", unit="field", disable=not progress) as bar:
+        if n_jobs == 1:
+            results: Any = map(_generate_one, jobs)
+            for fov, err in results:
+                if err:
+                    failed[fov] = err
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                for fov, err in pool.map(_generate_one, jobs, chunksize=2):
+                    if err:
+                        failed[fov] = err
+                    bar.update()
+    return failed
+
+
+def _write_manifest(
+    out: Path, cfg: SyntheticAtlasConfig, catalog: Sequence[Any], failed: Mapping[str, str]
+) -> Path:
+    """``fields.csv`` and ``manifest.csv`` of the fields that were written."""
+    manifest_rows, field_rows = [], []
+    for p in catalog:
+        for k in range(cfg.fields_per_protein):
+            fov, img_rel, mask_rel = _field_paths(p.protein_id, k)
+            if fov in failed:
+                continue
+            manifest_rows.append([img_rel, p.protein_id, fov, 1, 0, "CZYX"])
+            mask = mask_rel if cfg.write_masks else ""
+            field_rows.append([fov, p.protein_id, p.family, p.complex, k, img_rel, mask])
+    _write_csv(
+        out / "fields.csv",
+        ["fov_id", "protein_id", "family", "complex", "field_index", "path", "mask_path"],
+        field_rows,
+    )
+    manifest = out / "manifest.csv"
+    _write_csv(
+        manifest,
+        ["path", "protein_id", "fov_id", "protein_channel", "nucleus_channel", "axes"],
+        manifest_rows,
+    )
+    return manifest
+
+
 def generate_atlas(
     out_dir: str | os.PathLike,
     config: SyntheticAtlasConfig | None = None,
@@ -558,112 +676,10 @@ def generate_atlas(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     catalog = make_catalog(cfg)
-    meta_path = out / "synth.json"
-    if meta_path.exists() and not overwrite:
-        try:
-            old = json.loads(meta_path.read_text())["config"]
-        except (ValueError, KeyError) as err:
-            raise ValueError(f"{meta_path} is not a cyto synth.json: {err}") from err
-        if old != cfg.to_dict():
-            raise ValueError(
-                f"{out} holds an atlas made with other settings; use another folder or "
-                "overwrite=True"
-            )
-    from cyto import __version__
-
-    meta = {
-        "format_version": _FORMAT_VERSION,
-        "cyto_version": __version__,
-        "config": cfg.to_dict(),
-        "image_size": cfg.image_size,
-        "preprocess_hint": cfg.preprocess_hint,
-        "preprocess_args": _preprocess_args(cfg),
-        "channels": ["hoechst", "protein"],
-        "proteins": [
-            {
-                "protein_id": p.protein_id,
-                "family": p.family,
-                "complex": p.complex,
-                "expression": p.expression,
-                "params": p.params,
-            }
-            for p in catalog
-        ],
-    }
-    with atomic_path(meta_path, mkdir=True) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
-    _write_csv(
-        out / "annotations.csv",
-        ["ensg_id", "target_name", "annotation_name", "annotation_grade"],
-        [row for p in catalog for row in _annotation_rows(p)],
-    )
-    _write_csv(
-        out / "complexes.csv",
-        ["protein_id", "complex"],
-        [[p.protein_id, p.complex] for p in catalog],
-    )
-    _write_csv(
-        out / "ground_truth.csv",
-        ["protein_id", "family", "complex"],
-        [[p.protein_id, p.family, p.complex] for p in catalog],
-    )
-
-    cfg_dict = cfg.to_dict()
-    jobs = [
-        (str(out), cfg_dict, p, k, compression)
-        for p in catalog
-        for k in range(cfg.fields_per_protein)
-    ]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc="cyto synth", unit="field", disable=not progress)
-    failed: dict[str, str] = {}
-    try:
-        if n_jobs == 1:
-            results = map(_generate_one, jobs)
-            for fov, err in results:
-                if err:
-                    failed[fov] = err
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                for fov, err in pool.map(_generate_one, jobs, chunksize=2):
-                    if err:
-                        failed[fov] = err
-                    bar.update()
-    finally:
-        bar.close()
-
-    manifest_rows = []
-    field_rows = []
-    for p in catalog:
-        for k in range(cfg.fields_per_protein):
-            fov, img_rel, mask_rel = _field_paths(p.protein_id, k)
-            if fov in failed:
-                continue
-            manifest_rows.append([img_rel, p.protein_id, fov, 1, 0, "CZYX"])
-            field_rows.append(
-                [
-                    fov,
-                    p.protein_id,
-                    p.family,
-                    p.complex,
-                    k,
-                    img_rel,
-                    mask_rel if cfg.write_masks else "",
-                ]
-            )
-    _write_csv(
-        out / "fields.csv",
-        ["fov_id", "protein_id", "family", "complex", "field_index", "path", "mask_path"],
-        field_rows,
-    )
-    manifest = out / "manifest.csv"
-    _write_csv(
-        manifest,
-        ["path", "protein_id", "fov_id", "protein_channel", "nucleus_channel", "axes"],
-        manifest_rows,
-    )
+    _check_same_settings(out / "synth.json", cfg, overwrite=overwrite)
+    _write_tables(out, cfg, catalog)
+    failed = _render_fields(out, cfg, catalog, n_jobs, compression, progress)
+    manifest = _write_manifest(out, cfg, catalog, failed)
     if failed:
         lines = "\n".join(f"  {k}: {v}" for k, v in sorted(failed.items()))
         import warnings

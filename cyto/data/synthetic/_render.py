@@ -505,25 +505,9 @@ def _zstack(images, zmap, z_planes, scale, psf):
     return out.reshape(c, z_planes, h, w)
 
 
-def render_field(
-    rng: np.random.Generator,
-    cells: Cells,
-    *,
-    family: str,
-    params: dict[str, float],
-    protein_level: float,
-    scale: float,
-    physics: FieldPhysics,
-) -> tuple[np.ndarray, dict]:
-    """Render the (2, Z, H, W) uint16 stack of one field; returns (stack, info)."""
-    ctx = _Ctx(rng, cells, scale)
-    size = ctx.size
-    n = ctx.n
-    c = cells
-    spec = FAMILIES[family]
-    params = _jitter_params(rng, family, params, physics.param_jitter)
-
-    # ---- Hoechst ------------------------------------------------------------------
+def _render_hoechst(ctx: _Ctx, rng: np.random.Generator, physics: FieldPhysics) -> tuple:
+    """The Hoechst image and what the protein patterns reuse (nucleoli, texture)."""
+    size, n, c, scale = ctx.size, ctx.n, ctx.cells, ctx.s
     hoechst_field = rng.uniform(*physics.hoechst_level)
     g2 = rng.random(n) < 0.3
     h = hoechst_field * np.exp(rng.normal(0.0, 0.2, n)) * np.where(g2, 1.5, 1.0)
@@ -542,8 +526,22 @@ def render_field(
     hoechst = ctx.per_pixel(h) * ctx.profile * hmod * (1.0 - 0.55 * nl)
     in_nuc = ctx.nuc
     hm_mean = float(hmod[in_nuc].mean()) if in_nuc.any() else 1.0
+    return hoechst, (nl, nucleoli, hmod, hm_mean)
 
-    # ---- protein ------------------------------------------------------------------
+
+def _render_protein(
+    ctx: _Ctx,
+    rng: np.random.Generator,
+    family: str,
+    params: dict[str, float],
+    protein_level: float,
+    physics: FieldPhysics,
+    hoechst_parts: tuple,
+) -> np.ndarray:
+    """The tagged protein's image: its family's pattern at each cell's expression."""
+    nl, nucleoli, hmod, hm_mean = hoechst_parts
+    size, n, c, scale = ctx.size, ctx.n, ctx.cells, ctx.s
+    spec = FAMILIES[family]
     e = protein_level * np.exp(rng.normal(0.0, physics.expression_sigma, n))
     ctx.e = np.where(c.mitotic, 0.0, e) if spec.nuclear else e
     shared = _Lazy(
@@ -563,16 +561,14 @@ def render_field(
         # condensed chromosomes
         em = ctx.per_pixel(np.where(c.mitotic, e, 0.0))
         protein += em * ctx.cyto * 0.8
+    return protein
 
-    # ---- optics and camera ----------------------------------------------------------
-    autofl = rng.uniform(8.0, 25.0)
-    medium = rng.uniform(3.0, 15.0)
-    protein += autofl * ctx.inside + medium
-    yy = (np.arange(size, dtype=np.float32) / size - rng.uniform(0.3, 0.7))[:, None]
-    xx = (np.arange(size, dtype=np.float32) / size - rng.uniform(0.3, 0.7))[None, :]
-    illum = (1.0 - rng.uniform(0.1, 0.35) * (yy**2 + xx**2) / 0.5).astype(np.float32)
-    images = np.stack([hoechst * illum, protein * illum]).astype(np.float32)
 
+def _focus(
+    ctx: _Ctx, rng: np.random.Generator, images: np.ndarray, physics: FieldPhysics
+) -> tuple[np.ndarray, np.ndarray]:
+    """The z-stack: each cell at its own focal plane (some out of focus); and those cells."""
+    size, n, c, scale = ctx.size, ctx.n, ctx.cells, ctx.s
     z_planes = physics.z_planes
     zc = (z_planes - 1) * rng.uniform(0.35, 0.65)
     zcell = zc + rng.normal(0.0, 0.6, n)
@@ -585,8 +581,11 @@ def render_field(
     if zmap.shape != (size, size):
         zmap = np.pad(zmap, ((0, size - zmap.shape[0]), (0, size - zmap.shape[1])), mode="edge")
     psf = rng.uniform(0.8, 1.1) * scale
-    signal = _zstack(images, zmap, z_planes, scale, psf)
+    return _zstack(images, zmap, z_planes, scale, psf), oof
 
+
+def _camera(rng: np.random.Generator, signal: np.ndarray, physics: FieldPhysics) -> np.ndarray:
+    """Shot and read noise, offset and 16-bit rounding of a camera."""
     gain = rng.uniform(1.0, 2.5)
     read = rng.uniform(2.0, 5.0)
     offset = np.rint(physics.background + rng.normal(0.0, 5.0, 2)).astype(np.float32)
@@ -599,7 +598,36 @@ def render_field(
     noise += signal
     noise += (offset + np.float32(0.5))[:, None, None, None]
     np.clip(noise, 0, 65535, out=noise)
-    stack = noise.astype(np.uint16)  # +0.5 then truncation: rounding
+    return noise.astype(np.uint16)  # +0.5 then truncation: rounding
+
+
+def render_field(
+    rng: np.random.Generator,
+    cells: Cells,
+    *,
+    family: str,
+    params: dict[str, float],
+    protein_level: float,
+    scale: float,
+    physics: FieldPhysics,
+) -> tuple[np.ndarray, dict]:
+    """Render the (2, Z, H, W) uint16 stack of one field; returns (stack, info)."""
+    ctx = _Ctx(rng, cells, scale)
+    params = _jitter_params(rng, family, params, physics.param_jitter)
+    hoechst, hoechst_parts = _render_hoechst(ctx, rng, physics)
+    protein = _render_protein(ctx, rng, family, params, protein_level, physics, hoechst_parts)
+    # ---- optics and camera (the draws keep their order: atlases stay bit-identical)
+    size = ctx.size
+    autofl = rng.uniform(8.0, 25.0)
+    medium = rng.uniform(3.0, 15.0)
+    protein += autofl * ctx.inside + medium
+    yy = (np.arange(size, dtype=np.float32) / size - rng.uniform(0.3, 0.7))[:, None]
+    xx = (np.arange(size, dtype=np.float32) / size - rng.uniform(0.3, 0.7))[None, :]
+    illum = (1.0 - rng.uniform(0.1, 0.35) * (yy**2 + xx**2) / 0.5).astype(np.float32)
+    images = np.stack([hoechst * illum, protein * illum]).astype(np.float32)
+    signal, oof = _focus(ctx, rng, images, physics)
+    stack = _camera(rng, signal, physics)
+    n, c = ctx.n, cells
     info = {
         "n_cells": n,
         "mitotic": np.flatnonzero(c.mitotic) + 1,
