@@ -15,6 +15,7 @@ from cyto.analysis._evaluate import (
 from cyto.analysis._figures import (
     plot_atlas,
     plot_correlation_heatmap,
+    plot_crop_grid,
     plot_difference_maps,
     plot_family_spectra,
     plot_localization,
@@ -85,6 +86,7 @@ __all__ = [
     "merge_score_tables",
     "plot_atlas",
     "plot_correlation_heatmap",
+    "plot_crop_grid",
     "plot_difference_maps",
     "plot_family_spectra",
     "plot_localization",

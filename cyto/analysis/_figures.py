@@ -24,6 +24,7 @@ __all__ = [
     "family_colors",
     "plot_atlas",
     "plot_correlation_heatmap",
+    "plot_crop_grid",
     "plot_difference_maps",
     "plot_family_spectra",
     "plot_localization",
@@ -39,6 +40,44 @@ UNLABELLED_COLOR = "#c8c8c8"
 def _figure(width: float, height: float, **kwargs: Any) -> Any:
     mfig = require("matplotlib.figure", "plot", purpose="figures")
     return mfig.Figure(figsize=(width, height), layout="constrained", **kwargs)
+
+
+def plot_crop_grid(
+    images: Sequence[Sequence[np.ndarray | None]],
+    titles: Sequence[Sequence[str]],
+    row_labels: Sequence[str],
+) -> Any:
+    """A grid of single-channel crops: one row per group (e.g. feature cluster).
+
+    Parameters
+    ----------
+    images : rows of (S, S) arrays or None
+        The crops; None leaves a cell empty. Each crop is shown between its 1st and
+        99.5th percentile.
+    titles : rows of str
+        A title per crop (e.g. its protein).
+    row_labels : sequence of str
+        A label per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n_rows, n = len(images), max((len(r) for r in images), default=0)
+    fig = _figure(1.4 * n + 0.6, 1.45 * n_rows)
+    for c, row in enumerate(images):
+        for k in range(n):
+            ax = fig.add_subplot(n_rows, n, c * n + k + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            img = row[k] if k < len(row) else None
+            if img is not None:
+                lo, hi = np.percentile(img, [1, 99.5])
+                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+                ax.set_title(str(titles[c][k]), fontsize=7)
+            if k == 0:
+                ax.set_ylabel(row_labels[c], rotation=0, ha="right", va="center")
+    return fig
 
 
 def roman(i: int) -> str:

@@ -843,19 +843,7 @@ def _representative_crops(
     with CropStore(path) as store:
         pixels = store.read(wanted)[:, 0].astype(np.float32)
     images = dict(zip(wanted.tolist(), pixels))
-    n_clusters, n = picks.shape
-    fig = figs._figure(1.4 * n + 0.6, 1.45 * n_clusters)
-    for c in range(n_clusters):
-        for k in range(n):
-            ax = fig.add_subplot(n_clusters, n, c * n + k + 1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            i = picks[c, k]
-            if i >= 0:
-                img = images[int(crop_index[i])]
-                lo, hi = np.percentile(img, [1, 99.5])
-                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
-                ax.set_title(str(pids[i]), fontsize=7)
-            if k == 0:
-                ax.set_ylabel(figs.roman(c), rotation=0, ha="right", va="center")
-    return _fig_png(fig)
+    grid = [[images[int(crop_index[i])] if i >= 0 else None for i in row] for row in picks]
+    titles = [[str(pids[i]) if i >= 0 else "" for i in row] for row in picks]
+    labels = [figs.roman(c) for c in range(picks.shape[0])]
+    return _fig_png(figs.plot_crop_grid(grid, titles, labels))

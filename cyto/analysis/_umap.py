@@ -124,6 +124,7 @@ class AtlasUMAP:
         """Fit the map on ``X`` (n, d); returns ``self``."""
         X = as_float_array(X, "X", ndim=2)
         self.backend_ = self._validate(X.shape[0])
+        self.n_features_in_ = int(X.shape[1])  # the estimator contract's name
         self.reducer_ = self._make(self.backend_)
         with warnings.catch_warnings():
             # umap-learn warns that a seed disables parallelism: that is the point of a seed
@@ -140,8 +141,8 @@ class AtlasUMAP:
         if not hasattr(self, "reducer_"):
             raise ValueError("this AtlasUMAP is not fitted yet; call `fit` first")
         X = as_float_array(X, "X", ndim=2)
-        expected = self.reducer_._raw_data.shape[1] if hasattr(self.reducer_, "_raw_data") else None
-        if expected is not None and X.shape[1] != expected:
+        expected = self.n_features_in_
+        if X.shape[1] != expected:
             raise ValueError(f"`X` has {X.shape[1]} features, the map was fit on {expected}")
         return np.asarray(self.reducer_.transform(X), dtype=np.float32)
 
