@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import json
 import os
@@ -88,40 +87,39 @@ def write_report(
     >>> "<td>1</td>" in p.read_text()
     True
     """
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>",
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}",
-        "img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;margin:1em 0}",
-        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}",
-        "th{background:#f3f3f3}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}",
-        "</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
-    toc = [f"<li><a href='#s{i}'>{html.escape(h)}</a></li>" for i, (h, _) in enumerate(sections)]
-    parts.append("<ul>" + "".join(toc) + "</ul>")
-    for i, (heading, items) in enumerate(sections):
-        parts.append(f"<h2 id='s{i}'>{html.escape(heading)}</h2>")
-        for item in items:
-            if isinstance(item, (bytes, bytearray)):
-                b64 = base64.b64encode(bytes(item)).decode("ascii")
-                parts.append(f"<p><img src='data:image/png;base64,{b64}'></p>")
-            elif isinstance(item, Path):
-                b64 = base64.b64encode(item.read_bytes()).decode("ascii")
-                parts.append(
-                    f"<p><img alt='{html.escape(item.name)}' src='data:image/png;base64,{b64}'></p>"
-                )
-            elif isinstance(item, Mapping):
-                head = "".join(f"<th>{html.escape(str(h))}</th>" for h in item["header"])
-                body = "".join(
-                    "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                    for row in item["rows"]
-                )
-                parts.append(f"<table><tr>{head}</tr>{body}</table>")
-            else:
-                parts.append(f"<p>{html.escape(str(item))}</p>")
-    parts.append("</body></html>")
-    return _atomic_write(Path(path), "\n".join(parts).encode("utf-8"))
+    page = _template().render(
+        title=str(title),
+        sections=[
+            {"heading": str(heading), "content": [_page_item(item) for item in items]}
+            for heading, items in sections
+        ],
+    )
+    return _atomic_write(Path(path), page.encode("utf-8"))
+
+
+def _template() -> Any:
+    """The page template (``templates/report.html.j2``; Jinja2 escapes every value)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cyto.analysis", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
+
+
+def _page_item(item: Any) -> dict[str, Any]:
+    """One section item as the template's ``{"kind": ...}`` record."""
+    if isinstance(item, (bytes, bytearray)):
+        return {"kind": "image", "alt": "", "data": base64.b64encode(bytes(item)).decode("ascii")}
+    if isinstance(item, Path):
+        data = base64.b64encode(item.read_bytes()).decode("ascii")
+        return {"kind": "image", "alt": item.name, "data": data}
+    if isinstance(item, Mapping):
+        rows = [[str(c) for c in row] for row in item["rows"]]
+        return {"kind": "table", "header": [str(h) for h in item["header"]], "rows": rows}
+    return {"kind": "text", "text": str(item)}
 
 
 # --------------------------------------------------------------------------- analysis
