@@ -541,6 +541,7 @@ class _Demo:
             umap_seeds=self.preset.umap_seeds,
             crops=self.crops,
             verbose=self.progress,
+            page=False,  # its sections go on the demo's one page
         )
         gt = self.gt
         fam = _levels(gt, proteins)["organelle"]
@@ -759,15 +760,14 @@ def _hidden_section(extra: Mapping[str, Any]) -> tuple[str, list[Any]]:
 
 
 def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict) -> Path:
-    """The demo's page: stages, scores, hidden proteins and the analysis figures."""
-    from cyto.analysis import write_report
+    """The demo's one page: stages, scores, hidden proteins, then the analysis's sections."""
+    from cyto.analysis import load_sections, write_report
 
-    figures = sorted((demo.analysis / "figures").glob("*.png"))
     sections = [
         _stages_section(demo, records),
         _scores_section(demo, extra),
         _hidden_section(extra),
-        ("Figures", [*figures]),
+        *load_sections(demo.analysis),
     ]
     title = "synthetic cell atlas" if demo.synthetic else Path(str(demo.data)).name
     return write_report(demo.report, title=f"cyto demo: {title}", sections=sections)

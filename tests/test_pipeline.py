@@ -80,7 +80,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         "run/metrics.jsonl",
         "embeddings.h5",
         "baselines.json",
-        "analysis/report.html",
+        "analysis/sections.json",
         "analysis/umap.csv",
         "report.html",
         "summary.json",
@@ -107,6 +107,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for heading in ("Stages", "Clustering scores", "Localization of hidden proteins"):
         assert heading in html
     assert "data:image/png;base64" in html
+    # one page: the analysis's own sections are on it, and it writes no second page
+    for heading in ("Localization atlas", "Clustering score", "Feature spectra"):
+        assert f">{heading}</h2>" in html
+    assert not (out / "analysis" / "report.html").exists()
 
     # a finished demo is not redone; a named stage is rerun with the ones after it
     again = run_demo(out, preset="tiny", progress=False, echo=lambda _: None, stages=["analyze"])

@@ -29,7 +29,12 @@ from cyto.analysis._ground_truth import (
     load_complexes,
     load_ground_truth,
 )
-from cyto.analysis._report import AnalysisReport, analyze_embeddings, write_report
+from cyto.analysis._report import (
+    AnalysisReport,
+    analyze_embeddings,
+    load_sections,
+    write_report,
+)
 from cyto.analysis._score import (
     ScoreTable,
     class_medians,
@@ -79,6 +84,7 @@ __all__ = [
     "load_annotations",
     "load_complexes",
     "load_ground_truth",
+    "load_sections",
     "localize",
     "localize_hidden",
     "mean_by_label",

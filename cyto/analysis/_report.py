@@ -131,21 +131,25 @@ class AnalysisReport:
     ----------
     out_dir : Path
         The report folder.
-    html : Path
-        The self-contained HTML page.
+    html : Path or None
+        The self-contained HTML page (None with ``page=False``).
     scores : ScoreTable or None
         Clustering scores per ground-truth level (None without ground truth).
     summary : dict
         Everything in ``scores.json``.
     files : dict of str to Path
         Every file written, by name.
+    sections : list of (heading, items)
+        The page's sections (for :func:`write_report`), e.g. to put them on a page of
+        your own (``cyto demo`` does).
     """
 
     out_dir: Path
-    html: Path
+    html: Path | None
     scores: ScoreTable | None
     summary: dict[str, Any] = field(repr=False)
     files: dict[str, Path] = field(repr=False)
+    sections: list[tuple[str, list[Any]]] = field(default_factory=list, repr=False)
 
 
 def _log(verbose: bool, msg: str) -> None:
@@ -297,6 +301,7 @@ def analyze_embeddings(
     ablation: str | os.PathLike | Mapping[str, Any] | None = None,
     verbose: bool = True,
     allow_degenerate: bool = False,
+    page: bool = True,
 ) -> AnalysisReport:
     """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
 
@@ -360,6 +365,9 @@ def analyze_embeddings(
     allow_degenerate : bool, default False
         Analyse encodings even when they are degenerate (see
         :class:`~cyto.analysis.EncodingHealth`); by default that is an error.
+    page : bool, default True
+        Write ``report.html``. False returns its sections only
+        (:attr:`AnalysisReport.sections`), for a page that holds more.
 
     Returns
     -------
@@ -414,7 +422,7 @@ def analyze_embeddings(
         run.spectra_section(main, fam_map, n_clusters=n_clusters, crops=crops)
     if ablation is not None:
         run.ablation_section(ablation)
-    return run.finish(t0, main["variant"], table)
+    return run.finish(t0, main["variant"], table, page=page)
 
 
 def _embedding_paths(embeddings: Any) -> list[Path]:
@@ -508,11 +516,10 @@ class _AnalysisRun:
 
         return _figures
 
-    def save(self, name: str, fig: Any) -> bytes:
-        """Write a figure to ``figures/<name>.png``; its PNG bytes (for the page)."""
-        png = _fig_png(fig)
-        self.files[name] = _atomic_write(self.out / "figures" / f"{name}.png", png)
-        return png
+    def save(self, name: str, fig: Any) -> Path:
+        """Write a figure to ``figures/<name>.png``; its path (an item of the page)."""
+        self.files[name] = _atomic_write(self.out / "figures" / f"{name}.png", _fig_png(fig))
+        return self.files[name]
 
     def describe_input(self, main: dict[str, Any]) -> None:
         rows, n_all = main["rows"], main["n_all"]
@@ -742,9 +749,9 @@ class _AnalysisRun:
         items.append({"header": header, "rows": rows})
         png = _representative_crops(crops, main["store"], crop_index, picks, pids_all, self.figs)
         if png is not None:
-            items.append(png)
             target = self.out / "figures" / "representative_crops.png"
             self.files["representative_crops"] = _atomic_write(target, png)
+            items.append(target)
 
     def _family_spectra(
         self, spec: Any, used: np.ndarray, bic: Any, fam_map: Mapping[str, str], items: list
@@ -803,8 +810,10 @@ class _AnalysisRun:
             )
         )
 
-    def finish(self, t0: float, variant: str, table: ScoreTable | None) -> AnalysisReport:
-        """Write scores.json and the page; the report object."""
+    def finish(
+        self, t0: float, variant: str, table: ScoreTable | None, *, page: bool = True
+    ) -> AnalysisReport:
+        """Write scores.json and (unless ``page`` is False) the page; the report object."""
         self.summary["seconds"] = round(time.perf_counter() - t0, 2)
         self.files["scores.json"] = _atomic_write(
             self.out / "scores.json",
@@ -812,13 +821,63 @@ class _AnalysisRun:
         )
         files = [[str(p.relative_to(self.out))] for p in self.files.values()]
         self.sections.append(("Files", [{"header": ["file"], "rows": files}]))
-        page = write_report(
-            self.out / "report.html", title=f"cyto analysis — {variant}", sections=self.sections
-        )
-        _log(self.verbose, f"report written to {page} ({self.summary['seconds']} s)")
+        _atomic_write(self.out / SECTIONS_FILE, _sections_json(self.sections, self.out))
+        html = None
+        if page:
+            html = write_report(
+                self.out / "report.html",
+                title=f"cyto analysis — {variant}",
+                sections=self.sections,
+            )
+            _log(self.verbose, f"report written to {html} ({self.summary['seconds']} s)")
         return AnalysisReport(
-            out_dir=self.out, html=page, scores=table, summary=self.summary, files=self.files
+            out_dir=self.out,
+            html=html,
+            scores=table,
+            summary=self.summary,
+            files=self.files,
+            sections=self.sections,
         )
+
+
+#: The page's sections, kept beside the figures so another page can hold them.
+SECTIONS_FILE = "sections.json"
+
+
+def _sections_json(sections: Sequence[tuple[str, Sequence[Any]]], root: Path) -> bytes:
+    """Sections as JSON: text and tables as they are, figures as paths below ``root``."""
+
+    def item(x: Any) -> Any:
+        return {"figure": x.relative_to(root).as_posix()} if isinstance(x, Path) else x
+
+    data = [{"heading": h, "items": [item(x) for x in items]} for h, items in sections]
+    return json.dumps(data, indent=1, default=str).encode("utf-8")
+
+
+def load_sections(folder: str | os.PathLike) -> list[tuple[str, list[Any]]]:
+    """The page sections an analysis kept in ``folder`` (figures as paths), for
+    :func:`write_report`; empty when there are none.
+
+    Parameters
+    ----------
+    folder : path-like
+        An ``analyze_embeddings`` output folder.
+
+    Returns
+    -------
+    sections : list of (heading, items)
+    """
+    path = Path(folder) / SECTIONS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for sec in json.loads(path.read_text(encoding="utf-8")):
+        items = [
+            Path(folder) / x["figure"] if isinstance(x, dict) and "figure" in x else x
+            for x in sec["items"]
+        ]
+        out.append((sec["heading"], items))
+    return out
 
 
 def _representative_crops(
