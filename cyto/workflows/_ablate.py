@@ -1,0 +1,454 @@
+"""`cyto ablate`: the paper's ablation study (Supp. Table 1, Fig. 6) as configuration switches."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cyto.analysis import (
+    knn_both_metrics,
+)
+from cyto.data import Embeddings, RunDir
+from cyto.workflows._inputs import (
+    DemoPreset,
+    _atomic_json,
+    _atomic_text,
+    _check_preprocessed,
+    _demo_inputs,
+    _family_table,
+    _ground_truth_table,
+    _is_crop_store,
+    _levels,
+    _print_stderr,
+    _resolve_preset,
+)
+
+
+# --------------------------------------------------------------------------- ablation
+@dataclass(frozen=True)
+class AblationVariant:
+    """One row of the ablation table: an input channel set and model switches.
+
+    Parameters
+    ----------
+    channels : tuple of str
+        Crop channels fed to the model (from ``("protein", "distance", "nucleus")``).
+    overrides : dict
+        :class:`cyto.nn.CytoselfConfig` fields switched for this variant.
+    """
+
+    channels: tuple[str, ...] = ("protein", "distance")
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The paper's Supp. Table 1 variants, as configuration switches of one model.
+ABLATION_VARIANTS: dict[str, AblationVariant] = {
+    "full model": AblationVariant(),
+    "no nuclear channel": AblationVariant(channels=("protein",)),
+    "nucleus without distance": AblationVariant(channels=("protein", "nucleus")),
+    "no vector quantization": AblationVariant(overrides={"quantize": False}),
+    "no identification task": AblationVariant(overrides={"classify": False}),
+    "no split quantization": AblationVariant(overrides={"split_quantization": False}),
+    "no decoder": AblationVariant(overrides={"decode": False}),
+}
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    """Output of :func:`run_ablation`.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The ablation folder.
+    table : cyto.analysis.ScoreTable
+        Γ per variant and ground-truth level (replicates = trained models × UMAP seeds).
+    knn : cyto.analysis.ScoreTable
+        k-nearest-neighbour family accuracy per variant, cosine and Euclidean
+        (replicates = trained models): a check on Γ that needs no UMAP.
+    files : dict of str to Path
+        ``ablation.md`` (both tables), ``ablation.csv`` and ``ablation.json`` (one
+        record per variant and measure) and ``ablation.png`` (the Fig. 6-style chart).
+    """
+
+    out_dir: Path
+    table: Any
+    knn: Any
+    files: dict[str, Path]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def _derive_store(source: Path, target: Path, channels: Sequence[str]) -> Path:
+    """Write a crop store holding a subset of ``source``'s channels (atomic, skipped if done)."""
+    from cyto.data import CropStore, write_crop_store
+
+    if target.exists():
+        return target
+    with CropStore(source) as store:
+        keep = [list(store.channels).index(c) for c in channels]
+        crops = store.read(slice(None))[:, keep]
+        write_crop_store(
+            target,
+            crops.astype(np.float16),
+            store.protein_ids,
+            fov_ids=store.fov_ids,
+            centers=store.centers,
+            nucleus_ids=store.nucleus_ids,
+            channels=tuple(channels),
+            params={**store.params, "derived_from": str(source), "channels": list(channels)},
+        )
+    return target
+
+
+def _read_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with Embeddings(path) as emb:
+        X, proteins = emb.read("global"), emb.protein_ids
+    return X.reshape(len(X), -1).astype(np.float32), proteins
+
+
+def _ablation_knn(
+    run: Path, store: Path, test_x: np.ndarray, test_families: np.ndarray, gt: Any, device: str
+) -> dict[str, float]:
+    """k-NN family accuracy (train → test) of one trained model, both metrics.
+
+    The training split's encodings are written to a temporary file next to the run and
+    removed once read: only the two accuracies are kept.
+    """
+    from cyto.nn import embed
+
+    tmp = run / "embeddings_train.tmp.h5"
+    try:
+        # an ablation compares variants: a collapsed one is a result, not an error
+        embed(run, store, tmp, split="train", device=device, progress=False, allow_degenerate=True)
+        train_x, train_proteins = _read_encodings(tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    train_families = _levels(gt, train_proteins)["organelle"]
+    knn = knn_both_metrics(train_x, train_families, test_x, test_families)
+    return {f"knn_{m}": knn.get(m, float("nan")) for m in ("cosine", "euclidean")}
+
+
+def run_ablation(
+    out_dir: str | os.PathLike = "cyto-ablate",
+    *,
+    data: str | os.PathLike | None = None,
+    ground_truth: str | os.PathLike | None = None,
+    complexes: str | os.PathLike | None = None,
+    preprocess_options: Mapping[str, Any] | None = None,
+    preset: str | DemoPreset = "small",
+    variants: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    umap_seeds: Sequence[int] = (0, 1, 2),
+    device: str = "auto",
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> AblationResult:
+    """Retrain the paper's model variants and tabulate their clustering scores.
+
+    The synthetic atlas of the demo preset is preprocessed once with all three
+    channels; each variant trains on the channels it needs (a derived crop store) with
+    its configuration switches, once per seed. The test split of every trained model
+    is embedded, projected with UMAP once per UMAP seed and scored at the organelle
+    (family; 'mixed' excluded) and complex level, giving the Supp. Table 1-style table
+    (mean ± s.e.m. over models × UMAPs) and the Fig. 6-style chart. A second table gives
+    each variant's k-nearest-neighbour family accuracy (k = 15, fit on the training
+    split's global encodings, scored on the test split), which needs no UMAP.
+    Everything is kept on disk: a rerun skips finished models and scores.
+
+    Parameters
+    ----------
+    out_dir : path-like, default "cyto-ablate"
+        Output folder (created).
+    data : path-like, optional
+        Your own images instead of the synthetic atlas: a manifest CSV or per-protein
+        folder (preprocessed once with the channels protein, distance and nucleus), or a
+        crop store holding the channels the chosen variants need (read, never modified).
+    ground_truth, complexes : path-like, optional
+        With ``data`` (at least one is required): organelle-level labels (OpenCell
+        annotation CSV or ``protein_id,family[,complex]``) and a ``protein_id,complex``
+        table; see :func:`run_demo`. Only the levels they provide are scored.
+    preprocess_options : mapping, optional
+        With a manifest or folder ``data``: options of
+        :func:`cyto.preprocess.preprocess_dataset` (not ``channels``).
+    preset : str or DemoPreset, default "small"
+        Atlas, model preset and training budget (see :data:`DEMO_PRESETS`; with ``data``
+        only the model and training budget apply).
+    variants : sequence of str, optional
+        Names from :data:`ABLATION_VARIANTS` (default: all seven).
+    seeds : sequence of int, default (0, 1, 2)
+        Training seeds per variant (model initialisation, batch order and the split's
+        tie-breaks).
+    umap_seeds : sequence of int, default (0, 1, 2)
+        UMAP seeds per trained model.
+    device : str, default "auto"
+        Training device.
+    progress : bool, default True
+        Progress bars and messages.
+    echo : callable, optional
+        Receives one line per finished model (default: print to stderr).
+
+    Returns
+    -------
+    result : AblationResult
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``data``, ``ground_truth`` or ``complexes`` does not exist.
+    ValueError
+        If a variant or the preset is unknown, ``seeds``/``umap_seeds`` is empty, ``data``
+        comes without ground truth, or a crop store lacks a channel a variant needs.
+    """
+    preset = _resolve_preset(preset)
+    names = list(ABLATION_VARIANTS) if variants is None else [str(v) for v in variants]
+    unknown = [v for v in names if v not in ABLATION_VARIANTS]
+    if unknown:
+        raise ValueError(f"`variants` must be names from {list(ABLATION_VARIANTS)}, got {unknown}")
+    if len(seeds) == 0 or len(umap_seeds) == 0:
+        raise ValueError("`seeds` and `umap_seeds` must each hold at least one seed")
+    inputs = _demo_inputs(data, ground_truth, complexes, preprocess_options)
+    if inputs["data"] is not None and inputs["ground_truth"] is None and not inputs["complexes"]:
+        raise ValueError(
+            "`ground_truth` or `complexes` is needed with `data`: the ablation compares "
+            "clustering scores against known localizations"
+        )
+    if "channels" in inputs["options"]:
+        raise ValueError("`preprocess_options` must not set `channels`: each variant picks its own")
+    echo = echo or _print_stderr
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study = _ablation_inputs(out, inputs, preset, progress)
+    study["store"] = _ablation_store(out, study, inputs, names, progress)
+    levels = _labelled_levels(study["store"], study["gt"])
+    scores_path = out / "scores.json"
+    done: dict[str, dict[str, dict[str, list[float]]]] = (
+        json.loads(scores_path.read_text()) if scores_path.exists() else {}
+    )
+    for name in names:
+        var = ABLATION_VARIANTS[name]
+        store = _derive_store(
+            study["store"], out / f"crops_{'_'.join(var.channels)}.h5", var.channels
+        )
+        for seed in seeds:
+            key, run = f"seed{seed}", out / "runs" / _slug(name) / f"seed{seed}"
+            if key in done.get(name, {}):
+                if "knn_cosine" not in done[name][key]:  # scored before kNN was added
+                    X, proteins = _read_encodings(run / "embeddings_test.h5")
+                    fam = _levels(study["gt"], proteins)["organelle"]
+                    done[name][key].update(_ablation_knn(run, store, X, fam, study["gt"], device))
+                    _atomic_json(scores_path, done)
+                continue
+            _train_and_embed(run, store, preset, var, seed=seed, device=device, progress=progress)
+            per = _score_model(run, store, study, levels, umap_seeds, device)
+            done.setdefault(name, {})[key] = per
+            _atomic_json(scores_path, done)
+            echo(
+                f"[ablate] {name} seed {seed}: Γ "
+                + ", ".join(f"{lvl} {np.mean(per[lvl]):.2f}" for lvl in levels)
+                + f"; kNN family accuracy {per['knn_cosine']:.3f} (cosine)"
+            )
+    table, knn, files = _write_ablation_tables(out, done, names, seeds, levels, preset, study)
+    echo(table.to_markdown())
+    echo(knn.to_markdown())
+    return AblationResult(out_dir=out, table=table, knn=knn, files=files)
+
+
+def _ablation_inputs(
+    out: Path, inputs: Mapping[str, Any], preset: DemoPreset, progress: bool
+) -> dict[str, Any]:
+    """What the study runs on: source, preprocessing options, ground truth, exclusions."""
+    if inputs["data"] is not None:
+        return {
+            "source": None if _is_crop_store(inputs["data"]) else inputs["data"],
+            "options": inputs["options"],
+            "gt": _ground_truth_table(inputs["ground_truth"], inputs["complexes"]),
+            "exclude": {},
+            "origin": f"data {inputs['data'].name}",
+        }
+    from cyto.data import SyntheticAtlasConfig, generate_atlas
+
+    atlas = out / "atlas"
+    if not (atlas / "synth.json").exists() or not (atlas / "manifest.csv").exists():
+        cfg = SyntheticAtlasConfig(seed=0, **dict(preset.atlas))
+        generate_atlas(atlas, cfg, n_jobs=os.cpu_count() or 1, progress=progress)
+    return {
+        "source": atlas / "manifest.csv",
+        "options": dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"]),
+        "gt": _family_table(atlas),
+        "exclude": {"organelle": ["mixed"]},
+        "origin": "synthetic atlas seed 0",
+    }
+
+
+def _ablation_store(
+    out: Path,
+    study: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    names: Sequence[str],
+    progress: bool,
+) -> Path:
+    """The store with every channel the variants need (preprocessed, or the user's)."""
+    from cyto.data import CropStore
+
+    if study["source"] is not None:
+        from cyto.preprocess import preprocess_dataset
+
+        target = out / "crops_all.h5"
+        # resumable: fields already in the store are skipped, failed ones are retried
+        channels = ("protein", "distance", "nucleus")
+        _check_preprocessed(
+            preprocess_dataset(
+                study["source"], target, channels=channels, progress=progress, **study["options"]
+            )
+        )
+        return target
+    store = inputs["data"]
+    with CropStore(store) as cs:
+        have = set(cs.channels)
+    lacking = {
+        n: [c for c in ABLATION_VARIANTS[n].channels if c not in have]
+        for n in names
+        if not set(ABLATION_VARIANTS[n].channels) <= have
+    }
+    if lacking:
+        raise ValueError(
+            f"`data` {str(store)!r} has channels {sorted(have)}; "
+            + "; ".join(f"{n!r} needs {c}" for n, c in lacking.items())
+            + " (preprocess with --channels protein,distance,nucleus, or leave those "
+            "variants out)"
+        )
+    return store
+
+
+def _labelled_levels(store: Path, gt: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The ground-truth levels that label at least one protein of the store."""
+    from cyto.data import CropStore
+
+    with CropStore(store) as cs:
+        present = set(cs.protein_ids)
+    levels = [
+        lvl
+        for lvl, col in (("organelle", "family"), ("complex", "complex"))
+        if any(r.get(col) for p, r in gt.items() if p in present)
+    ]
+    if not levels:
+        raise ValueError(
+            f"none of the {len(present)} proteins in the crops has a label in the ground "
+            "truth: check that its protein names match the `protein_id`s of `data`"
+        )
+    return levels
+
+
+def _train_and_embed(
+    run: Path,
+    store: Path,
+    preset: DemoPreset,
+    var: AblationVariant,
+    *,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> None:
+    """Train one variant (resuming a killed run) and embed its test split."""
+    from cyto.nn import embed, train
+
+    if not RunDir(run).finished:
+        cfg = preset.train_config(
+            seed=seed,
+            device=device,
+            progress=progress,
+            classify=var.overrides.get("classify", True),
+        )
+        overrides = {**dict(preset.model_overrides), **dict(var.overrides)} or None
+        train(store, run, config=cfg, model_overrides=overrides, resume=RunDir(run).resumable)
+    emb = run / "embeddings_test.h5"
+    if not emb.exists():
+        # an ablation compares variants: a collapsed one is a result, not an error
+        embed(
+            run, store, emb, split="test", device=device, progress=progress, allow_degenerate=True
+        )
+
+
+def _score_model(
+    run: Path,
+    store: Path,
+    study: Mapping[str, Any],
+    levels: Sequence[str],
+    umap_seeds: Sequence[int],
+    device: str,
+) -> dict[str, Any]:
+    """Γ per level and UMAP seed, and the k-NN family accuracy, of one trained model."""
+    from cyto.analysis import clustering_score, umap_embed
+
+    X, proteins = _read_encodings(run / "embeddings_test.h5")
+    labels = _levels(study["gt"], proteins)
+    per: dict[str, Any] = {lvl: [] for lvl in levels}
+    for useed in umap_seeds:
+        Y = umap_embed(X, random_state=int(useed))
+        for lvl in levels:
+            per[lvl].append(clustering_score(Y, labels[lvl], exclude=study["exclude"].get(lvl)))
+    per.update(_ablation_knn(run, store, X, labels["organelle"], study["gt"], device))
+    return per
+
+
+def _write_ablation_tables(
+    out: Path,
+    done: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    names: Sequence[str],
+    seeds: Sequence[int],
+    levels: Sequence[str],
+    preset: DemoPreset,
+    study: Mapping[str, Any],
+) -> tuple[Any, Any, dict[str, Path]]:
+    """Γ and k-NN tables over the requested seeds: ablation.md/.csv/.json/.png."""
+    from cyto.analysis import ScoreTable, plot_scores, save_figure
+
+    # only the requested seeds: a table over a subset of an earlier, larger run says so
+    keys = [f"seed{seed}" for seed in seeds]
+    table = ScoreTable.from_scores(
+        {
+            name: {level: [v for key in keys for v in done[name][key][level]] for level in levels}
+            for name in names
+        }
+    )
+    fields = (("kNN cosine", "knn_cosine"), ("kNN Euclidean", "knn_euclidean"))
+    knn = ScoreTable.from_scores(
+        {
+            name: {label: [float(done[name][key][f]) for key in keys] for label, f in fields}
+            for name in names
+        }
+    )
+    files = {f"ablation.{ext}": out / f"ablation.{ext}" for ext in ("md", "csv", "json", "png")}
+    # UMAPs per model as stored (a resumed study keeps the UMAP seeds it was scored with)
+    n_umaps = sorted({len(done[name][key][levels[0]]) for name in names for key in keys})
+    n_models = f"{len(seeds)} trained model{'s' if len(seeds) > 1 else ''}"
+    header = (
+        f"Clustering score Γ (mean ± s.e.m. over {n_models} × "
+        f"{'/'.join(map(str, n_umaps))} UMAP{'s' if n_umaps[-1] > 1 else ''}), "
+        f"preset {preset.name!r}, {study['origin']}.\n\n"
+    )
+    knn_header = (
+        f"\nk-nearest-neighbour family accuracy (k = 15, fit on the training split's global "
+        f"encodings, scored on the test split; mean ± s.e.m. over {n_models}).\n\n"
+    )
+    _atomic_text(
+        files["ablation.md"],
+        header + table.to_markdown() + "\n" + knn_header + knn.to_markdown() + "\n",
+    )
+    records = table.to_records() + knn.to_records()
+    _atomic_json(files["ablation.json"], records)
+    csv_lines = ["variant,level,mean,sem,n"] + [
+        f'"{r["variant"]}",{r["level"]},{r["mean"]:.6g},{r["sem"]:.6g},{r["n"]}' for r in records
+    ]
+    _atomic_text(files["ablation.csv"], "\n".join(csv_lines) + "\n")
+    save_figure(plot_scores(table, title="Ablation: clustering score"), files["ablation.png"])
+    return table, knn, files
