@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["content_hash", "input_hash", "output_hashes", "package_versions"]
+__all__ = ["content_hash", "output_hashes", "package_versions"]
 
 #: Distributions whose versions go with every output (those installed).
 PACKAGES: tuple[str, ...] = (
@@ -148,11 +148,6 @@ def output_hashes(paths: Iterable[str | os.PathLike], root: str | os.PathLike) -
             key = str(p.resolve())
         out[key] = content_hash(p)
     return out
-
-
-def input_hash(path: str | os.PathLike) -> str:
-    """Short (16 hex characters) :func:`content_hash`, for an output's attributes."""
-    return content_hash(path)[:16]
 
 
 # --------------------------------------------------------------------------- hashers

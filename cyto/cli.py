@@ -165,12 +165,14 @@ _IO_FAILED: list[str] = []  # set by main() when a command failed on a full or r
 
 
 def _quiet_h5py_cleanup(default: Callable[[Any], None]) -> Callable[[Any], None]:
-    """An unraisable-exception hook that drops h5py's errors while freeing its objects.
+    """An unraisable-exception hook that drops h5py's reports while freeing its objects.
 
     After a failed write (full disk, read-only folder) h5py cannot close the file it
-    was writing and reports that again, with a traceback, as each of its objects is
-    garbage-collected; the error itself has been reported in one sentence already.
-    ``--debug`` keeps them.
+    was writing and reports that again as each of its objects is garbage-collected;
+    the error itself has been reported in one sentence already. This drops the
+    ``Exception ignored in ...`` reports that go through the hook (``--debug`` keeps
+    them); Cython prints some tracebacks itself, before the hook: :func:`entry` avoids
+    those at exit, and the free-space checks before writing avoid most of the rest.
     """
 
     def hook(unraisable: Any) -> None:

@@ -52,3 +52,20 @@ def test_mkdir_creates_the_folder(tmp_path) -> None:
 def test_examples() -> None:
     result = doctest.testmod(_atomic, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_free_space_check_names_what_needs_how_much(tmp_path) -> None:
+    import errno
+
+    import pytest
+
+    from cyto._atomic import check_free_space, human_bytes, io_failure
+
+    check_free_space(tmp_path, 1, "a tiny file")
+    with pytest.raises(OSError, match=r"the embeddings need at least .* are free") as info:
+        check_free_space(tmp_path, float(2**70), "the embeddings")
+    assert info.value.errno == errno.ENOSPC and io_failure(info.value) == "disk_full"
+    assert human_bytes(2**50) == "1024.0 TiB"
+    assert io_failure(RuntimeError("unable to open: errno = 30, Read-only file system")) == (
+        "read_only"
+    )

@@ -30,6 +30,14 @@ def test_run_demo_rejects_unknown_names(tmp_path: Path) -> None:
         run_ablation(tmp_path, preset="tiny", variants=["no brain"])
 
 
+def test_threads_and_stage_hashes_reject_bad_input(tmp_path: Path) -> None:
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="`threads` must be an integer >= 0"):
+            run_demo(tmp_path / "t", threads=bad)
+    with pytest.raises(FileNotFoundError, match="not a demo folder"):
+        stage_hashes(tmp_path)
+
+
 def test_run_demo_checks_its_input_arguments(tmp_path: Path) -> None:
     import h5py
 
