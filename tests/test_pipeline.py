@@ -104,7 +104,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         score = summary["scores"][level]["mean"]
         assert math.isfinite(score)
         atlas_score, chance = _chance_score(out / "analysis" / "umap.csv", level)
-        assert atlas_score == pytest.approx(summary["scores"][level]["scores"][0])
+        assert atlas_score == pytest.approx(summary["scores"][level]["values"][0])
         assert atlas_score > chance, (level, atlas_score, chance)
     n_families = len({r["family"] for r in csv.DictReader(open(out / "atlas/ground_truth.csv"))})
     assert set(summary["knn_family_accuracy"]) == {"euclidean", "cosine"}
@@ -112,8 +112,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for baseline in summary["baselines"].values():
         assert math.isfinite(baseline["organelle"]["mean"])
     html = (out / "report.html").read_text()
-    for heading in ("Stages", "Clustering scores", "Localization of hidden proteins"):
+    for heading in ("Stages", "Clustering score", "Localization of hidden proteins"):
         assert heading in html
+    # the baselines and the k-NN accuracy stand beside the model's scores
+    assert "baseline: pixels" in html and "k-nearest-neighbour" in html
     assert "data:image/png;base64" in html
     # one page: the analysis's own sections are on it, and it writes no second page
     for heading in ("Localization atlas", "Clustering score", "Feature spectra"):

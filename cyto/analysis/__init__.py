@@ -7,10 +7,15 @@ functions that need them.
 from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto.analysis._baselines import baseline_features, handcrafted_features
 from cyto.analysis._evaluate import (
+    Evaluation,
     baseline_scores,
+    choose_hidden,
+    evaluate,
+    gamma_over_umaps,
     knn_both_metrics,
     knn_family_accuracy,
     localize_hidden,
+    umap_replicates,
 )
 from cyto.analysis._figures import (
     plot_atlas,
@@ -24,6 +29,7 @@ from cyto.analysis._figures import (
     save_figure,
 )
 from cyto.analysis._ground_truth import (
+    GroundTruth,
     labels_for,
     load_annotations,
     load_complexes,
@@ -63,7 +69,9 @@ __all__ = [
     "Biclusters",
     "DegenerateEncodingError",
     "EncodingHealth",
+    "Evaluation",
     "FeatureSpectra",
+    "GroundTruth",
     "HealthAccumulator",
     "ScoreTable",
     "aligned_umap",
@@ -71,12 +79,15 @@ __all__ = [
     "baseline_features",
     "baseline_scores",
     "bicluster",
+    "choose_hidden",
     "class_medians",
     "clustering_score",
     "clustering_score_table",
     "code_correlation",
     "code_histograms",
+    "evaluate",
     "feature_spectra",
+    "gamma_over_umaps",
     "handcrafted_features",
     "knn_both_metrics",
     "knn_family_accuracy",
@@ -101,5 +112,6 @@ __all__ = [
     "representative_images",
     "save_figure",
     "umap_embed",
+    "umap_replicates",
     "write_report",
 ]

@@ -1,19 +1,32 @@
-"""Evaluation steps on encodings: k-NN family accuracy, hidden-protein localization and
-model-free baselines (arrays in, numbers out; no torch)."""
+"""Evaluation of encodings against a ground truth: Γ over UMAP seeds, k-NN family
+accuracy, hidden-protein localization and model-free baselines, as one
+:class:`Evaluation` (arrays in, numbers out; no torch)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cyto.analysis._baselines import baseline_features
+from cyto.analysis._ground_truth import GroundTruth
 from cyto.analysis._score import clustering_score, mean_sem
 from cyto.analysis._spectra import localize, mean_by_label
-from cyto.analysis._umap import umap_embed
+from cyto.analysis._umap import AtlasUMAP
 
-__all__ = ["baseline_scores", "knn_both_metrics", "knn_family_accuracy", "localize_hidden"]
+__all__ = [
+    "Evaluation",
+    "baseline_scores",
+    "choose_hidden",
+    "evaluate",
+    "gamma_over_umaps",
+    "knn_both_metrics",
+    "knn_family_accuracy",
+    "localize_hidden",
+    "umap_replicates",
+]
 
 
 def knn_family_accuracy(
@@ -158,29 +171,95 @@ def localize_hidden(
     return rows
 
 
+def umap_replicates(
+    X: Any,
+    seeds: Sequence[int],
+    *,
+    fit: Any = None,
+    log: Callable[[str], None] | None = None,
+    **umap_options: Any,
+) -> tuple[list[np.ndarray], str]:
+    """One 2-D UMAP of ``X`` per seed (the paper scores over 10 of them).
+
+    Parameters
+    ----------
+    X : (n, d) array_like
+        Points to embed.
+    seeds : sequence of int
+        One UMAP per seed.
+    fit : (m, d) array_like, optional
+        Fit each map on these points and transform ``X`` into it.
+    log : callable, optional
+        Called with a line of progress per UMAP.
+    **umap_options
+        Options of :class:`~cyto.analysis.AtlasUMAP` (``n_neighbors``, ``min_dist``,
+        ``backend``...).
+
+    Returns
+    -------
+    embeddings : list of (n, 2) ndarray
+    backend : str
+        The backend that ran.
+    """
+    X = np.asarray(X)
+    out, backend = [], ""
+    for seed in seeds:
+        if log is not None:
+            log(f"UMAP (seed {seed}) of {X.shape[0]} points × {X.shape[1]}")
+        atlas = AtlasUMAP(random_state=int(seed), **umap_options)
+        out.append(atlas.fit(fit).transform(X) if fit is not None else atlas.fit_transform(X))
+        backend = atlas.backend_
+    return out, backend
+
+
+def gamma_over_umaps(
+    umaps: Sequence[Any], crop_labels: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Γ of each UMAP per level, as mean ± s.e.m. (:func:`~cyto.analysis.mean_sem`).
+
+    Parameters
+    ----------
+    umaps : sequence of (n, 2) array_like
+        Replicate embeddings of the same points.
+    crop_labels : mapping of str to (n,) array_like
+        Label per point for each level (None: unlabelled).
+
+    Returns
+    -------
+    scores : dict
+        ``scores[level] = {"mean", "sem", "values"}``.
+    """
+    return {
+        level: mean_sem([clustering_score(Y, labels) for Y in umaps])
+        for level, labels in crop_labels.items()
+    }
+
+
 def baseline_scores(
     crops: Any,
-    levels: Mapping[str, Any],
+    protein_ids: Any,
+    ground_truth: GroundTruth,
     *,
     protein_channel: int = 0,
     seeds: Sequence[int] = (0,),
-    exclude: Mapping[str, Any] | None = None,
-) -> dict[str, dict[str, dict[str, float]]]:
+    umap_options: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Clustering scores of model-free baselines: raw pixels and intensity statistics.
 
     Parameters
     ----------
     crops : (n, C, S, S) array_like
         Normalized crops.
-    levels : mapping of str to (n,) array_like
-        Ground-truth label per crop for each level (e.g. ``{"organelle": ..., "complex": ...}``;
-        unlabelled crops are None).
+    protein_ids : (n,) array_like of str
+        Protein of each crop.
+    ground_truth : GroundTruth
+        Labels per level; levels with fewer than two classes among the crops are skipped.
     protein_channel : int, default 0
         Channel holding the tagged protein.
     seeds : sequence of int
         UMAP seeds.
-    exclude : mapping of str to labels, optional
-        Labels left out of the score per level (e.g. ``{"organelle": ["mixed"]}``).
+    umap_options : mapping, optional
+        Options of :class:`~cyto.analysis.AtlasUMAP`.
 
     Returns
     -------
@@ -189,15 +268,198 @@ def baseline_scores(
         (protein channel → PCA(50) → UMAP) and ``intensity`` (per-crop statistics →
         UMAP).
     """
-
+    labels = ground_truth.crop_labels(protein_ids, min_classes=2)
+    if not labels:
+        return {}
     feats = baseline_features(np.asarray(crops)[:, protein_channel])
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for name, X in feats.items():
-        per_level: dict[str, list[float]] = {lvl: [] for lvl in levels}
-        for seed in seeds:
-            Y = umap_embed(X, random_state=int(seed))
-            for lvl, labels in levels.items():
-                ex = None if exclude is None else exclude.get(lvl)
-                per_level[lvl].append(clustering_score(Y, labels, exclude=ex))
-        out[name] = {lvl: mean_sem(v) for lvl, v in per_level.items()}
-    return out
+    return {
+        name: gamma_over_umaps(umap_replicates(X, seeds, **dict(umap_options or {}))[0], labels)
+        for name, X in feats.items()
+    }
+
+
+def choose_hidden(
+    proteins: Sequence[str], families: Mapping[str, str], *, seed: int = 0
+) -> list[str]:
+    """One protein per family (of the families with two or more ``proteins``), at random.
+
+    Parameters
+    ----------
+    proteins : sequence of str
+        Candidate proteins (e.g. those with a feature spectrum).
+    families : mapping of str to str
+        Family of each labelled protein.
+    seed : int, default 0
+        Seed of the draw.
+
+    Returns
+    -------
+    hidden : list of str
+        In family order.
+    """
+    by_family: dict[str, list[str]] = {}
+    for p in proteins:
+        if families.get(p):
+            by_family.setdefault(str(families[p]), []).append(str(p))
+    rng = np.random.default_rng(seed)
+    # a hidden protein needs another protein of its family to build the consensus
+    return [str(rng.choice(sorted(ps))) for _, ps in sorted(by_family.items()) if len(ps) > 1]
+
+
+@dataclass
+class Evaluation:
+    """Everything :func:`evaluate` measured on one set of encodings.
+
+    Attributes
+    ----------
+    n_crops : int
+        Crops evaluated.
+    scores : dict
+        Γ per ground-truth level: ``{"mean", "sem", "values"}`` over the UMAP seeds.
+    knn : dict of str to float
+        k-NN family accuracy per metric (``"euclidean"``, ``"cosine"``); empty without a
+        reference split.
+    hidden : list of dict
+        Hidden-protein localization rows (see :func:`localize_hidden`).
+    baselines : dict
+        Γ of model-free baselines, ``baselines[name][level]``, measured on the same crops.
+    ground_truth : dict
+        :meth:`GroundTruth.to_dict` of the labels used.
+    umap : dict
+        UMAP seeds, options and backend.
+    notes : list of str
+        What could not be measured and why.
+    umaps : list of (n, 2) ndarray
+        The UMAPs Γ was measured on (not serialised).
+    """
+
+    n_crops: int
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    knn: dict[str, float] = field(default_factory=dict)
+    hidden: list[dict[str, Any]] = field(default_factory=list)
+    baselines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    ground_truth: dict[str, Any] = field(default_factory=dict)
+    umap: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    umaps: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @property
+    def hidden_hit_rate(self) -> float | None:
+        """Fraction of hidden proteins whose family was ranked first (None: none hidden)."""
+        return float(np.mean([r["hit"] for r in self.hidden])) if self.hidden else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every attribute but the UMAPs, plus ``hidden_hit_rate``."""
+        return {
+            "n_crops": self.n_crops,
+            "scores": self.scores,
+            "knn_family_accuracy": self.knn,
+            "hidden_localization": self.hidden,
+            "hidden_hit_rate": self.hidden_hit_rate,
+            "baselines": self.baselines,
+            "ground_truth": self.ground_truth,
+            "umap": self.umap,
+            "notes": self.notes,
+        }
+
+
+def evaluate(
+    encodings: Any,
+    protein_ids: Any,
+    ground_truth: GroundTruth,
+    *,
+    reference: tuple[Any, Any] | None = None,
+    fit: Any = None,
+    spectra: Any = None,
+    crops: Any = None,
+    protein_channel: int = 0,
+    umap_seeds: Sequence[int] = (0,),
+    umap_options: Mapping[str, Any] | None = None,
+    hidden_seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Evaluate encodings against a ground truth: the one evaluation of cyto.
+
+    ``cyto analyze``, ``cyto demo`` and ``cyto ablate`` all call it.
+
+    Parameters
+    ----------
+    encodings : (n, ...) array_like
+        Global encodings of the crops evaluated (e.g. the test split); flattened.
+    protein_ids : (n,) array_like of str
+        Protein of each crop.
+    ground_truth : GroundTruth
+        Labels per level and what is excluded.
+    reference : (encodings, protein_ids), optional
+        Crops a k-NN classifier is fit on (e.g. the training split) to predict the family
+        of ``encodings``; without it no k-NN accuracy.
+    fit : array_like, optional
+        Fit the UMAPs on these encodings and transform ``encodings`` into them.
+    spectra : FeatureSpectra, optional
+        Per-protein feature spectra (``groups``, ``spectra``): one protein per family is
+        hidden (seeded by ``hidden_seed``) and localized from its spectrum.
+    crops : (n, C, S, S) array_like, optional
+        The crops of ``encodings``: the model-free baselines are scored on them.
+    protein_channel : int, default 0
+        Channel of ``crops`` holding the tagged protein.
+    umap_seeds : sequence of int, default (0,)
+        One UMAP per seed; Γ is reported as mean ± s.e.m. over them.
+    umap_options : mapping, optional
+        Options of :class:`~cyto.analysis.AtlasUMAP`.
+    hidden_seed : int, default 0
+        Seed of the hidden-protein draw.
+    log : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    evaluation : Evaluation
+    """
+    X = np.asarray(encodings)
+    X = X.reshape(len(X), -1).astype(np.float32, copy=False)
+    pids = np.asarray(protein_ids)
+    opts = dict(umap_options or {})
+    fit_x = None if fit is None else np.asarray(fit).reshape(len(fit), -1)
+    umaps, backend = umap_replicates(X, umap_seeds, fit=fit_x, log=log, **opts)
+    labels = ground_truth.crop_labels(pids, min_classes=2)
+    ev = Evaluation(
+        n_crops=len(X),
+        scores=gamma_over_umaps(umaps, labels) if umaps else {},
+        ground_truth=ground_truth.to_dict(),
+        umap={"seeds": [int(s) for s in umap_seeds], **opts, "backend": backend},
+        umaps=umaps,
+    )
+    ev.notes += [
+        f"level '{lv}': fewer than 2 classes among the {len(X)} crops, not scored"
+        for lv in ground_truth.levels
+        if lv not in labels
+    ]
+    family = ground_truth.family_level
+    if reference is not None and family is not None:
+        ref_x, ref_p = reference
+        ref_x = np.asarray(ref_x)
+        ev.knn = knn_both_metrics(
+            ref_x.reshape(len(ref_x), -1),
+            ground_truth.labels(family, ref_p),
+            X,
+            ground_truth.labels(family, pids),
+        )
+    if spectra is not None and family is not None:
+        ev.hidden = _hidden_rows(spectra, ground_truth.family_of(), hidden_seed)
+    if crops is not None:
+        ev.baselines = baseline_scores(
+            crops,
+            pids,
+            ground_truth,
+            protein_channel=protein_channel,
+            seeds=umap_seeds,
+            umap_options=opts,
+        )
+    return ev
+
+
+def _hidden_rows(spectra: Any, families: Mapping[str, str], seed: int) -> list[dict[str, Any]]:
+    """Hide one protein per family and localize it from its spectrum."""
+    proteins = [str(p) for p in spectra.groups]
+    hidden = choose_hidden(proteins, families, seed=seed)
+    return localize_hidden(spectra.spectra, proteins, families, hidden=hidden) if hidden else []

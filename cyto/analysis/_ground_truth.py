@@ -6,12 +6,13 @@ import csv
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["labels_for", "load_annotations", "load_complexes", "load_ground_truth"]
+__all__ = ["GroundTruth", "labels_for", "load_annotations", "load_complexes", "load_ground_truth"]
 
 _ANNOTATION_COLUMNS = ("target_name", "annotation_name", "annotation_grade")
 
@@ -96,10 +97,52 @@ def load_annotations(
     >>> load_annotations(p, min_grade=3)
     {'AAMP': 'cytoplasmic', 'BCAP31': 'er', 'NPM1': 'nucleolus_gc'}
     """
+    return _read_annotations(
+        path,
+        min_grade=min_grade,
+        single_localization=single_localization,
+        key=key,
+        families=families,
+    )[0]
+
+
+def _read_annotations(
+    path: str | os.PathLike,
+    *,
+    min_grade: int = 2,
+    single_localization: bool = True,
+    key: str = "target_name",
+    families: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """:func:`load_annotations`, and the proteins it leaves out with the reason."""
     if key not in ("target_name", "ensg_id"):
         raise ValueError(f"`key` must be 'target_name' or 'ensg_id', got {key!r}")
     if min_grade not in (1, 2, 3):
         raise ValueError(f"`min_grade` must be 1, 2 or 3, got {min_grade!r}")
+    per_protein = _annotation_grades(path, key, families)
+    out: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for protein in sorted(per_protein):
+        locs = {n: g for n, g in per_protein[protein].items() if g >= min_grade}
+        if not locs:
+            dropped[protein] = f"no annotation of grade >= {min_grade}"
+            continue
+        top = max(locs.values())
+        best = (
+            sorted(locs) if single_localization else sorted(n for n, g in locs.items() if g == top)
+        )
+        if len(best) == 1:
+            out[protein] = best[0]
+        else:
+            what = f"grade >= {min_grade}" if single_localization else f"top grade {top}"
+            dropped[protein] = f"{len(best)} localizations at {what} ({', '.join(best)})"
+    return out, dropped
+
+
+def _annotation_grades(
+    path: str | os.PathLike, key: str, families: Mapping[str, str] | None
+) -> dict[str, dict[str, int]]:
+    """``{protein: {localization: highest grade}}`` from an OpenCell annotation table."""
     rows = _read_rows(path, (*_ANNOTATION_COLUMNS, key))
     per_protein: dict[str, dict[str, int]] = defaultdict(dict)
     for line, row in enumerate(rows, start=2):
@@ -117,20 +160,7 @@ def load_annotations(
             name = families.get(name, name)
         locs = per_protein[protein]
         locs[name] = max(grade, locs.get(name, 0))
-    out: dict[str, str] = {}
-    for protein in sorted(per_protein):
-        locs = {n: g for n, g in per_protein[protein].items() if g >= min_grade}
-        if not locs:
-            continue
-        if single_localization:
-            if len(locs) == 1:
-                out[protein] = next(iter(locs))
-        else:
-            top = max(locs.values())
-            best = [n for n, g in locs.items() if g == top]
-            if len(best) == 1:
-                out[protein] = best[0]
-    return out
+    return per_protein
 
 
 def load_complexes(path: str | os.PathLike, *, min_size: int = 2) -> dict[str, str]:
@@ -168,6 +198,13 @@ def load_complexes(path: str | os.PathLike, *, min_size: int = 2) -> dict[str, s
     >>> load_complexes(p)
     {'A': 'ribosome', 'B': 'ribosome'}
     """
+    return _read_complexes(path, min_size=min_size)[0]
+
+
+def _read_complexes(
+    path: str | os.PathLike, *, min_size: int = 2
+) -> tuple[dict[str, str], dict[str, str]]:
+    """:func:`load_complexes`, and the proteins it leaves out with the reason."""
     if int(min_size) < 1:
         raise ValueError(f"`min_size` must be >= 1, got {min_size!r}")
     rows = _read_rows(path, ("protein_id", "complex"))
@@ -175,11 +212,20 @@ def load_complexes(path: str | os.PathLike, *, min_size: int = 2) -> dict[str, s
     for row in rows:
         if row["protein_id"] and row["complex"]:
             memberships[row["protein_id"]].add(row["complex"])
+    dropped = {
+        p: f"in {len(c)} complexes ({', '.join(sorted(c))})"
+        for p, c in memberships.items()
+        if len(c) > 1
+    }
     unique = {p: next(iter(c)) for p, c in memberships.items() if len(c) == 1}
     sizes: dict[str, int] = defaultdict(int)
     for c in unique.values():
         sizes[c] += 1
-    return {p: unique[p] for p in sorted(unique) if sizes[unique[p]] >= min_size}
+    for p, c in unique.items():
+        if sizes[c] < min_size:
+            dropped[p] = f"complex {c!r} has {sizes[c]} subunit(s) left, fewer than {min_size}"
+    kept = {p: unique[p] for p in sorted(unique) if sizes[unique[p]] >= min_size}
+    return kept, dict(sorted(dropped.items()))
 
 
 def load_ground_truth(path: str | os.PathLike, **kwargs: Any) -> dict[str, dict[str, str]]:
@@ -219,31 +265,45 @@ def load_ground_truth(path: str | os.PathLike, **kwargs: Any) -> dict[str, dict[
     >>> load_ground_truth(p)
     {'organelle': {'A': 'er', 'B': 'er', 'C': 'golgi'}, 'complex': {'B': 'c1', 'C': 'c1'}}
     """
+    return _read_levels(path, **kwargs)[0]
+
+
+def _read_levels(
+    path: str | os.PathLike, **kwargs: Any
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """:func:`load_ground_truth`, and per level the proteins left out with the reason."""
     rows = _read_rows(path, ())
     header = set(rows[0]) if rows else set()
     if not rows:
         with open(path, encoding="utf-8-sig") as fh:
             header = {h.strip() for h in fh.readline().split(",")}
     if set(_ANNOTATION_COLUMNS) <= header:
-        return {"organelle": load_annotations(path, **kwargs)}
+        kept, dropped = _read_annotations(path, **kwargs)
+        return {"organelle": kept}, {"organelle": dropped}
     if {"protein_id", "family"} <= header:
-        levels: dict[str, dict[str, str]] = {"organelle": {}}
-        if "complex" in header:
-            levels["complex"] = {}
-        for row in rows:
-            p = row["protein_id"]
-            if p and row["family"]:
-                levels["organelle"][p] = row["family"]
-            if "complex" in levels and p and row["complex"]:
-                levels["complex"][p] = row["complex"]
-        return levels
+        return _family_levels(rows, "complex" in header), {}
     if {"protein_id", "complex"} <= header:
-        return {"complex": load_complexes(path)}
+        kept, dropped = _read_complexes(path)
+        return {"complex": kept}, {"complex": dropped}
     raise ValueError(
         f"`{Path(path).name}` is not a known ground-truth table; expected the OpenCell "
         f"annotation columns {list(_ANNOTATION_COLUMNS)}, or protein_id,family[,complex], "
         f"or protein_id,complex; got {sorted(header)}"
     )
+
+
+def _family_levels(rows: list[dict[str, str]], with_complex: bool) -> dict[str, dict[str, str]]:
+    """Levels of a ``protein_id,family[,complex]`` table (empty cells: unlabelled)."""
+    levels: dict[str, dict[str, str]] = {"organelle": {}}
+    if with_complex:
+        levels["complex"] = {}
+    for row in rows:
+        p = row["protein_id"]
+        if p and row["family"]:
+            levels["organelle"][p] = row["family"]
+        if with_complex and p and row["complex"]:
+            levels["complex"][p] = row["complex"]
+    return levels
 
 
 def labels_for(protein_ids: Any, mapping: Mapping[str, str]) -> np.ndarray:
@@ -277,3 +337,113 @@ def labels_for(protein_ids: Any, mapping: Mapping[str, str]) -> np.ndarray:
         name = p.decode("utf-8") if isinstance(p, bytes) else str(p)
         lut[i] = mapping.get(name)
     return lut[inverse.ravel()]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Known labels per level, and the proteins left out of each level with the reason.
+
+    The one ground truth every evaluation step uses (Γ, k-NN accuracy, hidden-protein
+    localization, baselines), so that what is excluded is decided once, when the tables
+    are read — e.g. a protein annotated at two places is not a single-localization
+    protein and has no organelle label anywhere (the paper's rule).
+
+    Attributes
+    ----------
+    levels : dict of str to dict of str to str
+        ``levels[level][protein] = label`` (e.g. levels ``"organelle"`` and ``"complex"``).
+    excluded : dict of str to dict of str to str
+        ``excluded[level][protein] = reason`` for proteins a table names but the level
+        leaves out.
+    sources : tuple of str
+        The tables read.
+
+    Examples
+    --------
+    >>> gt = GroundTruth({"organelle": {"A": "er", "B": "golgi"}})
+    >>> gt.labels("organelle", ["A", "C"]).tolist()
+    ['er', None]
+    >>> gt.family_level
+    'organelle'
+    """
+
+    levels: dict[str, dict[str, str]] = field(default_factory=dict)
+    excluded: dict[str, dict[str, str]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def read(
+        cls,
+        ground_truth: str | os.PathLike | None = None,
+        complexes: str | os.PathLike | None = None,
+        *,
+        min_grade: int = 2,
+    ) -> GroundTruth:
+        """Read a ground-truth table and/or a complex table.
+
+        Parameters
+        ----------
+        ground_truth : path-like, optional
+            Any table :func:`load_ground_truth` reads.
+        complexes : path-like, optional
+            A ``protein_id,complex`` table; replaces a complex level of ``ground_truth``.
+        min_grade : int, default 2
+            Annotation grade threshold for OpenCell annotation tables.
+
+        Returns
+        -------
+        ground_truth : GroundTruth
+            Empty when neither table is given.
+        """
+        levels: dict[str, dict[str, str]] = {}
+        excluded: dict[str, dict[str, str]] = {}
+        if ground_truth is not None:
+            lv, ex = _read_levels(ground_truth, min_grade=min_grade)
+            levels.update(lv)
+            excluded.update(ex)
+        if complexes is not None:
+            levels["complex"], excluded["complex"] = _read_complexes(complexes)
+        sources = tuple(str(p) for p in (ground_truth, complexes) if p is not None)
+        return cls(levels, excluded, sources)
+
+    def __bool__(self) -> bool:
+        return any(self.levels.values())
+
+    @property
+    def family_level(self) -> str | None:
+        """The level atlases are coloured by: ``"organelle"`` if present, else the first."""
+        return "organelle" if "organelle" in self.levels else next(iter(self.levels), None)
+
+    def family_of(self) -> dict[str, str]:
+        """``{protein: label}`` at :attr:`family_level` (empty without one)."""
+        return dict(self.levels.get(self.family_level, {})) if self.family_level else {}
+
+    def labels(self, level: str, protein_ids: Any) -> np.ndarray:
+        """Label per crop at ``level`` (None where unlabelled); see :func:`labels_for`."""
+        if level not in self.levels:
+            raise ValueError(f"`level` must be one of {list(self.levels)}, got {level!r}")
+        return labels_for(protein_ids, self.levels[level])
+
+    def crop_labels(self, protein_ids: Any, *, min_classes: int = 1) -> dict[str, np.ndarray]:
+        """Labels per crop for every level with at least ``min_classes`` classes among them."""
+        out = {}
+        for level in self.levels:
+            lab = self.labels(level, protein_ids)
+            if len({v for v in lab if v is not None}) >= min_classes:
+                out[level] = lab
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Sizes, classes and exclusions per level, and the tables' file names."""
+        return {
+            # file names only: a result must not change when its folder moves
+            "sources": [Path(s).name for s in self.sources],
+            "levels": {
+                lv: {
+                    "proteins": len(m),
+                    "classes": len(set(m.values())),
+                    "excluded": dict(self.excluded.get(lv, {})),
+                }
+                for lv, m in self.levels.items()
+            },
+        }

@@ -19,8 +19,9 @@ import numpy as np
 from cyto._atomic import atomic_path
 from cyto._health import DegenerateEncodingError, HealthAccumulator
 from cyto._provenance import package_versions
-from cyto.analysis._ground_truth import labels_for, load_complexes, load_ground_truth
-from cyto.analysis._score import ScoreTable, clustering_score_table, merge_score_tables
+from cyto.analysis._evaluate import Evaluation, evaluate
+from cyto.analysis._ground_truth import GroundTruth, labels_for
+from cyto.analysis._score import ScoreTable
 from cyto.analysis._spectra import (
     bicluster,
     code_correlation,
@@ -29,7 +30,6 @@ from cyto.analysis._spectra import (
     mean_by_label,
     representative_images,
 )
-from cyto.analysis._umap import AtlasUMAP
 from cyto.data._embeddings import Embeddings
 
 __all__ = ["AnalysisReport", "analyze_embeddings", "write_report"]
@@ -135,6 +135,8 @@ class AnalysisReport:
         The self-contained HTML page (None with ``page=False``).
     scores : ScoreTable or None
         Clustering scores per ground-truth level (None without ground truth).
+    evaluation : Evaluation
+        The first file's evaluation (Γ, k-NN accuracy, hidden proteins, baselines).
     summary : dict
         Everything in ``scores.json``.
     files : dict of str to Path
@@ -147,9 +149,35 @@ class AnalysisReport:
     out_dir: Path
     html: Path | None
     scores: ScoreTable | None
-    summary: dict[str, Any] = field(repr=False)
-    files: dict[str, Path] = field(repr=False)
+    evaluation: Evaluation | None = field(default=None, repr=False)
+    summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    files: dict[str, Path] = field(default_factory=dict, repr=False)
     sections: list[tuple[str, list[Any]]] = field(default_factory=list, repr=False)
+
+
+def _num(x: Any, spec: str) -> str:
+    return "–" if x is None or not np.isfinite(x) else format(x, spec)
+
+
+def _mean_sem_text(d: Mapping[str, Any] | None) -> str:
+    """``mean ± sem`` of a :func:`mean_sem` dict or score record ("–" when absent)."""
+    if not d:
+        return "–"
+    sem = d.get("sem")
+    return _num(d.get("mean"), ".2f") + ("" if sem is None else f" ± {_num(sem, '.2f')}")
+
+
+def _ground_truth_text(gt: GroundTruth) -> str:
+    """What each level holds and what it leaves out, in a sentence per level."""
+    out = []
+    for lv, labels in gt.levels.items():
+        ex = gt.excluded.get(lv, {})
+        text = f"Level '{lv}': {len(labels)} proteins in {len(set(labels.values()))} classes"
+        if ex:
+            first = next(iter(ex.items()))
+            text += f"; {len(ex)} left out (e.g. {first[0]}: {first[1]})"
+        out.append(text + ".")
+    return " ".join(out)
 
 
 def _log(verbose: bool, msg: str) -> None:
@@ -272,6 +300,10 @@ def _read_embeddings(
             fit_rows = np.flatnonzero(emb.split == fit_split)
             out["X_fit"] = emb.read("global", fit_rows).astype(np.float32)
         out["local_idx"], out["num_codes"] = _local_codes(emb) if local else (None, 0)
+        out["reference"] = None
+        if local and out["split_used"] == "test" and (emb.split == "train").any():
+            ref_rows = np.flatnonzero(emb.split == "train")
+            out["reference"] = (emb.read("global", ref_rows), out["pids_all"][ref_rows])
     return out
 
 
@@ -302,6 +334,8 @@ def analyze_embeddings(
     verbose: bool = True,
     allow_degenerate: bool = False,
     page: bool = True,
+    hidden_seed: int = 0,
+    baselines: str | os.PathLike | Mapping[str, Any] | None = None,
 ) -> AnalysisReport:
     """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
 
@@ -314,7 +348,10 @@ def analyze_embeddings(
       family (Fig. 4b), representative crops per feature cluster (with the crop store),
       clustering-score bars (Fig. 6) and ablation difference maps (Fig. 5, if given);
     - ``scores.json`` and ``scores.csv`` — Γ per ground-truth level and UMAP seed, mean ±
-      s.e.m., leave-one-out localization accuracy of the family spectra;
+      s.e.m., the :class:`~cyto.analysis.Evaluation` (k-NN family accuracy against the
+      training split when the atlas is the test split, hidden-protein localization, the
+      ground truth's levels and exclusions), leave-one-out localization accuracy of the
+      family spectra;
     - ``umap.csv`` (coordinates per crop), ``feature_clusters.csv`` (cluster per code),
       ``spectra.npz`` (per-protein spectra, correlation, order), ``localization.csv``
       (best families for every protein, the FAM241A analysis);
@@ -368,6 +405,12 @@ def analyze_embeddings(
     page : bool, default True
         Write ``report.html``. False returns its sections only
         (:attr:`AnalysisReport.sections`), for a page that holds more.
+    hidden_seed : int, default 0
+        Seed of the draw of hidden proteins (one per family) localized from their spectra.
+    baselines : path-like or mapping, optional
+        Γ of model-free baselines measured elsewhere on the same crops
+        (:func:`~cyto.analysis.baseline_scores`, or its JSON file), shown beside the
+        model's scores.
 
     Returns
     -------
@@ -403,26 +446,37 @@ def analyze_embeddings(
     main = _read_embeddings(emb_paths[0], local=True, allow_degenerate=allow_degenerate, **read)
     run.describe_input(main)
     pids = main["pids_all"][main["rows"]]
-    levels, crop_labels, family_level = _levels_of(ground_truth, complexes, min_grade, pids)
-    embs = run.umaps(main["variant"], main["X"], main["X_fit"])
+    gt = _ground_truth_of(ground_truth, complexes, min_grade, pids)
+    spectra = None
+    if main["local_idx"] is not None and main["num_codes"] > 0:
+        _log(verbose, f"feature spectra: {main['local_idx'].shape[0]} crops")
+        spectra = feature_spectra(main["local_idx"], main["pids_all"], main["num_codes"])
+    ev = run.evaluate(main, gt, spectra=spectra, hidden_seed=hidden_seed)
+    if baselines is not None:
+        ev.baselines = _baselines_of(baselines)
     run.summary["umap"] |= {"fit_split": fit_split or main["split_used"]}
-    run.write_umap_csv(main, embs[0], levels, crop_labels)
+    run.write_umap_csv(main, ev.umaps[0], gt)
     # further model variants (ablation study, Fig. 6), read only when there is a score
     others = (
         _read_embeddings(p, local=False, allow_degenerate=allow_degenerate, **read)
         for p in emb_paths[1:]
     )
-    table = run.score(main, embs, others, levels, crop_labels)
-    color_labels = crop_labels.get(family_level) if family_level else np.full(pids.size, None)
-    run.atlas_section(main, embs[0], color_labels, family_level, levels, highlight)
+    table = run.score(main["variant"], ev, others, gt)
+    fam_map = gt.family_of()
+    color_labels = labels_for(pids, fam_map) if gt.family_level else np.full(pids.size, None)
+    run.atlas_section(main, ev.umaps[0], color_labels, gt.family_level, fam_map, highlight)
     if table is not None:
-        run.score_section(table)
-    if main["local_idx"] is not None and main["num_codes"] > 0:
-        fam_map = levels.get(family_level, {}) if family_level else {}
-        run.spectra_section(main, fam_map, n_clusters=n_clusters, crops=crops)
+        run.score_section(table, ev, gt)
+    else:
+        why = "; ".join(ev.notes) or "no ground truth was given (ground_truth / complexes)"
+        run.sections.append(("Clustering score", [f"Clustering scores not computed: {why}."]))
+    if ev.hidden:
+        run.hidden_section(ev)
+    if spectra is not None:
+        run.spectra_section(main, spectra, fam_map, n_clusters=n_clusters, crops=crops)
     if ablation is not None:
         run.ablation_section(ablation)
-    return run.finish(t0, main["variant"], table, page=page)
+    return run.finish(t0, main["variant"], table, ev, page=page)
 
 
 def _embedding_paths(embeddings: Any) -> list[Path]:
@@ -439,25 +493,29 @@ def _embedding_paths(embeddings: Any) -> list[Path]:
     return paths
 
 
-def _levels_of(
+def _ground_truth_of(
     ground_truth: Any, complexes: Any, min_grade: int, pids: np.ndarray
-) -> tuple[dict[str, dict[str, str]], dict[str, np.ndarray], str | None]:
-    """Ground-truth levels, the atlas crops' labels per level and the family level."""
-    levels: dict[str, dict[str, str]] = {}
-    if ground_truth is not None:
-        levels.update(load_ground_truth(ground_truth, min_grade=min_grade))
-    if complexes is not None:
-        levels["complex"] = load_complexes(complexes)
-    crop_labels = {lv: labels_for(pids, m) for lv, m in levels.items()}
-    if levels and not any(any(v is not None for v in lab) for lab in crop_labels.values()):
+) -> GroundTruth:
+    """The ground truth, checked to label some of the atlas proteins."""
+    gt = GroundTruth.read(ground_truth, complexes, min_grade=min_grade)
+    if gt.levels and not any(any(v is not None for v in gt.labels(lv, pids)) for lv in gt.levels):
         given = ", ".join(str(p) for p in (ground_truth, complexes) if p is not None)
         raise ValueError(
             f"the ground truth ({given}) labels none of the {np.unique(pids).size} proteins "
             f"of the atlas (e.g. {', '.join(map(str, np.unique(pids)[:3]))}); check that its "
             "protein ids match the crop store's (gene names for OpenCell tables)"
         )
-    family_level = "organelle" if "organelle" in levels else next(iter(levels), None)
-    return levels, crop_labels, family_level
+    return gt
+
+
+def _baselines_of(baselines: Any) -> dict[str, Any]:
+    """Baseline scores given as a mapping or a JSON file (``cyto demo``'s baselines.json)."""
+    if isinstance(baselines, Mapping):
+        return dict(baselines)
+    path = Path(baselines)
+    if not path.is_file():
+        raise FileNotFoundError(f"`baselines` file not found: {path}")
+    return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _default_highlight(pids: np.ndarray, fam_map: Mapping[str, str]) -> list[str]:
@@ -535,32 +593,27 @@ class _AnalysisRun:
             proteins=int(np.unique(main["pids_all"]).size),
         )
 
-    def umaps(self, name: str, X: np.ndarray, X_fit: np.ndarray | None) -> list[np.ndarray]:
-        """One 2-D UMAP of ``X`` per seed (fit on ``X_fit`` when given)."""
-        embs, u = [], self.umap
-        for seed in u["seeds"]:
-            _log(self.verbose, f"{name}: UMAP (seed {seed}) of {X.shape[0]} crops × {X.shape[1]}")
-            atlas = AtlasUMAP(
-                n_neighbors=u["n_neighbors"],
-                min_dist=u["min_dist"],
-                random_state=int(seed),
-                backend=u["backend"],
-            )
-            embs.append(
-                atlas.fit(X_fit).transform(X) if X_fit is not None else atlas.fit_transform(X)
-            )
-        self.summary["umap"] |= {
-            "backend": atlas.backend_,
-            "seeds": u["seeds"],
-            "n_neighbors": u["n_neighbors"],
-            "min_dist": u["min_dist"],
-        }
-        return embs
+    def evaluate(self, main: dict[str, Any], gt: GroundTruth, **kwargs: Any) -> Evaluation:
+        """:func:`evaluate` one variant with this run's UMAP options."""
+        name, u = main["variant"], self.umap
+        ev = evaluate(
+            main["X"],
+            main["pids_all"][main["rows"]],
+            gt,
+            reference=main.get("reference"),
+            fit=main["X_fit"],
+            umap_seeds=u["seeds"],
+            umap_options={k: u[k] for k in ("n_neighbors", "min_dist", "backend")},
+            log=lambda msg: _log(self.verbose, f"{name}: {msg}"),
+            **kwargs,
+        )
+        self.summary["umap"] |= {k: ev.umap[k] for k in ("backend", "seeds")}
+        self.summary["umap"] |= {k: u[k] for k in ("n_neighbors", "min_dist")}
+        return ev
 
-    def write_umap_csv(
-        self, main: dict[str, Any], Y: np.ndarray, levels: Mapping, crop_labels: Mapping
-    ) -> None:
+    def write_umap_csv(self, main: dict[str, Any], Y: np.ndarray, gt: GroundTruth) -> None:
         rows = main["rows"]
+        crop_labels = {lv: gt.labels(lv, main["pids_all"][rows]) for lv in gt.levels}
         table = [
             [
                 int(main["crop_index"][r]),
@@ -570,44 +623,35 @@ class _AnalysisRun:
                 float(x),
                 float(y),
             ]
-            + [crop_labels[lv][i] or "" for lv in levels]
+            + [crop_labels[lv][i] or "" for lv in gt.levels]
             for i, (r, (x, y)) in enumerate(zip(rows, Y))
         ]
-        header = ["crop_index", "protein_id", "fov_id", "split", "umap1", "umap2", *levels]
+        header = ["crop_index", "protein_id", "fov_id", "split", "umap1", "umap2", *gt.levels]
         self.files["umap.csv"] = _write_csv(self.out / "umap.csv", header, table)
 
     def score(
         self,
-        main: dict[str, Any],
-        embs: list[np.ndarray],
+        variant: str,
+        ev: Evaluation,
         others: Iterable[dict[str, Any]],
-        levels: Mapping[str, Mapping[str, str]],
-        crop_labels: Mapping[str, np.ndarray],
+        gt: GroundTruth,
     ) -> ScoreTable | None:
         """Γ per level and UMAP seed of every variant (levels with ≥ 2 classes)."""
-        scorable = {}
-        for lv, lab in crop_labels.items():
-            n_classes = len({v for v in lab if v is not None})
-            if n_classes >= 2:
-                scorable[lv] = lab
-            else:
-                self.summary.setdefault("notes", []).append(
-                    f"level '{lv}': only {n_classes} class(es) among the atlas crops, not scored"
-                )
-        if not scorable:
+        self.summary["evaluation"] = ev.to_dict()
+        if ev.notes:
+            self.summary.setdefault("notes", []).extend(ev.notes)
+        if not ev.scores:
             return None
-        names = [main["variant"]]
-        tables = [clustering_score_table({names[0]: embs}, scorable)]
+        names = [variant]
+        per_variant = {variant: {lv: s["values"] for lv, s in ev.scores.items()}}
         for other in others:
             name = other["variant"]
             while name in names:
                 name += "'"
             names.append(name)
-            o_pids = other["pids_all"][other["rows"]]
-            o_labels = {lv: labels_for(o_pids, levels[lv]) for lv in scorable}
-            o_embs = self.umaps(name, other["X"], other["X_fit"])
-            tables.append(clustering_score_table({name: o_embs}, o_labels))
-        table = merge_score_tables(tables)
+            o_ev = self.evaluate({**other, "variant": name}, gt)
+            per_variant[name] = {lv: o_ev.scores[lv]["values"] for lv in ev.scores}
+        table = ScoreTable.from_scores(per_variant)
         self.summary["scores"] = table.to_records()
         seeds = self.umap["seeds"]
         self.files["scores.csv"] = _write_csv(
@@ -628,7 +672,7 @@ class _AnalysisRun:
         Y: np.ndarray,
         color_labels: np.ndarray,
         family_level: str | None,
-        levels: Mapping[str, Mapping[str, str]],
+        fam_map: Mapping[str, str],
         highlight: Sequence[str] | None,
     ) -> None:
         rows, split_used, variant = main["rows"], main["split_used"], main["variant"]
@@ -640,9 +684,7 @@ class _AnalysisRun:
             self.save("atlas", self.figs.plot_atlas(Y, color_labels, title=title)),
         ]
         if highlight is None:
-            highlight = _default_highlight(
-                pids, levels.get(family_level, {}) if family_level else {}
-            )
+            highlight = _default_highlight(pids, fam_map)
         highlight = [p for p in highlight if p in set(pids.tolist())]
         if highlight:
             fig = self.figs.plot_protein_highlights(Y, pids, highlight, labels=color_labels)
@@ -652,35 +694,66 @@ class _AnalysisRun:
             ]
         self.sections.append(("Localization atlas", items))
 
-    def score_section(self, table: ScoreTable) -> None:
+    def score_section(self, table: ScoreTable, ev: Evaluation, gt: GroundTruth) -> None:
+        rows = [[r["variant"], r["level"], _mean_sem_text(r), r["n"]] for r in table.to_records()]
+        rows += [
+            [f"baseline: {name}", lv, _mean_sem_text(s), len(s.get("values", []))]
+            for name, per_level in ev.baselines.items()
+            for lv, s in per_level.items()
+        ]
+        items: list[Any] = [
+            "Γ = spread of the class centroids / median class size (robust statistics, "
+            f"Kobayashi et al. 2022), mean ± s.e.m. over {len(self.umap['seeds'])} UMAP "
+            "seed(s); higher is better. " + _ground_truth_text(gt),
+            {"header": ["representation", "level", "Γ", "n"], "rows": rows},
+        ]
+        if ev.knn:
+            items.append(
+                "k-nearest-neighbour (k = 15) family accuracy of these crops' global "
+                "encodings, fit on the training crops: "
+                + ", ".join(f"{_num(v, '.3f')} ({m})" for m, v in ev.knn.items())
+                + "."
+            )
+        items.append(self.save("clustering_scores", self.figs.plot_scores(table)))
+        self.sections.append(("Clustering score", items))
+
+    def hidden_section(self, ev: Evaluation) -> None:
         rows = [
             [
-                r["variant"],
-                r["level"],
-                f"{r['mean']:.3f}",
-                "–" if not np.isfinite(r["sem"]) else f"{r['sem']:.3f}",
-                r["n"],
+                r["protein"],
+                r["true"],
+                r["predicted"],
+                r["r"],
+                "yes" if r["hit"] else "no",
+                ", ".join(r["top3"]),
             ]
-            for r in table.to_records()
+            for r in ev.hidden
         ]
         self.sections.append(
             (
-                "Clustering score",
+                "Localization of hidden proteins",
                 [
-                    "Γ = spread of the class centroids / median class size (robust statistics, "
-                    f"Kobayashi et al. 2022), {len(self.umap['seeds'])} UMAP seed(s).",
-                    {"header": ["variant", "level", "mean", "s.e.m.", "n"], "rows": rows},
-                    self.save("clustering_scores", self.figs.plot_scores(table)),
+                    "One protein per family had its family hidden; its feature spectrum was "
+                    "ranked against the consensus spectra of the other proteins of each "
+                    f"family. Hit rate: {_num(ev.hidden_hit_rate, '.0%')}.",
+                    {
+                        "header": ["protein", "true family", "predicted", "r", "hit", "top 3"],
+                        "rows": rows,
+                    },
                 ],
             )
         )
 
     def spectra_section(
-        self, main: dict[str, Any], fam_map: Mapping[str, str], *, n_clusters: int, crops: Any
+        self,
+        main: dict[str, Any],
+        spec: Any,
+        fam_map: Mapping[str, str],
+        *,
+        n_clusters: int,
+        crops: Any,
     ) -> None:
-        local_idx, num_codes, pids_all = main["local_idx"], main["num_codes"], main["pids_all"]
-        _log(self.verbose, f"feature spectra: {local_idx.shape[0]} crops × {num_codes} codes")
-        spec = feature_spectra(local_idx, pids_all, num_codes)
+        num_codes = main["num_codes"]
         items: list[Any] = []
         used = np.zeros(0, dtype=int)
         if spec.groups.size >= 2:
@@ -811,7 +884,13 @@ class _AnalysisRun:
         )
 
     def finish(
-        self, t0: float, variant: str, table: ScoreTable | None, *, page: bool = True
+        self,
+        t0: float,
+        variant: str,
+        table: ScoreTable | None,
+        ev: Evaluation,
+        *,
+        page: bool = True,
     ) -> AnalysisReport:
         """Write scores.json and (unless ``page`` is False) the page; the report object."""
         self.summary["seconds"] = round(time.perf_counter() - t0, 2)
@@ -820,6 +899,8 @@ class _AnalysisRun:
             json.dumps(self.summary, indent=2, default=str).encode("utf-8"),
         )
         files = [[str(p.relative_to(self.out))] for p in self.files.values()]
+        # named from the analysis folder, so they read right on a page that holds more
+        files = [[f"{self.out.name}/{f}"] for (f,) in files]
         self.sections.append(("Files", [{"header": ["file"], "rows": files}]))
         _atomic_write(self.out / SECTIONS_FILE, _sections_json(self.sections, self.out))
         html = None
@@ -834,6 +915,7 @@ class _AnalysisRun:
             out_dir=self.out,
             html=html,
             scores=table,
+            evaluation=ev,
             summary=self.summary,
             files=self.files,
             sections=self.sections,

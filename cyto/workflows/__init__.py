@@ -19,9 +19,10 @@ Stages of :func:`run_demo`:
 ``embed``       :func:`cyto.nn.embed` → ``embeddings.h5`` (every crop, with its split)
 ``baselines``   raw-pixel and intensity-statistics baselines on the test crops →
                 ``baselines.json``
-``analyze``     :func:`cyto.analysis.analyze_embeddings` → ``analysis/``; then the
-                k-nearest-neighbour family accuracy, the localization of hidden
-                proteins and the page ``report.html``.
+``analyze``     :func:`cyto.analysis.analyze_embeddings` → ``analysis/``: its
+                :class:`~cyto.analysis.Evaluation` (Γ, k-nearest-neighbour family
+                accuracy, hidden proteins, baselines) → ``scores.json``, and the page
+                ``report.html``.
 """
 
 from cyto.analysis import baseline_scores, knn_family_accuracy, localize_hidden

@@ -11,9 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto.analysis import (
-    knn_both_metrics,
-)
+from cyto.analysis import GroundTruth, evaluate
 from cyto.data import Embeddings, RunDir
 from cyto.workflows._inputs import (
     DemoPreset,
@@ -21,10 +19,7 @@ from cyto.workflows._inputs import (
     _atomic_text,
     _check_preprocessed,
     _demo_inputs,
-    _family_table,
-    _ground_truth_table,
     _is_crop_store,
-    _levels,
     _print_stderr,
     _resolve_preset,
 )
@@ -115,13 +110,10 @@ def _read_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return X.reshape(len(X), -1).astype(np.float32), proteins
 
 
-def _ablation_knn(
-    run: Path, store: Path, test_x: np.ndarray, test_families: np.ndarray, gt: Any, device: str
-) -> dict[str, float]:
-    """k-NN family accuracy (train → test) of one trained model, both metrics.
+def _train_encodings(run: Path, store: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Global encodings of the training split of one trained model (the k-NN reference).
 
-    The training split's encodings are written to a temporary file next to the run and
-    removed once read: only the two accuracies are kept.
+    They are written to a temporary file next to the run and removed once read.
     """
     from cyto.nn import embed
 
@@ -129,11 +121,12 @@ def _ablation_knn(
     try:
         # an ablation compares variants: a collapsed one is a result, not an error
         embed(run, store, tmp, split="train", device=device, progress=False, allow_degenerate=True)
-        train_x, train_proteins = _read_encodings(tmp)
+        return _read_encodings(tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    train_families = _levels(gt, train_proteins)["organelle"]
-    knn = knn_both_metrics(train_x, train_families, test_x, test_families)
+
+
+def _knn_fields(knn: Mapping[str, float]) -> dict[str, float]:
     return {f"knn_{m}": knn.get(m, float("nan")) for m in ("cosine", "euclidean")}
 
 
@@ -242,13 +235,11 @@ def run_ablation(
             key, run = f"seed{seed}", out / "runs" / _slug(name) / f"seed{seed}"
             if key in done.get(name, {}):
                 if "knn_cosine" not in done[name][key]:  # scored before kNN was added
-                    X, proteins = _read_encodings(run / "embeddings_test.h5")
-                    fam = _levels(study["gt"], proteins)["organelle"]
-                    done[name][key].update(_ablation_knn(run, store, X, fam, study["gt"], device))
+                    done[name][key].update(_score_model(run, store, study, (), device, knn=True))
                     _atomic_json(scores_path, done)
                 continue
             _train_and_embed(run, store, preset, var, seed=seed, device=device, progress=progress)
-            per = _score_model(run, store, study, levels, umap_seeds, device)
+            per = _score_model(run, store, study, umap_seeds, device)
             done.setdefault(name, {})[key] = per
             _atomic_json(scores_path, done)
             echo(
@@ -265,13 +256,12 @@ def run_ablation(
 def _ablation_inputs(
     out: Path, inputs: Mapping[str, Any], preset: DemoPreset, progress: bool
 ) -> dict[str, Any]:
-    """What the study runs on: source, preprocessing options, ground truth, exclusions."""
+    """What the study runs on: source, preprocessing options and ground truth."""
     if inputs["data"] is not None:
         return {
             "source": None if _is_crop_store(inputs["data"]) else inputs["data"],
             "options": inputs["options"],
-            "gt": _ground_truth_table(inputs["ground_truth"], inputs["complexes"]),
-            "exclude": {},
+            "gt": GroundTruth.read(inputs["ground_truth"], inputs["complexes"]),
             "origin": f"data {inputs['data'].name}",
         }
     from cyto.data import SyntheticAtlasConfig, generate_atlas
@@ -283,8 +273,9 @@ def _ablation_inputs(
     return {
         "source": atlas / "manifest.csv",
         "options": dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"]),
-        "gt": _family_table(atlas),
-        "exclude": {"organelle": ["mixed"]},
+        # as OpenCell's annotations: a 'mixed' protein (two localizations) has no
+        # organelle label (the paper's single-localization rule)
+        "gt": GroundTruth.read(atlas / "annotations.csv", atlas / "complexes.csv"),
         "origin": "synthetic atlas seed 0",
     }
 
@@ -329,17 +320,13 @@ def _ablation_store(
     return store
 
 
-def _labelled_levels(store: Path, gt: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _labelled_levels(store: Path, gt: GroundTruth) -> list[str]:
     """The ground-truth levels that label at least one protein of the store."""
     from cyto.data import CropStore
 
     with CropStore(store) as cs:
         present = set(cs.protein_ids)
-    levels = [
-        lvl
-        for lvl, col in (("organelle", "family"), ("complex", "complex"))
-        if any(r.get(col) for p, r in gt.items() if p in present)
-    ]
+    levels = [lv for lv, m in gt.levels.items() if present & set(m)]
     if not levels:
         raise ValueError(
             f"none of the {len(present)} proteins in the crops has a label in the ground "
@@ -382,22 +369,17 @@ def _score_model(
     run: Path,
     store: Path,
     study: Mapping[str, Any],
-    levels: Sequence[str],
     umap_seeds: Sequence[int],
     device: str,
+    *,
+    knn: bool = True,
 ) -> dict[str, Any]:
     """Γ per level and UMAP seed, and the k-NN family accuracy, of one trained model."""
-    from cyto.analysis import clustering_score, umap_embed
-
     X, proteins = _read_encodings(run / "embeddings_test.h5")
-    labels = _levels(study["gt"], proteins)
-    per: dict[str, Any] = {lvl: [] for lvl in levels}
-    for useed in umap_seeds:
-        Y = umap_embed(X, random_state=int(useed))
-        for lvl in levels:
-            per[lvl].append(clustering_score(Y, labels[lvl], exclude=study["exclude"].get(lvl)))
-    per.update(_ablation_knn(run, store, X, labels["organelle"], study["gt"], device))
-    return per
+    reference = _train_encodings(run, store, device) if knn else None
+    ev = evaluate(X, proteins, study["gt"], reference=reference, umap_seeds=umap_seeds)
+    per: dict[str, Any] = {lv: s["values"] for lv, s in ev.scores.items()}
+    return {**per, **(_knn_fields(ev.knn) if knn else {})}
 
 
 def _write_ablation_tables(

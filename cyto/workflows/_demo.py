@@ -14,11 +14,7 @@ import numpy as np
 
 from cyto._cpus import available_cpus
 from cyto._provenance import output_hashes, package_versions
-from cyto.analysis import (
-    baseline_scores,
-    knn_both_metrics,
-    localize_hidden,
-)
+from cyto.analysis import GroundTruth, baseline_scores
 from cyto.data import Embeddings, RunDir
 from cyto.workflows._inputs import (
     STAGES,
@@ -28,10 +24,7 @@ from cyto.workflows._inputs import (
     _atomic_json,
     _check_preprocessed,
     _demo_inputs,
-    _family_table,
-    _ground_truth_table,
     _is_crop_store,
-    _levels,
     _print_stderr,
     _remove,
     _resolve_preset,
@@ -81,7 +74,7 @@ class _Demo:
         self.analysis = out / "analysis"
         self.scores = out / "scores.json"
         self.report = out / "report.html"
-        self._gt: dict[str, dict[str, str | None]] | None = None
+        self._gt: GroundTruth | None = None
 
     # outputs a stage replaces when it is rerun (never the user's own files)
     def outputs(self, stage: str) -> list[Path]:
@@ -116,19 +109,17 @@ class _Demo:
         return self.data is None
 
     @property
-    def gt(self) -> dict[str, dict[str, str | None]]:
-        """``protein_id -> {"family", "complex"}`` (None where a level has no label)."""
+    def gt(self) -> GroundTruth:
+        """The ground truth every evaluation of this demo uses (empty without tables)."""
         if self._gt is None:
             if self.synthetic:
-                self._gt = dict(_family_table(self.atlas))  # type: ignore[arg-type]
+                # annotations.csv, as OpenCell's: a 'mixed' protein has two localizations,
+                # so the organelle level leaves it out (the paper's single-localization rule)
+                tables = (self.atlas / "annotations.csv", self.atlas / "complexes.csv")
             else:
-                self._gt = _ground_truth_table(self.ground_truth, self.complexes)
+                tables = (self.ground_truth, self.complexes)  # type: ignore[assignment]
+            self._gt = GroundTruth.read(*tables)
         return self._gt
-
-    @property
-    def exclude(self) -> dict[str, list[str]]:
-        # the synthetic 'mixed' family has two annotations: not a single localization
-        return {"organelle": ["mixed"]} if self.synthetic else {}
 
     def _eval_rows(self, split: np.ndarray) -> tuple[np.ndarray, str]:
         """Rows scored by baselines and analysis: the test split, or every crop."""
@@ -152,7 +143,7 @@ class _Demo:
         generate_atlas(self.atlas, cfg, n_jobs=os.cpu_count() or 1, progress=self.progress)
         info = json.loads((self.atlas / "synth.json").read_text())
         n_fields = sum(1 for _ in open(self.atlas / "manifest.csv")) - 1
-        n_prot = len(_family_table(self.atlas))
+        n_prot = len(info.get("proteins", []))
         return f"{n_prot} proteins, {n_fields} fields of view ({info.get('image_size', '?')} px)"
 
     def _describe_input(self) -> str:
@@ -173,8 +164,8 @@ class _Demo:
                 f"{self.data}: {len(fovs)} fields of view of "
                 f"{len({f.protein_id for f in fovs})} proteins"
             )
-        fam = sum(1 for r in self.gt.values() if r["family"])
-        cpx = sum(1 for r in self.gt.values() if r["complex"])
+        fam = len(self.gt.levels.get("organelle", {}))
+        cpx = len(self.gt.levels.get("complex", {}))
         truth = (
             f"ground truth: {fam} proteins with an organelle label, {cpx} with a complex"
             if self.gt
@@ -255,14 +246,8 @@ class _Demo:
             crops = store.read(rows)
             proteins = store.protein_ids[rows]
             pch = list(store.channels).index("protein") if "protein" in store.channels else 0
-        # only the levels with labelled crops (a user table may give one level only)
-        levels = {k: v for k, v in _levels(self.gt, proteins).items() if any(x for x in v)}
         scores = baseline_scores(
-            crops,
-            levels,
-            protein_channel=pch,
-            seeds=self.preset.umap_seeds,
-            exclude=self.exclude,
+            crops, proteins, self.gt, protein_channel=pch, seeds=self.preset.umap_seeds
         )
         _atomic_json(self.baselines, scores)
         return f"{where} crops; " + ", ".join(
@@ -274,88 +259,39 @@ class _Demo:
         from cyto.analysis import analyze_embeddings
 
         with Embeddings(self.embeddings) as emb:
-            split, proteins = emb.split, emb.protein_ids
+            split = emb.split
         where = "test" if (split == "test").any() or self.synthetic else None
+        tables = (
+            (self.atlas / "annotations.csv", self.atlas / "complexes.csv")
+            if self.synthetic
+            else (self.ground_truth, self.complexes)
+        )
         rep = analyze_embeddings(
             self.embeddings,
             self.analysis,
-            ground_truth=self.atlas / "annotations.csv" if self.synthetic else self.ground_truth,
-            complexes=self.atlas / "complexes.csv" if self.synthetic else self.complexes,
+            ground_truth=tables[0],
+            complexes=tables[1],
             split=where,
             umap_seeds=self.preset.umap_seeds,
             crops=self.crops,
             verbose=self.progress,
             page=False,  # its sections go on the demo's one page
+            hidden_seed=self.seed,
+            baselines=self.baselines if self.baselines.exists() else None,
         )
-        gt = self.gt
-        fam = _levels(gt, proteins)["organelle"]
-        train_rows = np.flatnonzero(split == "train")
-        test_rows = np.flatnonzero(split == "test")
-        knn: dict[str, float] = {}
-        if train_rows.size and test_rows.size:
-            with Embeddings(self.embeddings) as emb:
-                X_train = emb.read("global", train_rows).reshape(len(train_rows), -1)
-                X_test = emb.read("global", test_rows).reshape(len(test_rows), -1)
-            knn = knn_both_metrics(X_train, fam[train_rows], X_test, fam[test_rows])
-
-        loc: list[dict[str, Any]] = []
-        spectra_file = self.analysis / "spectra.npz"
-        if spectra_file.exists():  # absent when no code varies across proteins
-            spectra = np.load(spectra_file, allow_pickle=False)
-            sp_proteins = [str(p) for p in spectra["proteins"]]
-            rng = np.random.default_rng(self.seed)
-            by_family: dict[str, list[str]] = {}
-            for p in sp_proteins:
-                if gt.get(p, {}).get("family"):
-                    by_family.setdefault(str(gt[p]["family"]), []).append(p)
-            # a hidden protein needs another protein of its family to build the consensus
-            hidden = [
-                str(rng.choice(sorted(ps))) for f, ps in sorted(by_family.items()) if len(ps) > 1
-            ]
-            families = {p: str(r["family"]) for p, r in gt.items() if r.get("family")}
-            if hidden:
-                loc = localize_hidden(spectra["spectra"], sp_proteins, families, hidden=hidden)
-        hit_rate = float(np.mean([r["hit"] for r in loc])) if loc else None
-
-        baselines = json.loads(self.baselines.read_text()) if self.baselines.exists() else {}
-        # analyze_embeddings scores one variant here: index its records by level
-        scores = {r["level"]: r for r in rep.summary.get("scores", [])}
-        _atomic_json(
-            self.scores,
-            {
-                "evaluated_on": where or "all",
-                "knn_family_accuracy": knn,
-                "hidden_localization": loc,
-                "hidden_hit_rate": hit_rate,
-                "baselines": baselines,
-                "scores": scores,
-            },
-        )
+        ev = rep.evaluation
+        _atomic_json(self.scores, {"evaluated_on": where or "all", **ev.to_dict()})
         parts = [f"{where or 'all'} crops"]
-        if scores:
+        if ev.scores:
+            parts.append("Γ " + ", ".join(f"{lvl} {s['mean']:.2f}" for lvl, s in ev.scores.items()))
+        if ev.knn:
             parts.append(
-                "Γ "
-                + ", ".join(f"{lvl} {s.get('mean', float('nan')):.2f}" for lvl, s in scores.items())
+                f"kNN family accuracy {ev.knn['euclidean']:.3f} (Euclidean), "
+                f"{ev.knn['cosine']:.3f} (cosine)"
             )
-        if knn:
-            parts.append(
-                f"kNN family accuracy {knn['euclidean']:.3f} (Euclidean), "
-                f"{knn['cosine']:.3f} (cosine)"
-            )
-        if hit_rate is not None:
-            parts.append(f"hidden proteins localized {hit_rate:.0%}")
+        if ev.hidden_hit_rate is not None:
+            parts.append(f"hidden proteins localized {ev.hidden_hit_rate:.0%}")
         return "; ".join(parts)
-
-
-def _num(x: Any, spec: str) -> str:
-    return "–" if x is None or not np.isfinite(x) else format(x, spec)
-
-
-def _mean_sem_text(d: Mapping[str, Any] | None) -> str:
-    if not d:
-        return "–"
-    sem = d.get("sem")
-    return _num(d.get("mean"), ".2f") + ("" if sem is None else f" ± {_num(sem, '.2f')}")
 
 
 def _stages_section(demo: _Demo, records: Sequence[StageRecord]) -> tuple[str, list[Any]]:
@@ -373,83 +309,12 @@ def _stages_section(demo: _Demo, records: Sequence[StageRecord]) -> tuple[str, l
     )
 
 
-def _scores_section(demo: _Demo, extra: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    scores = extra.get("scores", {})
-    rows = [
-        [
-            "cyto model (global encodings)",
-            _mean_sem_text(scores.get("organelle")),
-            _mean_sem_text(scores.get("complex")),
-        ]
-    ]
-    for name, b in extra.get("baselines", {}).items():
-        rows.append(
-            [
-                f"baseline: {name}",
-                _mean_sem_text(b.get("organelle")),
-                _mean_sem_text(b.get("complex")),
-            ]
-        )
-    where = extra.get("evaluated_on", "test")
-    levels = (
-        "Organelle level: localization families (the 'mixed' family excluded); "
-        if demo.synthetic
-        else "Organelle level: the ground-truth table's localization labels; "
-    )
-    empty_test = (
-        ""
-        if where == "test"
-        else " The test split is empty (too few fields of view per protein), "
-        "so every crop is scored, training crops included."
-    )
-    knn = ", ".join(
-        f"{_num(v, '.3f')} ({m})" for m, v in (extra.get("knn_family_accuracy") or {}).items()
-    )
-    return (
-        f"Clustering scores (Γ, {where} crops, mean ± s.e.m. over UMAP seeds)",
-        [
-            levels + "complex level: protein complexes. Higher is better." + empty_test,
-            {"header": ["representation", "organelle", "complex"], "rows": rows},
-            "k-nearest-neighbour (k = 15) family accuracy of the test crops' global "
-            "encodings, fit on the training crops: "
-            + (knn or "not computed (it needs labelled crops in the training and test splits)"),
-        ],
-    )
-
-
-def _hidden_section(extra: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    loc = extra.get("hidden_localization", [])
-    rows = [
-        [
-            r["protein"],
-            r["true"],
-            r["predicted"],
-            r["r"],
-            "yes" if r["hit"] else "no",
-            ", ".join(r["top3"]),
-        ]
-        for r in loc
-    ]
-    return (
-        "Localization of hidden proteins",
-        [
-            "One protein per family had its family hidden; its feature spectrum was "
-            "ranked against the consensus spectra of the other proteins. Hit rate: "
-            f"{_num(extra.get('hidden_hit_rate'), '.0%')}"
-            + ("." if loc else " (needs a ground truth with two or more proteins in a family)."),
-            {"header": ["protein", "true family", "predicted", "r", "hit", "top 3"], "rows": rows},
-        ],
-    )
-
-
-def _write_demo_report(demo: _Demo, records: Sequence[StageRecord], extra: dict) -> Path:
-    """The demo's one page: stages, scores, hidden proteins, then the analysis's sections."""
+def _write_demo_report(demo: _Demo, records: Sequence[StageRecord]) -> Path:
+    """The demo's one page: its stages, then the analysis's sections (scores included)."""
     from cyto.analysis import load_sections, write_report
 
     sections = [
         _stages_section(demo, records),
-        _scores_section(demo, extra),
-        _hidden_section(extra),
         *load_sections(demo.analysis),
     ]
     title = "synthetic cell atlas" if demo.synthetic else Path(str(demo.data)).name
@@ -561,7 +426,7 @@ def run_demo(
     first_rerun = min((STAGES.index(s) for s in rerun), default=len(STAGES))
     records = [_run_stage(demo, name, i >= first_rerun, echo) for i, name in enumerate(STAGES)]
     extra = json.loads(demo.scores.read_text())
-    report = _write_demo_report(demo, records, extra)
+    report = _write_demo_report(demo, records)
     summary = {
         "preset": preset.name,
         "seed": seed,

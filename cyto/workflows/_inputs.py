@@ -218,14 +218,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _family_table(atlas_dir: Path) -> dict[str, dict[str, str]]:
-    """``protein_id -> {"family", "complex"}`` from the atlas's ground_truth.csv."""
-    import csv
-
-    with open(atlas_dir / "ground_truth.csv", newline="") as fh:
-        return {r["protein_id"]: r for r in csv.DictReader(fh)}
-
-
 def _check_preprocessed(report: Any) -> Any:
     """Stop the pipeline when preprocessing produced no crops (every field failed)."""
     if report.n_crops == 0:
@@ -237,30 +229,7 @@ def _check_preprocessed(report: Any) -> Any:
     return report
 
 
-def _levels(gt: Mapping[str, Mapping[str, str]], proteins: Any) -> dict[str, np.ndarray]:
-    """Per-crop organelle (family) and complex labels; None for unknown proteins."""
-    return {
-        level: np.array([gt.get(p, {}).get(col) for p in proteins], dtype=object)
-        for level, col in (("organelle", "family"), ("complex", "complex"))
-    }
-
-
 # --------------------------------------------------------------------------- demo
-
-
-def _ground_truth_table(
-    ground_truth: Path | None, complexes: Path | None
-) -> dict[str, dict[str, str | None]]:
-    """``protein_id -> {"family", "complex"}`` from user tables (None where unlabelled)."""
-    from cyto.analysis import load_complexes, load_ground_truth
-
-    levels: dict[str, dict[str, str]] = {}
-    if ground_truth is not None:
-        levels.update(load_ground_truth(ground_truth))
-    if complexes is not None:
-        levels["complex"] = load_complexes(complexes)
-    fam, cpx = levels.get("organelle", {}), levels.get("complex", {})
-    return {p: {"family": fam.get(p), "complex": cpx.get(p)} for p in {*fam, *cpx}}
 
 
 def _demo_inputs(

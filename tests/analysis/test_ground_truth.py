@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyto.analysis import labels_for, load_annotations, load_complexes, load_ground_truth
+from cyto.analysis import (
+    GroundTruth,
+    labels_for,
+    load_annotations,
+    load_complexes,
+    load_ground_truth,
+)
 
 HEADER = "ensg_id,target_name,annotation_name,annotation_grade\n"
 
@@ -92,3 +98,38 @@ def test_labels_for() -> None:
     assert labels_for(ids, {"NPM1": "nucleolus_gc"}).tolist() == expected
     with pytest.raises(ValueError, match="`protein_ids` must be 1-D"):
         labels_for(np.zeros((2, 2)), {})
+
+
+def test_ground_truth_object_keeps_what_it_leaves_out_and_why(tmp_path: Path) -> None:
+    ann = write(
+        tmp_path,
+        "ann.csv",
+        HEADER + "E1,A,er,3\nE2,B,er,3\nE3,M,nucleoplasm,3\nE3,M,cytoplasmic,2\nE4,W,golgi,1\n",
+    )
+    cpx = write(tmp_path, "c.csv", "protein_id,complex\nA,ost\nB,ost\nB,nup\nD,ost\nE,ost\nF,nup\n")
+    gt = GroundTruth.read(ann, cpx)
+    assert gt.levels == {
+        "organelle": {"A": "er", "B": "er"},
+        "complex": {"A": "ost", "D": "ost", "E": "ost"},
+    }
+    assert gt.excluded["organelle"] == {
+        "M": "2 localizations at grade >= 2 (cytoplasmic, nucleoplasm)",
+        "W": "no annotation of grade >= 2",
+    }
+    assert gt.excluded["complex"] == {
+        "B": "in 2 complexes (nup, ost)",
+        "F": "complex 'nup' has 1 subunit(s) left, fewer than 2",
+    }
+    assert gt.family_level == "organelle" and gt.family_of() == {"A": "er", "B": "er"}
+    assert gt.labels("complex", ["A", "B", "Z"]).tolist() == ["ost", None, None]
+    assert set(gt.crop_labels(["A", "D"], min_classes=2)) == set()  # one class each
+    d = gt.to_dict()
+    assert d["sources"] == ["ann.csv", "c.csv"]  # names: a moved folder gives the same result
+    assert d["levels"]["complex"] == {
+        "proteins": 3,
+        "classes": 1,
+        "excluded": gt.excluded["complex"],
+    }
+    assert not GroundTruth.read() and bool(gt)
+    with pytest.raises(ValueError, match="`level` must be one of"):
+        gt.labels("family", ["A"])
