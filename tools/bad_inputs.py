@@ -227,6 +227,14 @@ def _foreign(ws: Workspace) -> list[str]:
     return _preprocess(ws, b, "ab.h5")
 
 
+def _masked(ws: Workspace, name: str, mask: np.ndarray) -> list[str]:
+    import tifffile
+
+    tifffile.imwrite(ws.path(f"{name}.tif"), mask)
+    text = f"path,protein_id,mask_path\n{ws.fov()},P0,{ws.path(name + '.tif')}\n"
+    return _preprocess(ws, ws.manifest(f"{name}.csv", text), f"{name}.h5")
+
+
 def _locked(ws: Workspace, target: Path, argv: list[str]) -> list[str]:
     return ["__locked__", str(target), *argv]
 
@@ -255,6 +263,18 @@ CASES: list[Case] = [
     Case("preprocess", "a TIFF whose header claims 60000×60000 pixels (only field)",
          lambda ws: _preprocess(ws, ws.manifest("h.csv", f"path,protein_id\n{_huge_tiff(ws)},P0\n")),
          1, "damaged or truncated"),
+    Case("preprocess", "a nucleus mask of another size than its image (only field)",
+         lambda ws: _masked(ws, "small_mask", np.zeros((150, 200), np.uint16)), 1,
+         "a mask must label the field it belongs to"),
+    Case("preprocess", "a floating-point nucleus mask (a probability map; only field)",
+         lambda ws: _masked(ws, "float_mask", np.zeros((200, 200), np.float32)), 1,
+         "a mask must hold integer labels"),
+    Case("preprocess", "--masks naming a folder that does not exist",
+         lambda ws: [*_preprocess(ws, ws.manifest("m.csv", f"path,protein_id\n{ws.fov()},P0\n")), "--masks", str(ws.path("no_masks"))],
+         2, "`masks` folder not found"),
+    Case("preprocess", "--segmenter that is neither registered nor importable",
+         lambda ws: [*_preprocess(ws, ws.manifest("s.csv", f"path,protein_id\n{ws.fov()},P0\n")), "--segmenter", "cellpose"],
+         2, "unknown segmenter 'cellpose'"),
     Case("preprocess", "a field without nuclei (only field)",
          lambda ws: _preprocess(ws, ws.manifest("k.csv", f"path,protein_id\n{ws.fov('dark.tif', dark=True)},P0\n")),
          1, "no crops were made"),

@@ -26,6 +26,12 @@ def add_own_data_arguments(p: argparse.ArgumentParser, *, needs_truth: bool) -> 
     own.add_argument(
         "--nucleus-diameter", type=float, help="nucleus diameter in input px (default: estimated)"
     )
+    own.add_argument(
+        "--masks", metavar="DIR", help="nucleus label images made elsewhere (see cyto preprocess)"
+    )
+    own.add_argument(
+        "--segmenter", metavar="NAME", help="nucleus segmenter, e.g. 'package.module:function'"
+    )
 
 
 def own_data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -36,6 +42,8 @@ def own_data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             ("crop_size", args.crop_size),
             ("downsample_factor", args.downsample),
             ("nucleus_diameter", args.nucleus_diameter),
+            ("masks", args.masks),
+            ("segmenter", args.segmenter),
         )
         if value is not None
     }

@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "resumes; unreadable files are reported and skipped."
         ),
     )
-    p.add_argument("input", help="manifest CSV or dataset folder")
+    p.add_argument("input", help="manifest CSV, dataset folder, or OME-Zarr plate/image (.zarr)")
     p.add_argument("-o", "--output", required=True, help="crop store to write (.h5)")
     p.add_argument(
         "--channels",
@@ -61,6 +61,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786); needs cyto[dask]"
     )
+    p.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="folder of nucleus label images made elsewhere (CellProfiler, cellpose, "
+        "StarDist), one per field, named after the field or its image (e.g. f1.tif, "
+        "f1_cp_masks.png): segmentation is skipped (per row: the manifest's mask_path)",
+    )
+    p.add_argument(
+        "--segmenter",
+        metavar="NAME",
+        help="nucleus segmenter: 'cyto' (default) or your function as "
+        "'package.module:function' (image -> labels), e.g. a cellpose wrapper",
+    )
+    p.add_argument(
+        "--plate-map",
+        metavar="CSV",
+        help="well,protein_id table of an OME-Zarr HCS plate (input plate.zarr)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
     return p
@@ -90,6 +108,9 @@ def _run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             progress=not args.quiet,
             on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
+            masks=args.masks,
+            segmenter=args.segmenter,
+            plate_map=args.plate_map,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

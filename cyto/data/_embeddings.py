@@ -133,6 +133,15 @@ class Embeddings:
         """String dataset ``name`` (e.g. ``"classes"``) as ``str`` objects."""
         return _strings(self._f[name])
 
+    def obs(self) -> dict[str, np.ndarray]:
+        """Per-crop annotations carried from the crop store (``obs/``): crop centre,
+        nucleus id and the fields' metadata columns (plate, well...); empty for files
+        written before they were carried."""
+        g = self._f.get("obs")
+        if g is None:
+            return {}
+        return {k: _strings(g[k]) if g[k].dtype.kind == "O" else g[k][()] for k in g}
+
     def inputs(self) -> dict[str, Any]:
         """What the file came from: its path, checkpoint hash and store fingerprint."""
         recorded = self.attrs.get("inputs")
@@ -213,8 +222,10 @@ class EmbeddingsWriter:
         crop_index: np.ndarray,
         classes: list[str],
         attrs: Mapping[str, Any],
+        obs: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Lay out a new file: one ``(n, width)`` dataset per ``layout`` entry, row labels."""
+        """Lay out a new file: one ``(n, width)`` dataset per ``layout`` entry, row labels
+        and the per-crop annotations ``obs`` (one dataset each under ``obs/``)."""
         h5py, f, n = _h5py(), self._f, int(crop_index.size)
         for key, (width, dtype) in layout.items():
             rows_per_chunk = max(1, min(n, (1 << 20) // max(width * dtype.itemsize, 1)))
@@ -230,6 +241,14 @@ class EmbeddingsWriter:
             f.create_dataset(name, data=np.asarray(values).astype(object), dtype=sdt)
         f.create_dataset("crop_index", data=np.asarray(crop_index, dtype=np.int64))
         f.create_dataset("classes", data=np.array(classes, dtype=object), dtype=sdt)
+        if obs:
+            g = f.create_group("obs", track_order=True)  # columns in the order given
+            for name, values in obs.items():
+                values = np.asarray(values)
+                if values.dtype.kind in "OUS":
+                    g.create_dataset(name, data=values.astype(object), dtype=sdt)
+                else:
+                    g.create_dataset(name, data=values)
         for key, value in {**self.identity, **attrs}.items():
             f.attrs[key] = value
         f.attrs["done"] = 0
@@ -284,7 +303,9 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
     """Convert an embeddings file to AnnData (``.h5ad``), streaming the big arrays.
 
     ``obs`` holds ``protein_id``, ``fov_id``, ``split`` and ``crop_index`` (index =
-    crop index); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
+    crop index), and what the crop store carried: ``center_row``, ``center_col``,
+    ``nucleus_id`` and the fields' metadata columns (``plate``, ``well``, ``field``,
+    ``Metadata_*``); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
     ``local_hist`` and ``global_hist``; ``uns["classes"]`` the class names. ``X``
     is empty: pick the representation in scanpy with ``use_rep="X_global"``.
 
@@ -307,12 +328,21 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
     h5py = _h5py()
     out_path = Path(out_path)
     with h5py.File(embeddings, "r") as src:
+        carried = src.get("obs", {})
         obs = pd.DataFrame(
             {
                 "protein_id": pd.Categorical(src["protein_id"].asstr()[()]),
                 "fov_id": pd.Categorical(src["fov_id"].asstr()[()]),
                 "split": pd.Categorical(src["split"].asstr()[()]),
                 "crop_index": src["crop_index"][()],
+                **{
+                    k: (
+                        pd.Categorical(carried[k].asstr()[()])
+                        if carried[k].dtype.kind == "O"
+                        else carried[k][()]
+                    )
+                    for k in carried
+                },
             }
         )
         obs.index = obs["crop_index"].astype(str).to_numpy()

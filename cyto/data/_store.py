@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ FORMAT_VERSION = 1
 #: Channel names a store may hold, in any order.
 CHANNEL_NAMES = ("protein", "distance", "nucleus")
 _REQUIRED = ("crops", "protein_id", "fov_id", "centers", "nucleus_id")
+# the fov table's own columns; any other column is field metadata
+_FOV_COLUMNS = ("fov_id", "protein_id", "path", "n_crops", "source")
 # Target size of one compressed chunk of /crops: small enough for random access
 # from a DataLoader, large enough to compress well.
 _CHUNK_BYTES = 1 << 18
@@ -183,12 +185,18 @@ class CropStoreWriter:
         f["nucleus_id"][a:b] = nucleus_ids
         self.n = b
 
-    def write_fov_table(self, table: Sequence[tuple[str, str, str, int, str]]) -> None:
+    def write_fov_table(
+        self,
+        table: Sequence[tuple[str, str, str, int, str]],
+        metadata: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         """Record the fields of view: ``(fov_id, protein_id, path, n_crops, source)`` each.
 
         ``path`` is where the field's image was read (marked ``location``: left out of
         content hashes), ``source`` the fingerprint of its content
-        (:func:`cyto.preprocess.fingerprint`).
+        (:func:`cyto.preprocess.fingerprint`). ``metadata`` maps a fov id to its
+        metadata columns (plate, well, field, ``Metadata_*``...): one string dataset per
+        column under ``/fovs/metadata`` ("" where a field lacks it).
         """
         g = self._f.create_group("fovs")
         sdt = _str_dtype()
@@ -196,6 +204,15 @@ class CropStoreWriter:
             g.create_dataset(name, data=np.array([t[k] for t in table], dtype=object), dtype=sdt)
         g["path"].attrs["location"] = True
         g.create_dataset("n_crops", data=np.array([t[3] for t in table], dtype=np.int64))
+        metadata = metadata or {}
+        columns = list(dict.fromkeys(c for m in metadata.values() for c in m))
+        reserved = [c for c in columns if c in _FOV_COLUMNS or "/" in c]
+        if reserved:
+            raise ValueError(f"metadata columns {reserved} clash with the fov table's own names")
+        meta = g.create_group("metadata", track_order=True) if columns else None
+        for col in columns:
+            values = [str(metadata.get(t[0], {}).get(col, "")) for t in table]
+            meta.create_dataset(col, data=np.array(values, dtype=object), dtype=sdt)
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -521,7 +538,8 @@ class CropStore:
         -------
         table : dict of str to (F,) ndarray
             ``fov_id``, ``protein_id``, ``path`` (str), ``n_crops`` (int64) and
-            ``source`` (input fingerprint; "" for stores written before it existed).
+            ``source`` (input fingerprint; "" for stores written before it existed),
+            and one column per metadata column of the fields (plate, well, ...).
         """
         f = self._handle()
         if "fovs/fov_id" not in f:
@@ -530,7 +548,9 @@ class CropStore:
             } | {"n_crops": np.array([], dtype=np.int64)}
         g = f["fovs"]
         ids = np.asarray(g["fov_id"].asstr()[()], dtype=str)
+        meta = g.get("metadata", {})
         return {
+            **{col: np.asarray(meta[col].asstr()[()], dtype=str) for col in meta},
             "fov_id": ids,
             "protein_id": np.asarray(g["protein_id"].asstr()[()], dtype=str),
             "path": np.asarray(g["path"].asstr()[()], dtype=str),
@@ -541,6 +561,42 @@ class CropStore:
                 else np.full(ids.size, "", dtype=str)
             ),
         }
+
+    def fov_metadata(self) -> dict[str, dict[str, str]]:
+        """``{fov_id: {column: value}}`` of the fields' metadata columns (plate, well...)."""
+        t = self.fov_table()
+        cols = [c for c in t if c not in _FOV_COLUMNS]
+        return {str(fid): {c: str(t[c][i]) for c in cols} for i, fid in enumerate(t["fov_id"])}
+
+    def crop_obs(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-crop annotations beyond the protein and field: what follows a crop to the end.
+
+        Parameters
+        ----------
+        rows : (n,) int array, optional
+            Crops to describe (default: all).
+
+        Returns
+        -------
+        obs : dict of str to (n,) ndarray
+            ``center_row``, ``center_col`` (in the processed field), ``nucleus_id``, and
+            each metadata column of the crop's field (str; "" where unknown).
+        """
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        centers = self.centers[rows]
+        obs: dict[str, np.ndarray] = {
+            "center_row": centers[:, 0].astype(np.int32),
+            "center_col": centers[:, 1].astype(np.int32),
+            "nucleus_id": self.nucleus_ids[rows].astype(np.int32),
+        }
+        t = self.fov_table()
+        cols = [c for c in t if c not in _FOV_COLUMNS]
+        if cols:
+            where = {str(f): i for i, f in enumerate(t["fov_id"])}
+            idx = np.array([where.get(str(f), -1) for f in self.fov_ids[rows]], dtype=np.int64)
+            for c in cols:
+                obs[c] = np.append(t[c], "")[idx].astype(str)
+        return obs
 
     def fingerprint(self, samples: int = 64) -> dict[str, str]:
         """Cheap identity of the store's content: hashes of its ids and of sampled pixels.

@@ -355,6 +355,7 @@ def _plan(
             "split": names[split_codes[rows]],
             "crop_index": rows,
             "classes": [str(c) for c in state.get("classes", [])],
+            "obs": store.crop_obs(rows),
         }
         store_n, fingerprint = len(store), store.fingerprint()
     identity = {

@@ -8,7 +8,6 @@ registered with :func:`register_encoder` builds such a pair from keyword argumen
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -18,6 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cyto._plugins import import_object, is_import_path
 
 __all__ = [
     "EncoderPair",
@@ -154,28 +155,17 @@ def resolve_encoder(name: str) -> str:
         raise ValueError(f"`encoder` must be a non-empty str, got {name!r}")
     if name in _REGISTRY:
         return name
-    module, sep, attr = name.partition(":")
-    if not sep or not module or not attr:
+    if not is_import_path(name):
         raise ValueError(
             f"unknown encoder {name!r}; valid choices are {list_encoders()}, or your own "
             "factory as 'package.module:factory'"
         )
     try:
-        obj: Any = importlib.import_module(module)
-    except ImportError as err:
-        raise ValueError(
-            f"encoder {name!r}: cannot import {module!r} ({err}); is it installed, or on "
-            "PYTHONPATH?"
-        ) from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"encoder {name!r}: {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ValueError(
-            f"encoder {name!r} is a {type(obj).__name__}, not a factory returning "
-            "(encoder1, encoder2) modules"
-        )
+        obj = import_object(name, "encoder")
+    except ValueError as err:
+        if "not a callable" in str(err):
+            raise ValueError(f"{err}: expected a factory returning (encoder1, encoder2)") from None
+        raise
     _REGISTRY[name] = obj
     return name
 

@@ -29,7 +29,15 @@ from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure
 from cyto._lock import write_lock
 from cyto.preprocess._crop import check_channels
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
-from cyto.preprocess._readers import FovSpec, fingerprint, list_fovs, read_stack
+from cyto.preprocess._readers import (
+    FovSpec,
+    attach_masks,
+    fingerprint,
+    list_fovs,
+    read_labels,
+    read_stack,
+)
+from cyto.preprocess._segmenters import register_segmenter, resolve_segmenter
 from cyto.preprocess._validate import check_positive
 
 __all__ = ["BatchReport", "preprocess_dataset"]
@@ -89,36 +97,58 @@ def _atomic_savez(target: Path, **arrays: np.ndarray) -> None:
         raise
 
 
+def _read_channels(spec: FovSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The protein and Hoechst (Z, Y, X) stacks of a field, checked."""
+    stack = read_stack(spec.path, axes=spec.axes)
+    if spec.nucleus_path is None:
+        nuclear = stack
+        need = max(spec.protein_channel, spec.nucleus_channel)
+    else:  # Hoechst in its own file
+        nuclear = read_stack(spec.nucleus_path, axes=spec.axes)
+        need = spec.protein_channel
+    for image, name, channel in (
+        (stack, spec.path.name, need),
+        (nuclear, Path(spec.nucleus_path or spec.path).name, spec.nucleus_channel),
+    ):
+        n_c = image.shape[0]
+        if channel >= n_c:
+            raise ValueError(
+                f"wrong channel count: {name} has {n_c} channel(s) (shape CZYX "
+                f"{image.shape}) but channel {channel} is requested"
+            )
+    protein = stack[spec.protein_channel]
+    hoechst = nuclear[spec.nucleus_channel]
+    if spec.nucleus_path is not None and protein.shape[-2:] != hoechst.shape[-2:]:
+        raise ValueError(
+            f"the protein image {spec.path.name} is {protein.shape[-2:]} (Y, X) but the "
+            f"nucleus image {spec.nucleus_path.name} is {hoechst.shape[-2:]}; they must match"
+        )
+    for name, arr in (("protein", protein), ("nucleus", hoechst)):
+        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
+            raise ValueError(f"the {name} channel is all NaN")
+    return protein, hoechst
+
+
+def _read_masks(spec: FovSpec, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The field's user masks (``nuclei``, ``cells``), checked against its image shape."""
+    out = {}
+    for key, path in (("nuclei", spec.mask_path), ("cells", spec.cell_mask_path)):
+        if path is None:
+            continue
+        labels = read_labels(path)
+        if labels.shape != tuple(shape):
+            raise ValueError(
+                f"the mask {Path(path).name} is {labels.shape} (Y, X) but the image "
+                f"{spec.path.name} is {tuple(shape)}; a mask must label the field it belongs to"
+            )
+        out[key] = labels
+    return out
+
+
 def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int, str]:
     """Worker: one FOV to one shard. Returns (fov_id, status, n_crops, reason)."""
     try:
-        stack = read_stack(spec.path, axes=spec.axes)
-        if spec.nucleus_path is None:
-            nuclear = stack
-            need = max(spec.protein_channel, spec.nucleus_channel)
-        else:  # Hoechst in its own file
-            nuclear = read_stack(spec.nucleus_path, axes=spec.axes)
-            need = spec.protein_channel
-        for image, name, channel in (
-            (stack, spec.path.name, need),
-            (nuclear, Path(spec.nucleus_path or spec.path).name, spec.nucleus_channel),
-        ):
-            n_c = image.shape[0]
-            if channel >= n_c:
-                raise ValueError(
-                    f"wrong channel count: {name} has {n_c} channel(s) (shape CZYX "
-                    f"{image.shape}) but channel {channel} is requested"
-                )
-        protein = stack[spec.protein_channel]
-        hoechst = nuclear[spec.nucleus_channel]
-        if spec.nucleus_path is not None and protein.shape[-2:] != hoechst.shape[-2:]:
-            raise ValueError(
-                f"the protein image {spec.path.name} is {protein.shape[-2:]} (Y, X) but the "
-                f"nucleus image {spec.nucleus_path.name} is {hoechst.shape[-2:]}; they must match"
-            )
-        for name, arr in (("protein", protein), ("nucleus", hoechst)):
-            if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
-                raise ValueError(f"the {name} channel is all NaN")
+        protein, hoechst = _read_channels(spec)
         out = preprocess_fov(
             protein,
             hoechst,
@@ -128,6 +158,8 @@ def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int
             nucleus_diameter=params["nucleus_diameter"],
             normalize=params["normalize"],
             min_contrast=params["min_contrast"],
+            segmenter=params.get("segmenter"),
+            **_read_masks(spec, protein.shape[-2:]),
         )
         _atomic_savez(
             Path(parts) / _shard_name(spec.fov_id),
@@ -275,7 +307,9 @@ def _consolidate(
             try:
                 table = _copy_old_store(old, w) if old is not None else []
                 table += _append_shards(w, parts, specs, {t[0] for t in table}, sources)
-                w.write_fov_table(table)
+                metadata = old.fov_metadata() if old is not None else {}
+                metadata |= {s.fov_id: dict(s.metadata) for s in specs if s.metadata}
+                w.write_fov_table(table, metadata)
                 n_total = w.n
             finally:
                 w.close()
@@ -398,6 +432,9 @@ def preprocess_dataset(
     scheduler: str | object | None = None,
     progress: bool = True,
     on_error: Callable[[str, str], None] | None = None,
+    masks: str | os.PathLike | None = None,
+    segmenter: str | Callable[..., np.ndarray] | None = None,
+    plate_map: str | os.PathLike | Mapping[str, str] | None = None,
 ) -> BatchReport:
     """Preprocess every field of view of a dataset into one HDF5 crop store.
 
@@ -435,6 +472,18 @@ def preprocess_dataset(
     on_error : callable, optional
         Called as ``on_error(path, reason)`` for each failed field (default: print a
         line through tqdm).
+    masks : path-like, optional
+        A folder of nucleus label images made elsewhere, one per field (found by
+        :func:`~cyto.preprocess.attach_masks`): segmentation is skipped. A manifest's
+        ``mask_path`` / ``cell_mask_path`` columns do the same per row. A field whose
+        mask is missing, of another shape or not integer fails and is reported.
+    segmenter : str or callable, optional
+        Nucleus segmenter (see :func:`preprocess_fov`): a registered name,
+        ``"package.module:function"`` (importable by every worker) or a picklable
+        callable. Recorded in the store's parameters.
+    plate_map : path-like or mapping, optional
+        ``well,protein_id`` table of an OME-Zarr HCS plate (``source`` = ``plate.zarr``);
+        without it each well group's ``protein_id`` attribute is used.
 
     Returns
     -------
@@ -488,13 +537,22 @@ def preprocess_dataset(
         "min_contrast": check_positive(min_contrast, "min_contrast"),
         "dtype": dtype,
     }
+    seg_name = _segmenter_name(segmenter, workers, scheduler)
+    if seg_name != "cyto":  # recorded only when not the default (older stores lack it)
+        params["segmenter"] = seg_name
     if workers is not None:
         workers = check_positive(workers, "workers", integer=True)
-    specs = list_fovs(source) if isinstance(source, (str, os.PathLike)) else list(source)
+    if isinstance(source, (str, os.PathLike)):
+        pm = dict(plate_map) if isinstance(plate_map, Mapping) else plate_map
+        specs = list_fovs(source, plate_map=pm)
+    else:
+        specs = list(source)
     if not all(isinstance(s, FovSpec) for s in specs):
         raise TypeError("`source` must be a path or a sequence of FovSpec")
     if not specs:
         raise ValueError(f"`source` {source!s:.200} lists no field of view; nothing to do")
+    if masks is not None:
+        specs = attach_masks(specs, masks)
     counts = Counter(s.fov_id for s in specs)
     if len(counts) != len(specs):
         dup = sorted(i for i, k in counts.items() if k > 1)[:5]
@@ -518,6 +576,19 @@ def preprocess_dataset(
         return _preprocess_locked(
             specs, sources, out, params, names, report, workers, scheduler, progress, on_error, t0
         )
+
+
+def _segmenter_name(segmenter: Any, workers: int | None, scheduler: Any) -> str:
+    """The segmenter's name, resolvable in worker processes (checked here, up front)."""
+    name, func = resolve_segmenter(segmenter)
+    if callable(segmenter):
+        register_segmenter(name, func, overwrite=True)  # found by name in this process
+        if "<" in name and (workers != 1 or scheduler is not None):
+            raise ValueError(
+                f"`segmenter` {name!r} cannot be imported by worker processes; define it "
+                "at module level (or register it in an imported module), or use workers=1"
+            )
+    return name
 
 
 def _prepare_parts(out: Path, parts: Path, params: dict) -> None:

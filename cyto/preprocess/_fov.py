@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from cyto.preprocess._crop import CellCrops, check_channels, crop_cells, normalize_crops
 from cyto.preprocess._distance import signed_distance
-from cyto.preprocess._nuclei import segment_nuclei
 from cyto.preprocess._project import downsample
+from cyto.preprocess._segmenters import run_segmenter
 from cyto.preprocess._validate import as_float_image, check_positive
 
 __all__ = ["NORMALIZE_MODES", "preprocess_fov"]
@@ -40,6 +40,9 @@ def preprocess_fov(
     normalize: str = "crop",
     z_axis: int = 0,
     min_contrast: float = 5.0,
+    nuclei: np.ndarray | None = None,
+    cells: np.ndarray | None = None,
+    segmenter: str | Callable[..., np.ndarray] | None = None,
 ) -> CellCrops:
     """Turn one field of view into normalized crops centred on nuclei.
 
@@ -74,6 +77,18 @@ def preprocess_fov(
         Axis of the z planes for 3-D inputs.
     min_contrast : float
         Empty-field test of :func:`segment_nuclei`.
+    nuclei : (M, N) integer ndarray, optional
+        Nucleus labels made elsewhere (CellProfiler, cellpose, StarDist...), at the
+        input resolution: used instead of segmenting (sampled at the downsampled
+        pixels' centres).
+    cells : (M, N) integer ndarray, optional
+        Cell labels at the input resolution: each crop is centred on the cell that holds
+        its nucleus (the nucleus with the largest overlap, when a cell holds several);
+        nuclei outside every cell and the other nuclei of a cell give no crop.
+    segmenter : str or callable, optional
+        The nucleus segmenter when ``nuclei`` is not given: a registered name (default
+        ``"cyto"``, :func:`segment_nuclei`), ``"package.module:function"`` or a callable
+        (see :func:`cyto.preprocess.register_segmenter`).
 
     Returns
     -------
@@ -127,13 +142,21 @@ def preprocess_fov(
             f"`protein` field of shape {p.shape} is {small} after downsampling ×{factor}, "
             f"smaller than one crop of crop_size={size}"
         )
+    full = p.shape
     p = downsample(p, factor) if factor > 1 else p
     h = downsample(h, factor) if factor > 1 else h
-    labels = segment_nuclei(
-        h,
-        nucleus_diameter=None if diameter is None else diameter / factor,
-        min_contrast=min_contrast,
-    )
+    if nuclei is not None:
+        labels = _sample_labels(nuclei, "nuclei", full, p.shape, factor)
+    else:
+        labels = run_segmenter(
+            segmenter,
+            h,
+            nucleus_diameter=None if diameter is None else diameter / factor,
+            min_contrast=min_contrast,
+        )
+    centring = labels
+    if cells is not None:
+        centring = _cell_centring(labels, _sample_labels(cells, "cells", full, p.shape, factor))
     planes = []
     for name in names:
         if name == "protein":
@@ -145,8 +168,51 @@ def preprocess_fov(
     field = np.stack(planes)
     if normalize == "field":
         field = normalize_crops(field[None], channels=names)[0]
-    cells = crop_cells(field, labels, size=size, channels=names)
-    crops = cells.crops
+    cut = crop_cells(field, centring, size=size, channels=names)
+    crops = cut.crops
     if normalize == "crop":
         crops = normalize_crops(crops, channels=names)
-    return CellCrops(crops, cells.centers, cells.nucleus_ids, names, labels)
+    return CellCrops(crops, cut.centers, cut.nucleus_ids, names, labels)
+
+
+def _sample_labels(
+    labels: np.ndarray,
+    name: str,
+    full: tuple[int, ...],
+    shape: tuple[int, ...],
+    factor: int,
+) -> np.ndarray:
+    """A label image of the input field, sampled at the downsampled pixels' centres."""
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.dtype.kind not in "biu":
+        raise ValueError(
+            f"`{name}` must be a 2-D integer label image, got {lab.dtype} of shape {lab.shape}"
+        )
+    if lab.shape != tuple(full):
+        raise ValueError(
+            f"`{name}` (shape {lab.shape}) must have the shape of the image it labels {tuple(full)}"
+        )
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"`{name}` labels must be >= 0, got {int(lab.min())}")
+    half = factor // 2
+    rows, cols = shape[0] * factor, shape[1] * factor
+    return lab[half:rows:factor, half:cols:factor].astype(np.int32, copy=False)
+
+
+def _cell_centring(nuclei: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Cell labels relabelled with the id of the nucleus each cell holds (0: no nucleus).
+
+    :func:`crop_cells` then centres each crop on the cell's centroid and labels it with
+    the nucleus id.
+    """
+    both = (nuclei > 0) & (cells > 0)
+    if not both.any():
+        return np.zeros_like(nuclei)
+    pairs, counts = np.unique(np.stack([cells[both], nuclei[both]]), axis=1, return_counts=True)
+    # per cell, the nucleus with the largest overlap (ties: the lowest id)
+    order = np.lexsort((pairs[1], -counts, pairs[0]))
+    first = np.r_[True, pairs[0, order][1:] != pairs[0, order][:-1]]
+    cell_ids, nucleus_ids = pairs[0, order][first], pairs[1, order][first]
+    lut = np.zeros(int(cells.max()) + 1, dtype=np.int32)
+    lut[cell_ids] = nucleus_ids
+    return lut[cells]

@@ -10,7 +10,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FovSpec", "fingerprint", "list_fovs", "read_manifest", "read_stack"]
+from cyto.preprocess._zarr import is_ome_zarr, list_zarr_fovs, read_zarr_stack, zarr_digest
+
+__all__ = [
+    "MASK_SUFFIXES",
+    "METADATA_COLUMNS",
+    "VENDOR_SUFFIXES",
+    "CodecError",
+    "FovSpec",
+    "attach_masks",
+    "fingerprint",
+    "is_metadata_column",
+    "list_fovs",
+    "read_labels",
+    "read_manifest",
+    "read_stack",
+    "read_vendor_stack",
+]
 
 # Blocks of each input file hashed by `fingerprint` (start, middle, end).
 _FINGERPRINT_BLOCK = 1 << 16
@@ -41,6 +57,14 @@ class FovSpec:
     nucleus_path : Path or None
         A separate image file holding the Hoechst channel (one file per channel, as
         CellProfiler-style exports write them), or None when ``path`` holds both.
+    mask_path : Path or None
+        A nucleus label image of the field made elsewhere (CellProfiler, cellpose,
+        StarDist...): used instead of segmenting the Hoechst channel.
+    cell_mask_path : Path or None
+        A cell label image: crops are centred on the cell holding each nucleus.
+    metadata : tuple of (str, str)
+        Columns that follow every crop of the field to the end (plate, well, field,
+        ``Metadata_*``).
     """
 
     path: Path
@@ -50,6 +74,9 @@ class FovSpec:
     nucleus_channel: int = 0
     axes: str | None = None
     nucleus_path: Path | None = None
+    mask_path: Path | None = None
+    cell_mask_path: Path | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 def _file_digest(path: Path, h: Any) -> None:
@@ -92,7 +119,13 @@ def fingerprint(spec: FovSpec) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{spec.protein_channel},{spec.nucleus_channel},{spec.axes}".encode())
     for path in (spec.path, spec.nucleus_path):
-        if path is not None:
+        if path is not None and Path(path).is_dir():  # an OME-Zarr image
+            zarr_digest(Path(path), h)
+        elif path is not None:
+            _file_digest(Path(path), h)
+    for tag, path in ((b"nuclei", spec.mask_path), (b"cells", spec.cell_mask_path)):
+        if path is not None:  # a field is redone when its user mask changes
+            h.update(tag)
             _file_digest(Path(path), h)
     return h.hexdigest()
 
@@ -214,6 +247,69 @@ def _check_size(path: Path, tif: Any) -> None:
         )
 
 
+#: Vendor formats read through bioio and its plugins (the ``cyto[vendor]`` extra).
+VENDOR_SUFFIXES = (".nd2", ".czi", ".lif")
+
+
+def read_vendor_stack(path: str | os.PathLike) -> np.ndarray:
+    """Read a vendor file (Nikon ``.nd2``, Zeiss ``.czi``, Leica ``.lif``) as (C, Z, Y, X).
+
+    Read with bioio and its reader plugins (``pip install "cyto[vendor]"``), first scene,
+    first time point.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    stack : (C, Z, Y, X) ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    cyto.MissingExtraError
+        If bioio is not installed (the message names the extra).
+    ValueError
+        If bioio cannot read the file (e.g. its plugin is missing).
+    """
+    from cyto._optional import require
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    bioio = require("bioio", "vendor", purpose=f"reading {path.suffix} files")
+    try:
+        image = bioio.BioImage(path)
+        return np.asarray(image.get_image_data("CZYX", T=0))
+    except Exception as err:  # plugins raise their own types
+        raise ValueError(
+            f"{path}: bioio cannot read it ({type(err).__name__}: {err}); is the reader "
+            f"plugin for {path.suffix} installed (bioio-nd2, bioio-czi, bioio-lif)?"
+        ) from None
+
+
+def _decode(part: Any, tif: Any, path: Path) -> np.ndarray:
+    """``part.asarray()``, with a codec error that says what to install."""
+    try:
+        return part.asarray()
+    except (ValueError, ImportError) as err:
+        if not isinstance(err, ImportError) and "imagecodecs" not in str(err):
+            raise
+        compression = getattr(tif.pages[0].compression, "name", str(tif.pages[0].compression))
+        raise CodecError(
+            f"{path}: its pixels are {compression}-compressed and no codec for "
+            f"{compression} is installed ({err}); install the imagecodecs package "
+            "(`pip install imagecodecs`, a dependency of cyto: reinstalling cyto brings it)"
+        ) from None
+
+
+class CodecError(ValueError):
+    """A TIFF whose compression needs a codec that is not installed (a ValueError)."""
+
+
 def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
     """Read a TIFF / OME-TIFF stack as a (C, Z, Y, X) array.
 
@@ -226,10 +322,13 @@ def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
     ``"CZYX"`` with pages in channel-major order; the channel count is then the
     page count divided by the number of distinct slices, or 1).
 
+    An OME-Zarr image folder (``.zarr``, or a field of a plate) is read by
+    :func:`cyto.preprocess.read_zarr_stack` (``axes`` is then taken from its metadata).
+
     Parameters
     ----------
     path : str or PathLike
-        A ``.tif`` / ``.tiff`` / ``.ome.tif`` file.
+        A ``.tif`` / ``.tiff`` / ``.ome.tif`` file or an OME-Zarr image folder.
     axes : str, optional
         Axes of the stored array, letters from C, Z, Y, X (T/other axes of size 1
         are dropped).
@@ -259,6 +358,10 @@ def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
     import tifffile
 
     path = Path(path)
+    if is_ome_zarr(path) or any(q.suffix.lower() == ".zarr" for q in (path, *path.parents)):
+        return read_zarr_stack(path)
+    if path.suffix.lower() in VENDOR_SUFFIXES:
+        return read_vendor_stack(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
@@ -268,7 +371,7 @@ def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
             _check_size(path, tif)
             if len(tif.series) > 1 and len(series.pages) < n_pages and series.ndim == 2:
                 # one series per page (MicroManager): stack every page
-                data = np.stack([page.asarray() for page in tif.pages])
+                data = np.stack([_decode(page, tif, path) for page in tif.pages])
                 order = _micromanager_order(tif)
                 if axes is None:
                     if order is not None:
@@ -285,7 +388,7 @@ def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
                     if {first, second} != {"C", "Z"}:
                         raise ValueError(f"{path}: axes {axes!r} must be CZYX or ZCYX")
             else:
-                data = series.asarray()
+                data = _decode(series, tif, path)
                 if axes is None:
                     meta_axes = series.axes
                     known = set(meta_axes) & set("CZTS")
@@ -317,7 +420,11 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
     optional ``fov_id`` (default: the file name without ``.tif``/``.ome.tif``),
     ``protein_channel`` (default 1), ``nucleus_channel`` (default 0), ``axes``
     (default: from the file's metadata), ``nucleus_path`` (a separate file with the
-    Hoechst image, relative like ``path``; empty: ``path`` holds both channels).
+    Hoechst image, relative like ``path``; empty: ``path`` holds both channels),
+    ``mask_path`` (a nucleus label image made elsewhere: no segmentation),
+    ``cell_mask_path`` (a cell label image: crops centred on the cells), and
+    metadata columns carried to every crop (``plate``, ``well``, ``field``, ``site``,
+    ``Metadata_*``).
     In rows with a ``nucleus_path`` both channel indices default to 0, so two
     single-channel files need no channel columns.
 
@@ -382,7 +489,7 @@ def _manifest_rows(reader: csv.DictReader, fields: list[str], path: Path) -> lis
         raise ValueError(
             f"{path}: manifest lacks column(s) {missing}; found {fields}, expected at least "
             "path, protein_id (optional fov_id, protein_channel, nucleus_channel, axes, "
-            "nucleus_path)"
+            "nucleus_path, mask_path, cell_mask_path, plate, well, field, Metadata_*)"
         )
     return [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
 
@@ -423,6 +530,7 @@ def _specs_from_rows(rows: list[dict], path: Path) -> list[FovSpec]:
                     f"{where}: nucleus_path {nucleus_rel!r} is the same file as path; leave "
                     "nucleus_path empty when one file holds both channels"
                 )
+        masks = [_relative(row.get(c, ""), path) for c in ("mask_path", "cell_mask_path")]
         protein_channel = _int_field(row, "protein_channel", 0 if nucleus_file else 1, where)
         nucleus_channel = _int_field(row, "nucleus_channel", 0, where)
         if nucleus_file is None and protein_channel == nucleus_channel:
@@ -440,22 +548,50 @@ def _specs_from_rows(rows: list[dict], path: Path) -> list[FovSpec]:
                 nucleus_channel=nucleus_channel,
                 axes=axes,
                 nucleus_path=nucleus_file,
+                mask_path=masks[0],
+                cell_mask_path=masks[1],
+                metadata=tuple((k, row[k].strip()) for k in row if is_metadata_column(k)),
             )
         )
     return specs
 
 
-def list_fovs(source: str | os.PathLike) -> list[FovSpec]:
+def _relative(value: str, manifest: Path) -> Path | None:
+    """A manifest path cell: relative to the manifest's folder, or absolute; None if empty."""
+    value = value.strip()
+    if not value:
+        return None
+    file = Path(value)
+    return file if file.is_absolute() else manifest.parent / file
+
+
+#: Manifest columns kept as metadata of every crop (besides ``Metadata_*`` columns).
+METADATA_COLUMNS = ("plate", "well", "field", "site")
+
+
+def is_metadata_column(name: str) -> bool:
+    """True for a manifest column that follows the crops: plate, well, field, site or
+    ``Metadata_*`` (as pycytominer names them)."""
+    return name in METADATA_COLUMNS or name.lower().startswith("metadata_")
+
+
+def list_fovs(
+    source: str | os.PathLike, *, plate_map: str | os.PathLike | dict[str, str] | None = None
+) -> list[FovSpec]:
     """List the fields of view of a dataset.
 
-    ``source`` is a manifest CSV, a folder holding ``manifest.csv``, or a folder
+    ``source`` is a manifest CSV, a folder holding ``manifest.csv``, a folder
     with one sub-folder per protein id holding its TIFF files
     (``ROOT/<protein_id>/*.tif``; fov ids are ``<protein_id>/<file stem>``,
-    channels 1 = protein and 0 = Hoechst).
+    channels 1 = protein and 0 = Hoechst), or an OME-Zarr plate or image (see
+    :func:`cyto.preprocess.list_zarr_fovs`; a manifest may also name ``.zarr`` images
+    in its ``path`` column).
 
     Parameters
     ----------
     source : str or PathLike
+    plate_map : path-like or dict, optional
+        ``well,protein_id`` table of an OME-Zarr plate.
 
     Returns
     -------
@@ -482,6 +618,10 @@ def list_fovs(source: str | os.PathLike) -> list[FovSpec]:
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"dataset not found: {source}")
+    if is_ome_zarr(source):
+        return list_zarr_fovs(source, plate_map=plate_map)
+    if plate_map is not None:
+        raise ValueError("`plate_map` applies to an OME-Zarr plate; `source` is not one")
     if source.is_file():
         if source.suffix.lower() != ".csv":
             raise ValueError(f"`source` {source} must be a manifest .csv file or a folder")
@@ -492,7 +632,7 @@ def list_fovs(source: str | os.PathLike) -> list[FovSpec]:
     specs = []
     for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in sorted(sub.iterdir()):
-            if file.is_file() and file.name.lower().endswith(_TIFF_SUFFIXES):
+            if file.is_file() and file.name.lower().endswith(_TIFF_SUFFIXES + VENDOR_SUFFIXES):
                 specs.append(FovSpec(file, sub.name, f"{sub.name}/{_stem(file)}"))
     if not specs:
         raise ValueError(
@@ -500,3 +640,115 @@ def list_fovs(source: str | os.PathLike) -> list[FovSpec]:
             "expected one of the two dataset layouts"
         )
     return specs
+
+
+#: Name endings of mask files found by :func:`attach_masks`, tried in order (cellpose
+#: writes ``<image>_cp_masks.png``; CellProfiler and StarDist exports vary).
+MASK_SUFFIXES = ("", "_cp_masks", "_masks", "_mask", "_labels", "_label", "_nuclei")
+_MASK_EXTENSIONS = (".tif", ".tiff", ".png")
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Read a label image (TIFF or PNG) made by another tool: 0 = background.
+
+    Parameters
+    ----------
+    path : path-like
+        A 2-D label image (singleton axes are dropped). A boolean or 0/1 image is
+        labelled by connected components.
+
+    Returns
+    -------
+    labels : (M, N) int32 ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the image is not 2-D, holds floating-point or negative values, or cannot be
+        read.
+    """
+    from scipy import ndimage as ndi
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {path}")
+    try:
+        if path.suffix.lower() == ".png":
+            from skimage.io import imread
+
+            data = np.asarray(imread(path))
+        else:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                data = _decode(tif.series[0], tif, path)
+    except (OSError, ValueError, IndexError) as err:
+        if isinstance(err, CodecError):
+            raise
+        raise ValueError(f"{path}: cannot read the mask: {err}") from None
+    data = np.squeeze(data)
+    if data.ndim != 2:
+        raise ValueError(f"{path}: a mask must be one 2-D label image, got shape {data.shape}")
+    if data.dtype.kind not in "biu":
+        raise ValueError(
+            f"{path}: a mask must hold integer labels (0 = background), got {data.dtype} "
+            "values; export the label image, not a probability map"
+        )
+    if data.dtype.kind == "b" or (data.size and data.max() <= 1):
+        return ndi.label(data > 0)[0].astype(np.int32)
+    if data.min() < 0:
+        raise ValueError(f"{path}: mask labels must be >= 0, got {int(data.min())}")
+    if data.max() > np.iinfo(np.int32).max:
+        raise ValueError(f"{path}: mask labels exceed int32 ({int(data.max())})")
+    return data.astype(np.int32, copy=False)
+
+
+def attach_masks(specs: list[FovSpec], masks: str | os.PathLike) -> list[FovSpec]:
+    """Give every field its nucleus mask from a folder (``--masks DIR``).
+
+    The mask of a field is the file in ``masks`` named after the field's id (``/``
+    becomes ``_``) or its image's stem, followed by one of :data:`MASK_SUFFIXES` and
+    ``.tif``/``.tiff``/``.png`` — e.g. ``f1.tif``, ``f1_cp_masks.png`` (cellpose),
+    ``ACTB_f1_labels.tif``. Fields that already name a ``mask_path`` keep it; fields
+    without a mask file keep none and fail when preprocessed, with a message naming
+    the files looked for.
+
+    Parameters
+    ----------
+    specs : list of FovSpec
+    masks : path-like
+        The folder.
+
+    Returns
+    -------
+    specs : list of FovSpec
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``masks`` is not a folder.
+    """
+    from dataclasses import replace
+
+    folder = Path(masks)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"`masks` folder not found: {folder}")
+    present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    out = []
+    for spec in specs:
+        if spec.mask_path is None:
+            spec = replace(spec, mask_path=_find_mask(spec, present, folder))
+        out.append(spec)
+    return out
+
+
+def _find_mask(spec: FovSpec, present: dict[str, Path], folder: Path) -> Path:
+    """The mask file of a field, or the first expected name (reported when missing)."""
+    stems = dict.fromkeys([spec.fov_id.replace("/", "_"), _stem(spec.path)])
+    names = [f"{s}{suf}{ext}" for s in stems for suf in MASK_SUFFIXES for ext in _MASK_EXTENSIONS]
+    for name in names:
+        if name.lower() in present:
+            return present[name.lower()]
+    return folder / names[0]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cyto.cli import main
-from cyto.data import CropStore, write_crop_store
+from cyto.data import CropStore, Embeddings, write_crop_store
 from cyto.nn import CropDataset, TrainConfig, load_model, train
 from cyto.nn import _embed as embed_module
 from cyto.nn import embed as _embed
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 
 def _read(path):
     with h5py.File(path, "r") as f:
-        data = {k: f[k][()] for k in f}
+        data = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
         attrs = dict(f.attrs)
     return data, attrs
 
@@ -217,7 +217,53 @@ def test_cli_embed_with_h5ad(trained, tmp_path):
     adata = anndata.read_h5ad(tmp_path / "emb.h5ad")
     data, _ = _read(out)
     assert adata.n_obs == data["global"].shape[0]
-    assert list(adata.obs.columns) == ["protein_id", "fov_id", "split", "crop_index"]
+    assert list(adata.obs.columns) == [
+        "protein_id",
+        "fov_id",
+        "split",
+        "crop_index",
+        "center_row",
+        "center_col",
+        "nucleus_id",
+    ]
     np.testing.assert_array_equal(adata.obsm["X_global"], data["global"])
     np.testing.assert_array_equal(adata.obsm["local_hist"], data["local_hist"])
     assert list(adata.uns["classes"]) == ["P0", "P1", "P2", "P3"]
+
+
+def test_field_metadata_and_crop_centres_reach_the_h5ad(trained, tmp_path):
+    """plate/well/field of each crop's field travel store → embeddings → AnnData obs."""
+    anndata = pytest.importorskip("anndata")
+    from cyto.data import CropStoreWriter, export_h5ad
+
+    store, run = trained
+    with CropStore(store) as src:
+        crops, pids, fovs = src.read(slice(None)), src.protein_ids, src.fov_ids
+        params = dict(src.params)
+    centers = np.stack([np.arange(len(pids)), 2 * np.arange(len(pids))], axis=1)
+    target = tmp_path / "with_meta.h5"
+    w = CropStoreWriter(
+        target,
+        channels=("protein", "distance"),
+        crop_size=crops.shape[-1],
+        dtype=crops.dtype,
+        params=params,
+    )
+    w.append(crops, pids.astype(object), fovs.astype(object), centers, np.arange(len(pids)) + 1)
+    uniq = sorted(set(fovs))
+    table = [(f, str(pids[fovs == f][0]), "x.tif", int((fovs == f).sum()), "") for f in uniq]
+    meta = {
+        f: {"plate": "P1", "well": f"B{i:02d}", "field": str(i % 3)} for i, f in enumerate(uniq)
+    }
+    w.write_fov_table(table, meta)
+    w.close()
+    out = embed(run, target, tmp_path / "emb.h5", num_workers=0, progress=False)
+    with Embeddings(out) as emb:
+        obs = emb.obs()
+    assert obs["center_col"].tolist() == (2 * np.arange(len(pids))).tolist()
+    assert obs["well"].tolist() == [meta[f]["well"] for f in fovs]
+    h5ad = export_h5ad(out, tmp_path / "emb.h5ad")
+    adata = anndata.read_h5ad(h5ad)
+    assert adata.obs["plate"].tolist() == ["P1"] * len(pids)
+    assert adata.obs["field"].tolist() == [meta[f]["field"] for f in fovs]
+    assert adata.obs["nucleus_id"].tolist() == (np.arange(len(pids)) + 1).tolist()
