@@ -20,7 +20,16 @@ from cyto import __version__
 __all__ = ["get_parser", "main"]
 
 # Order shown in `cyto --help`.
-_COMMANDS: tuple[str, ...] = ("synth", "preprocess", "train", "embed", "analyze", "demo", "ablate")
+_COMMANDS: tuple[str, ...] = (
+    "synth",
+    "preprocess",
+    "train",
+    "embed",
+    "analyze",
+    "evaluate",
+    "demo",
+    "ablate",
+)
 
 
 def get_parser() -> argparse.ArgumentParser:

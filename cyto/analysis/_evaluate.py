@@ -12,6 +12,7 @@ import numpy as np
 
 from cyto.analysis._baselines import baseline_features
 from cyto.analysis._ground_truth import GroundTruth
+from cyto.analysis._retrieval import average_precision, complex_recall, mean_average_precision
 from cyto.analysis._score import clustering_score, mean_sem
 from cyto.analysis._spectra import localize, mean_by_label
 from cyto.analysis._umap import AtlasUMAP
@@ -25,6 +26,7 @@ __all__ = [
     "knn_both_metrics",
     "knn_family_accuracy",
     "localize_hidden",
+    "retrieval_scores",
     "umap_replicates",
 ]
 
@@ -266,16 +268,89 @@ def baseline_scores(
     scores : dict
         ``scores[baseline][level] = {"mean", "sem", "values"}`` for baselines ``pixels``
         (protein channel → PCA(50) → UMAP) and ``intensity`` (per-crop statistics →
-        UMAP).
+        UMAP), and ``scores[baseline]["retrieval"]`` (:func:`retrieval_scores` of the
+        features).
     """
     labels = ground_truth.crop_labels(protein_ids, min_classes=2)
     if not labels:
         return {}
     feats = baseline_features(np.asarray(crops)[:, protein_channel])
     return {
-        name: gamma_over_umaps(umap_replicates(X, seeds, **dict(umap_options or {}))[0], labels)
+        name: {
+            **gamma_over_umaps(umap_replicates(X, seeds, **dict(umap_options or {}))[0], labels),
+            "retrieval": retrieval_scores(X, protein_ids, ground_truth),
+        }
         for name, X in feats.items()
     }
+
+
+def retrieval_scores(
+    X: Any,
+    protein_ids: Any,
+    ground_truth: GroundTruth,
+    *,
+    null_size: int = 1000,
+    seed: int = 0,
+    k: int = 5,
+    max_crops: int = 10000,
+) -> dict[str, Any]:
+    """The profiling field's retrieval metrics of one representation.
+
+    - ``protein``: crops retrieving the other crops of their protein (mAP per protein,
+      at most ``max_crops`` crops, seeded sample) — consistency of the encodings;
+    - ``family``: per-protein profiles (mean of their crops) retrieving the proteins of
+      the same family (mAP per family, :attr:`GroundTruth.family_level`);
+    - ``complex``: :func:`complex_recall` of the per-protein profiles.
+
+    mAP values come with permutation p-values and Benjamini–Hochberg q-values
+    (:func:`mean_average_precision`).
+
+    Parameters
+    ----------
+    X : (n, ...) array_like
+        Encodings of the crops (flattened).
+    protein_ids : (n,) array_like of str
+    ground_truth : GroundTruth
+    null_size : int, default 1000
+        Size of the permutation nulls.
+    seed : int, default 0
+    k : int, default 5
+        Neighbours of complex recall.
+    max_crops : int, default 10000
+        Crops used for the crop-level protein mAP.
+
+    Returns
+    -------
+    scores : dict
+        ``{"protein": ..., "family": ..., "complex": ...}`` (a key is absent when it
+        cannot be measured); each mAP entry holds ``map``, ``fraction_significant`` and
+        per-group ``groups``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    X = X.reshape(len(X), -1)
+    pids = np.asarray(protein_ids).astype(str)
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(X))
+    if rows.size > max_crops:
+        rows = np.sort(rng.choice(rows, size=max_crops, replace=False))
+    out: dict[str, Any] = {}
+    opts = {"null_size": null_size, "seed": seed}
+    if np.unique(pids[rows]).size >= 2:
+        r = average_precision(X[rows], pids[rows])
+        out["protein"] = {**mean_average_precision(r, **opts), "n_crops": int(rows.size)}
+    names, profiles = mean_by_label(X, pids)
+    names = np.asarray(names).astype(str)
+    family = ground_truth.family_level
+    if family is not None:
+        fam = ground_truth.labels(family, names)
+        if len({v for v in fam if v is not None}) >= 2:
+            out["family"] = mean_average_precision(average_precision(profiles, fam), **opts)
+    cpx = ground_truth.levels.get("complex", {})
+    if sum(str(p) in cpx for p in names) >= 2:
+        out["complex"] = complex_recall(
+            profiles, names, cpx, k=k, n_permutations=null_size, seed=seed
+        )
+    return out
 
 
 def choose_hidden(
@@ -322,7 +397,11 @@ class Evaluation:
     hidden : list of dict
         Hidden-protein localization rows (see :func:`localize_hidden`).
     baselines : dict
-        Γ of model-free baselines, ``baselines[name][level]``, measured on the same crops.
+        Γ of model-free baselines, ``baselines[name][level]``, and their retrieval
+        metrics, ``baselines[name]["retrieval"]``, measured on the same crops.
+    retrieval : dict
+        :func:`retrieval_scores`: protein-consistency mAP, family mAP (with p- and
+        q-values) and complex recall.
     ground_truth : dict
         :meth:`GroundTruth.to_dict` of the labels used.
     umap : dict
@@ -338,6 +417,7 @@ class Evaluation:
     knn: dict[str, float] = field(default_factory=dict)
     hidden: list[dict[str, Any]] = field(default_factory=list)
     baselines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    retrieval: dict[str, Any] = field(default_factory=dict)
     ground_truth: dict[str, Any] = field(default_factory=dict)
     umap: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -357,6 +437,7 @@ class Evaluation:
             "hidden_localization": self.hidden,
             "hidden_hit_rate": self.hidden_hit_rate,
             "baselines": self.baselines,
+            "retrieval": self.retrieval,
             "ground_truth": self.ground_truth,
             "umap": self.umap,
             "notes": self.notes,
@@ -434,6 +515,8 @@ def evaluate(
         for lv in ground_truth.levels
         if lv not in labels
     ]
+    if ground_truth:
+        ev.retrieval = retrieval_scores(X, pids, ground_truth, seed=hidden_seed)
     family = ground_truth.family_level
     if reference is not None and family is not None:
         ref_x, ref_p = reference

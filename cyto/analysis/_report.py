@@ -167,6 +167,21 @@ def _mean_sem_text(d: Mapping[str, Any] | None) -> str:
     return _num(d.get("mean"), ".2f") + ("" if sem is None else f" ± {_num(sem, '.2f')}")
 
 
+def _retrieval_cells(r: Mapping[str, Any]) -> list[str]:
+    """Table cells of :func:`retrieval_scores`: protein mAP, family mAP, complex recall."""
+    cells = []
+    for key in ("protein", "family"):
+        m = r.get(key)
+        cells.append(
+            "–" if not m else f"{_num(m['map'], '.3f')} ({_num(m['fraction_significant'], '.0%')})"
+        )
+    c = r.get("complex")
+    cells.append(
+        "–" if not c else f"{_num(c['recall'], '.2f')} (null {_num(c['null_mean'], '.2f')})"
+    )
+    return cells
+
+
 def _ground_truth_text(gt: GroundTruth) -> str:
     """What each level holds and what it leaves out, in a sentence per level."""
     out = []
@@ -470,6 +485,8 @@ def analyze_embeddings(
     else:
         why = "; ".join(ev.notes) or "no ground truth was given (ground_truth / complexes)"
         run.sections.append(("Clustering score", [f"Clustering scores not computed: {why}."]))
+    if ev.retrieval:
+        run.retrieval_section(main["variant"], ev)
     if ev.hidden:
         run.hidden_section(ev)
     if spectra is not None:
@@ -700,6 +717,7 @@ class _AnalysisRun:
             [f"baseline: {name}", lv, _mean_sem_text(s), len(s.get("values", []))]
             for name, per_level in ev.baselines.items()
             for lv, s in per_level.items()
+            if lv != "retrieval"
         ]
         items: list[Any] = [
             "Γ = spread of the class centroids / median class size (robust statistics, "
@@ -716,6 +734,32 @@ class _AnalysisRun:
             )
         items.append(self.save("clustering_scores", self.figs.plot_scores(table)))
         self.sections.append(("Clustering score", items))
+
+    def retrieval_section(self, variant: str, ev: Evaluation) -> None:
+        """mAP (protein consistency, family retrieval) and complex recall, model and
+        baselines side by side."""
+        reps = [(variant, ev.retrieval)] + [
+            (f"baseline: {n}", b.get("retrieval", {})) for n, b in ev.baselines.items()
+        ]
+        rows = [[name, *_retrieval_cells(r)] for name, r in reps if r]
+        self.sections.append(
+            (
+                "Retrieval (mAP)",
+                [
+                    "Mean average precision as the image-based profiling field computes it "
+                    "(copairs' definitions, cosine similarity): protein — each crop "
+                    "retrieving the other crops of its protein; family — each "
+                    "protein's mean profile retrieving the proteins of its family; in "
+                    "brackets the fraction of groups with q < 0.05 (permutation p-values, "
+                    "Benjamini–Hochberg). Complex recall: fraction of complex members whose "
+                    "5 nearest proteins include another member (null: labels shuffled).",
+                    {
+                        "header": ["representation", "protein mAP", "family mAP", "complex recall"],
+                        "rows": rows,
+                    },
+                ],
+            )
+        )
 
     def hidden_section(self, ev: Evaluation) -> None:
         rows = [

@@ -33,6 +33,7 @@ from cyto.workflows._ablate import (
     run_ablation,
 )
 from cyto.workflows._demo import run_demo, stage_hashes
+from cyto.workflows._evaluate import card_markdown, evaluation_card
 from cyto.workflows._inputs import (
     DEMO_PRESETS,
     STAGES,
@@ -51,6 +52,8 @@ __all__ = [
     "DemoResult",
     "StageRecord",
     "baseline_scores",
+    "card_markdown",
+    "evaluation_card",
     "knn_family_accuracy",
     "localize_hidden",
     "run_ablation",

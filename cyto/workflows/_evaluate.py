@@ -1,0 +1,202 @@
+"""`cyto evaluate`: one evaluation card per embeddings file — Γ, mAP, complex recall, k-NN
+accuracy, for the model and the model-free baselines, before and after batch correction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cyto.analysis import (
+    GroundTruth,
+    baseline_features,
+    center_scale_by_batch,
+    evaluate,
+)
+from cyto.data import CropStore, Embeddings
+from cyto.workflows._inputs import _atomic_json, _atomic_text, _print_stderr
+
+__all__ = ["CARD_FILES", "card_markdown", "evaluation_card"]
+
+#: File names of a card, in its folder.
+CARD_FILES = ("evaluation.json", "evaluation.md")
+
+
+def _rows_of(emb: Embeddings) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Rows evaluated (the test split, else all) and the k-NN reference (train split)."""
+    test = np.flatnonzero(emb.split == "test")
+    if test.size:
+        train = np.flatnonzero(emb.split == "train")
+        return test, (train if train.size else None), "test"
+    return np.arange(emb.n), None, "all"
+
+
+def _inputs(path: Path, batch_key: str | None) -> dict[str, Any]:
+    with Embeddings(path) as emb:
+        rows, ref, where = _rows_of(emb)
+        X = emb.read("global", rows).reshape(rows.size, -1).astype(np.float32)
+        pids = emb.protein_ids[rows]
+        out = {"X": X, "pids": pids, "rows": rows, "where": where, "store": emb.attrs.get("store")}
+        out["crop_index"] = emb.crop_index[rows]
+        out["reference"] = None if ref is None else (emb.read("global", ref), emb.protein_ids[ref])
+        obs = emb.obs()
+        if batch_key is not None:
+            if batch_key not in obs:
+                raise ValueError(
+                    f"`batch_key` {batch_key!r} is not a per-crop column of {path.name}; it has "
+                    f"{sorted(obs)} (columns come from the manifest: plate, well, Metadata_*)"
+                )
+            out["batch"] = np.asarray(obs[batch_key])[rows]
+    return out
+
+
+def _baseline_features(store: Any, crop_index: np.ndarray) -> dict[str, np.ndarray]:
+    with CropStore(store) as cs:
+        order = np.argsort(crop_index)
+        sorted_crops = cs.read(crop_index[order]).astype(np.float32)
+        pch = list(cs.channels).index("protein") if "protein" in cs.channels else 0
+    crops = np.empty_like(sorted_crops)
+    crops[order] = sorted_crops  # back in the embeddings file's row order
+    return baseline_features(crops[:, pch])
+
+
+def _card_row(name: str, correction: str, ev: Any) -> dict[str, Any]:
+    r = ev.retrieval
+    return {
+        "representation": name,
+        "correction": correction,
+        "gamma": {lv: s["mean"] for lv, s in ev.scores.items()},
+        "gamma_sem": {lv: s["sem"] for lv, s in ev.scores.items()},
+        "family_map": r.get("family", {}).get("map"),
+        "family_significant": r.get("family", {}).get("fraction_significant"),
+        "protein_map": r.get("protein", {}).get("map"),
+        "complex_recall": r.get("complex", {}).get("recall"),
+        "complex_recall_null": r.get("complex", {}).get("null_mean"),
+        "knn_cosine": ev.knn.get("cosine"),
+    }
+
+
+def evaluation_card(
+    embeddings: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    ground_truth: str | os.PathLike | None = None,
+    complexes: str | os.PathLike | None = None,
+    crops: str | os.PathLike | None = None,
+    batch_key: str | None = None,
+    umap_seeds: Sequence[int] = (0,),
+    seed: int = 0,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate an embeddings file against a ground truth, with baselines, as one card.
+
+    Every representation — the model's global encodings and, when the crop store is
+    found, the raw-pixel and intensity baselines on the same crops — is scored by
+    :func:`cyto.analysis.evaluate` (Γ per level over ``umap_seeds``, family and protein
+    mAP with FDR, complex recall, k-NN accuracy for the model), uncorrected and, with
+    ``batch_key``, after per-batch centring and scaling
+    (:func:`cyto.analysis.center_scale_by_batch`).
+
+    Parameters
+    ----------
+    embeddings : path-like
+        File written by ``cyto embed`` (its test split is evaluated when it has one).
+    out_dir : path-like
+        Folder of ``evaluation.json`` and ``evaluation.md`` (created).
+    ground_truth, complexes : path-like, optional
+        Tables read by :meth:`cyto.analysis.GroundTruth.read` (at least one).
+    crops : path-like, optional
+        The crop store (default: the one the embeddings file records, if it exists).
+    batch_key : str, optional
+        Per-crop column of the embeddings file (``plate``, ``well``...) to correct for.
+    umap_seeds : sequence of int, default (0,)
+    seed : int, default 0
+        Seed of the permutation nulls and the hidden-protein draw.
+    echo : callable, optional
+        Receives progress lines (default: stderr).
+
+    Returns
+    -------
+    card : dict
+        What ``evaluation.json`` holds: ``rows`` (one per representation × correction),
+        ``ground_truth``, ``evaluated_on``, ``n_crops``, and per-row details.
+
+    Raises
+    ------
+    ValueError
+        Without a ground truth, or with an unknown ``batch_key``.
+    """
+    echo = echo or _print_stderr
+    gt = GroundTruth.read(ground_truth, complexes)
+    if not gt:
+        raise ValueError("`ground_truth` or `complexes` is needed: the card scores against them")
+    inp = _inputs(Path(embeddings), batch_key)
+    reps = {"cyto (global encodings)": inp["X"]}
+    store = crops if crops is not None else inp["store"]
+    if store is not None and Path(str(store)).is_file():
+        reps |= {
+            f"baseline: {k}": v for k, v in _baseline_features(store, inp["crop_index"]).items()
+        }
+    else:
+        echo("[evaluate] no crop store found: baselines left out (give --crops)")
+    corrections = ["none"] + (["center_scale"] if batch_key is not None else [])
+    rows, details = [], {}
+    for name, X in reps.items():
+        for corr in corrections:
+            Xc = X if corr == "none" else center_scale_by_batch(X, inp["batch"])
+            ref = inp["reference"] if (corr == "none" and name.startswith("cyto")) else None
+            echo(f"[evaluate] {name}, correction {corr}: {len(Xc)} crops")
+            ev = evaluate(
+                Xc, inp["pids"], gt, reference=ref, umap_seeds=umap_seeds, hidden_seed=seed
+            )
+            rows.append(_card_row(name, corr, ev))
+            details[f"{name} | {corr}"] = ev.to_dict()
+    card = {
+        "embeddings": Path(embeddings).name,
+        "evaluated_on": inp["where"],
+        "n_crops": len(inp["X"]),
+        "batch_key": batch_key,
+        "ground_truth": gt.to_dict(),
+        "rows": rows,
+        "details": details,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_json(out / CARD_FILES[0], card)
+    _atomic_text(out / CARD_FILES[1], card_markdown(card))
+    return card
+
+
+def _fmt(x: Any, spec: str = ".3f") -> str:
+    return "–" if x is None or not np.isfinite(x) else format(x, spec)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The card as a Markdown table (one row per representation × correction)."""
+    levels = sorted({lv for r in card["rows"] for lv in r["gamma"]})
+    header = ["representation", "correction", *(f"Γ {lv}" for lv in levels)]
+    header += ["family mAP (q<0.05)", "protein mAP", "complex recall (null)", "kNN cosine"]
+    lines = [
+        f"Evaluation of {card['embeddings']} ({card['evaluated_on']} crops, n = "
+        f"{card['n_crops']}); batch key: {card['batch_key'] or 'none'}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in card["rows"]:
+        cells = [r["representation"], r["correction"]]
+        cells += [
+            f"{_fmt(r['gamma'].get(lv), '.2f')} ± {_fmt(r['gamma_sem'].get(lv), '.2f')}"
+            for lv in levels
+        ]
+        cells += [
+            f"{_fmt(r['family_map'])} ({_fmt(r['family_significant'], '.0%')})",
+            _fmt(r["protein_map"]),
+            f"{_fmt(r['complex_recall'], '.2f')} ({_fmt(r['complex_recall_null'], '.2f')})",
+            _fmt(r["knn_cosine"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

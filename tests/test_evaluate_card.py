@@ -1,0 +1,64 @@
+"""`cyto evaluate`: the evaluation card, and a plate effect that correction removes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cyto.cli import main
+from cyto.data import EmbeddingsWriter
+
+
+def _embeddings(path: Path, *, plate_shift: float, seed: int = 0) -> Path:
+    """24 proteins in 4 families, 10 crops each, on 2 plates; plate 2 is shifted."""
+    rng = np.random.default_rng(seed)
+    proteins = np.repeat([f"P{i:02d}" for i in range(24)], 10)
+    family = np.arange(proteins.size) // 10 % 4
+    # every family has proteins on both plates (plate and family independent)
+    plate = np.where(np.arange(24) // 4 % 2 == 0, "plate1", "plate2")[
+        np.arange(proteins.size) // 10
+    ]
+    X = 3.0 * np.eye(16)[family] + rng.normal(size=(proteins.size, 16))
+    X[plate == "plate2"] += plate_shift * rng.normal(size=16)  # a plate-wide offset
+    w = EmbeddingsWriter(path, {"format": "test"})
+    w.create(
+        {"global": (16, np.dtype(np.float32))},
+        protein_ids=proteins,
+        fov_ids=np.array([f"{p}-f0" for p in proteins]),
+        split=np.full(proteins.size, "test"),
+        crop_index=np.arange(proteins.size),
+        classes=sorted(set(proteins)),
+        attrs={},
+        obs={"plate": plate},
+    )
+    w.write({"global": X.astype(np.float32)})
+    w.finish({})
+    gt = path.parent / "gt.csv"
+    gt.write_text("protein_id,family\n" + "".join(f"P{i:02d},fam{i % 4}\n" for i in range(24)))
+    return w.commit()
+
+
+def test_card_with_batch_correction_recovers_the_family_map(tmp_path: Path) -> None:
+    emb = _embeddings(tmp_path / "emb.h5", plate_shift=6.0)
+    argv = ["evaluate", str(emb), "-o", str(tmp_path / "card"), "--ground-truth"]
+    assert main([*argv, str(tmp_path / "gt.csv"), "--batch-key", "plate"]) == 0
+    card = json.loads((tmp_path / "card" / "evaluation.json").read_text())
+    rows = {(r["representation"], r["correction"]): r for r in card["rows"]}
+    raw = rows[("cyto (global encodings)", "none")]
+    fixed = rows[("cyto (global encodings)", "center_scale")]
+    # the plate offset splits each family in two; centring per plate joins it again
+    assert raw["family_map"] < 0.8 < fixed["family_map"]
+    assert fixed["gamma"]["organelle"] > raw["gamma"]["organelle"]
+    table = (tmp_path / "card" / "evaluation.md").read_text()
+    assert "| cyto (global encodings) | center_scale |" in table
+    # no crop store: the baselines are left out, and the card says nothing false about them
+    assert all(not r["representation"].startswith("baseline") for r in card["rows"])
+
+
+def test_card_refuses_an_unknown_batch_key(tmp_path: Path, capsys) -> None:
+    emb = _embeddings(tmp_path / "emb.h5", plate_shift=0.0)
+    argv = ["evaluate", str(emb), "-o", str(tmp_path / "card"), "--ground-truth"]
+    assert main([*argv, str(tmp_path / "gt.csv"), "--batch-key", "well"]) == 2
+    assert "`batch_key` 'well' is not a per-crop column" in capsys.readouterr().err
