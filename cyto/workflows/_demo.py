@@ -251,7 +251,9 @@ class _Demo:
         )
         _atomic_json(self.baselines, scores)
         return f"{where} crops; " + ", ".join(
-            f"{b}: " + " / ".join(f"{lvl} {v['mean']:.2f}" for lvl, v in s.items())
+            f"{b}: Γ "
+            + " / ".join(f"{lvl} {v['mean']:.2f}" for lvl, v in s.items() if lvl != "retrieval")
+            + _family_map_text(s.get("retrieval", {}))
             for b, s in scores.items()
         )
 
@@ -284,6 +286,8 @@ class _Demo:
         parts = [f"{where or 'all'} crops"]
         if ev.scores:
             parts.append("Γ " + ", ".join(f"{lvl} {s['mean']:.2f}" for lvl, s in ev.scores.items()))
+        if ev.retrieval.get("family"):
+            parts.append(_family_map_text(ev.retrieval).lstrip(", "))
         if ev.knn:
             parts.append(
                 f"kNN family accuracy {ev.knn['euclidean']:.3f} (Euclidean), "
@@ -292,6 +296,11 @@ class _Demo:
         if ev.hidden_hit_rate is not None:
             parts.append(f"hidden proteins localized {ev.hidden_hit_rate:.0%}")
         return "; ".join(parts)
+
+
+def _family_map_text(retrieval: Mapping[str, Any]) -> str:
+    fam = retrieval.get("family")
+    return "" if not fam else f", family mAP {fam['map']:.3f}"
 
 
 def _stages_section(demo: _Demo, records: Sequence[StageRecord]) -> tuple[str, list[Any]]:
