@@ -53,6 +53,11 @@ def test_card_with_batch_correction_recovers_the_family_map(tmp_path: Path) -> N
     assert fixed["gamma"]["organelle"] > raw["gamma"]["organelle"]
     table = (tmp_path / "card" / "evaluation.md").read_text()
     assert "| cyto (global encodings) | center_scale |" in table
+    profiles = (tmp_path / "card" / "profiles.csv").read_text().splitlines()
+    assert profiles[0].startswith(
+        "Metadata_protein_id,Metadata_organelle,Metadata_n_crops,feature_0"
+    )
+    assert len(profiles) == 25 and profiles[1].startswith("P00,fam0,10,")
     # no crop store: the baselines are left out, and the card says nothing false about them
     assert all(not r["representation"].startswith("baseline") for r in card["rows"])
 

@@ -164,7 +164,11 @@ def resolve_encoder(name: str) -> str:
         obj = import_object(name, "encoder")
     except ValueError as err:
         if "not a callable" in str(err):
-            raise ValueError(f"{err}: expected a factory returning (encoder1, encoder2)") from None
+            what = str(err).split(" is a ")[-1].split(",")[0]
+            raise ValueError(
+                f"encoder {name!r} is a {what}: not a factory returning (encoder1, encoder2) "
+                "modules"
+            ) from None
         raise
     _REGISTRY[name] = obj
     return name

@@ -12,6 +12,7 @@ import numpy as np
 
 from cyto.analysis import (
     GroundTruth,
+    aggregate,
     baseline_features,
     center_scale_by_batch,
     evaluate,
@@ -22,7 +23,28 @@ from cyto.workflows._inputs import _atomic_json, _atomic_text, _print_stderr
 __all__ = ["CARD_FILES", "card_markdown", "evaluation_card"]
 
 #: File names of a card, in its folder.
-CARD_FILES = ("evaluation.json", "evaluation.md")
+CARD_FILES = ("evaluation.json", "evaluation.md", "profiles.csv")
+
+
+def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth) -> None:
+    """Per-protein mean profiles as pycytominer writes them: ``Metadata_*`` columns
+    (protein, its label per ground-truth level, crop count), then one column per feature."""
+    import csv
+    import io
+
+    names, profiles = aggregate(X, pids)
+    counts = np.unique(np.asarray(pids).astype(str), return_counts=True)[1]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    levels = list(gt.levels)
+    w.writerow(
+        ["Metadata_protein_id", *(f"Metadata_{lv}" for lv in levels), "Metadata_n_crops"]
+        + [f"feature_{j}" for j in range(profiles.shape[1])]
+    )
+    for name, n, row in zip(names, counts, profiles):
+        labels = [gt.levels[lv].get(str(name), "") for lv in levels]
+        w.writerow([name, *labels, int(n), *(f"{v:.6g}" for v in row)])
+    _atomic_text(path, buf.getvalue())
 
 
 def _rows_of(emb: Embeddings) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -100,12 +122,15 @@ def evaluation_card(
     ``batch_key``, after per-batch centring and scaling
     (:func:`cyto.analysis.center_scale_by_batch`).
 
+    Also writes ``profiles.csv``: the per-protein mean encodings with ``Metadata_*``
+    columns (protein, ground-truth labels, crop count), as pycytominer lays them out.
+
     Parameters
     ----------
     embeddings : path-like
         File written by ``cyto embed`` (its test split is evaluated when it has one).
     out_dir : path-like
-        Folder of ``evaluation.json`` and ``evaluation.md`` (created).
+        Folder of ``evaluation.json``, ``evaluation.md`` and ``profiles.csv`` (created).
     ground_truth, complexes : path-like, optional
         Tables read by :meth:`cyto.analysis.GroundTruth.read` (at least one).
     crops : path-like, optional
@@ -167,6 +192,7 @@ def evaluation_card(
     out.mkdir(parents=True, exist_ok=True)
     _atomic_json(out / CARD_FILES[0], card)
     _atomic_text(out / CARD_FILES[1], card_markdown(card))
+    _write_profiles(out / CARD_FILES[2], inp["X"], inp["pids"], gt)
     return card
 
 
