@@ -234,8 +234,9 @@ def run_ablation(
         for seed in seeds:
             key, run = f"seed{seed}", out / "runs" / _slug(name) / f"seed{seed}"
             if key in done.get(name, {}):
-                if "knn_cosine" not in done[name][key]:  # scored before kNN was added
-                    done[name][key].update(_score_model(run, store, study, (), device, knn=True))
+                if not {"knn_cosine", "family_map"} <= set(done[name][key]):  # scored earlier
+                    knn = "knn_cosine" not in done[name][key]
+                    done[name][key].update(_score_model(run, store, study, (), device, knn=knn))
                     _atomic_json(scores_path, done)
                 continue
             _train_and_embed(run, store, preset, var, seed=seed, device=device, progress=progress)
@@ -246,6 +247,7 @@ def run_ablation(
                 f"[ablate] {name} seed {seed}: Γ "
                 + ", ".join(f"{lvl} {np.mean(per[lvl]):.2f}" for lvl in levels)
                 + f"; kNN family accuracy {per['knn_cosine']:.3f} (cosine)"
+                + f"; family mAP {per['family_map']:.3f}"
             )
     table, knn, files = _write_ablation_tables(out, done, names, seeds, levels, preset, study)
     echo(table.to_markdown())
@@ -374,12 +376,17 @@ def _score_model(
     *,
     knn: bool = True,
 ) -> dict[str, Any]:
-    """Γ per level and UMAP seed, and the k-NN family accuracy, of one trained model."""
+    """Γ per level and UMAP seed, the k-NN family accuracy and the family and protein mAP
+    (:func:`cyto.analysis.retrieval_scores`) of one trained model."""
     X, proteins = _read_encodings(run / "embeddings_test.h5")
     reference = _train_encodings(run, store, device) if knn else None
     ev = evaluate(X, proteins, study["gt"], reference=reference, umap_seeds=umap_seeds)
     per: dict[str, Any] = {lv: s["values"] for lv, s in ev.scores.items()}
-    return {**per, **(_knn_fields(ev.knn) if knn else {})}
+    maps = {
+        f"{what}_map": ev.retrieval.get(what, {}).get("map", float("nan"))
+        for what in ("family", "protein")
+    }
+    return {**per, **maps, **(_knn_fields(ev.knn) if knn else {})}
 
 
 def _write_ablation_tables(
@@ -402,7 +409,12 @@ def _write_ablation_tables(
             for name in names
         }
     )
-    fields = (("kNN cosine", "knn_cosine"), ("kNN Euclidean", "knn_euclidean"))
+    fields = (
+        ("kNN cosine", "knn_cosine"),
+        ("kNN Euclidean", "knn_euclidean"),
+        ("family mAP", "family_map"),
+        ("protein mAP", "protein_map"),
+    )
     knn = ScoreTable.from_scores(
         {
             name: {label: [float(done[name][key][f]) for key in keys] for label, f in fields}
@@ -420,7 +432,9 @@ def _write_ablation_tables(
     )
     knn_header = (
         f"\nk-nearest-neighbour family accuracy (k = 15, fit on the training split's global "
-        f"encodings, scored on the test split; mean ± s.e.m. over {n_models}).\n\n"
+        "encodings, scored on the test split) and retrieval mAP (cosine; family: per-protein "
+        "mean profiles retrieving their family; protein: test crops retrieving their "
+        f"protein); mean ± s.e.m. over {n_models}.\n\n"
     )
     _atomic_text(
         files["ablation.md"],
