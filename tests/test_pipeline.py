@@ -236,7 +236,15 @@ def test_ablation_table(tmp_path: Path) -> None:
     np.testing.assert_allclose(again.knn.mean, result.knn.mean)
     assert "seed7" in json.loads(scores_path.read_text())["full model"]  # kept, not used
     assert not list((tmp_path / "ablate/runs").rglob("embeddings_train*"))
-    assert "over 1 trained model × 1 UMAP)" in again.files["ablation.md"].read_text()
+    md = again.files["ablation.md"].read_text()
+    assert "over 1 trained model × 1 UMAP; UMAPs aligned across the variants" in md
+    tags = {json.loads(scores_path.read_text())[n]["seed0"]["umap"] for n in variants}
+    assert tags == {"aligned:full model|no identification task"}
+    # one UMAP per model instead: Γ is redone (no retraining), kNN and mAP are kept
+    alone = run_ablation(tmp_path / "ablate", **study, umap="independent", echo=lambda _: None)
+    assert "aligned" not in alone.files["ablation.md"].read_text()
+    assert json.loads(scores_path.read_text())["full model"]["seed0"]["umap"] == "independent"
+    np.testing.assert_allclose(alone.knn.mean, result.knn.mean)
 
     # on "your own data": a crop store and a ground-truth table with the organelle level only
     store = tmp_path / "ablate/crops_all.h5"

@@ -38,6 +38,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="trained models per variant")
     p.add_argument("--umap-seeds", type=int, default=3, help="UMAPs per trained model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--umap",
+        choices=("aligned", "independent"),
+        default="aligned",
+        help="one AlignedUMAP of all variants per seed (the paper's; default) or one UMAP "
+        "per model",
+    )
     add_own_data_arguments(p, needs_truth=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
@@ -58,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
         variants=args.variants,
         seeds=tuple(range(args.seeds)),
         umap_seeds=tuple(range(args.umap_seeds)),
+        umap=args.umap,
         device=args.device,
         progress=not args.quiet,
     )

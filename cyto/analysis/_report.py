@@ -712,7 +712,10 @@ class _AnalysisRun:
         self.sections.append(("Localization atlas", items))
 
     def score_section(self, table: ScoreTable, ev: Evaluation, gt: GroundTruth) -> None:
-        rows = [[r["variant"], r["level"], _mean_sem_text(r), r["n"]] for r in table.to_records()]
+        rows = [
+            [f"cyto: {r['variant']}", r["level"], _mean_sem_text(r), r["n"]]
+            for r in table.to_records()
+        ]
         rows += [
             [f"baseline: {name}", lv, _mean_sem_text(s), len(s.get("values", []))]
             for name, per_level in ev.baselines.items()
@@ -738,7 +741,7 @@ class _AnalysisRun:
     def retrieval_section(self, variant: str, ev: Evaluation) -> None:
         """mAP (protein consistency, family retrieval) and complex recall, model and
         baselines side by side."""
-        reps = [(variant, ev.retrieval)] + [
+        reps = [(f"cyto: {variant}", ev.retrieval)] + [
             (f"baseline: {n}", b.get("retrieval", {})) for n, b in ev.baselines.items()
         ]
         rows = [[name, *_retrieval_cells(r)] for name, r in reps if r]

@@ -144,6 +144,7 @@ def run_ablation(
     device: str = "auto",
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    umap: str = "aligned",
 ) -> AblationResult:
     """Retrain the paper's model variants and tabulate their clustering scores.
 
@@ -188,6 +189,12 @@ def run_ablation(
         Progress bars and messages.
     echo : callable, optional
         Receives one line per finished model (default: print to stderr).
+    umap : {"aligned", "independent"}, default "aligned"
+        ``"aligned"``: for each training seed and UMAP seed, the variants' test
+        encodings are embedded together with AlignedUMAP (as the paper did, Supp. Figs.
+        11–12), so their maps — and Γ — are comparable panel by panel;
+        ``"independent"``: one UMAP per model. Scores made with another mode (or another
+        set of aligned variants) are redone, without retraining.
 
     Returns
     -------
@@ -208,6 +215,8 @@ def run_ablation(
         raise ValueError(f"`variants` must be names from {list(ABLATION_VARIANTS)}, got {unknown}")
     if len(seeds) == 0 or len(umap_seeds) == 0:
         raise ValueError("`seeds` and `umap_seeds` must each hold at least one seed")
+    if umap not in ("aligned", "independent"):
+        raise ValueError(f"`umap` must be 'aligned' or 'independent', got {umap!r}")
     inputs = _demo_inputs(data, ground_truth, complexes, preprocess_options)
     if inputs["data"] is not None and inputs["ground_truth"] is None and not inputs["complexes"]:
         raise ValueError(
@@ -226,22 +235,22 @@ def run_ablation(
     done: dict[str, dict[str, dict[str, list[float]]]] = (
         json.loads(scores_path.read_text()) if scores_path.exists() else {}
     )
+    stores = {}
     for name in names:
         var = ABLATION_VARIANTS[name]
-        store = _derive_store(
+        stores[name] = _derive_store(
             study["store"], out / f"crops_{'_'.join(var.channels)}.h5", var.channels
         )
         for seed in seeds:
-            key, run = f"seed{seed}", out / "runs" / _slug(name) / f"seed{seed}"
-            if key in done.get(name, {}):
-                if not {"knn_cosine", "family_map"} <= set(done[name][key]):  # scored earlier
-                    knn = "knn_cosine" not in done[name][key]
-                    done[name][key].update(_score_model(run, store, study, (), device, knn=knn))
-                    _atomic_json(scores_path, done)
-                continue
-            _train_and_embed(run, store, preset, var, seed=seed, device=device, progress=progress)
-            per = _score_model(run, store, study, umap_seeds, device)
-            done.setdefault(name, {})[key] = per
+            if f"seed{seed}" not in done.get(name, {}):
+                run = out / "runs" / _slug(name) / f"seed{seed}"
+                _train_and_embed(
+                    run, stores[name], preset, var, seed=seed, device=device, progress=progress
+                )
+    scoring = {"study": study, "stores": stores, "device": device, "umap": umap}
+    study["umap"] = umap
+    for seed in seeds:
+        for name, per in _score_seed(out, names, seed, umap_seeds, done, scoring).items():
             _atomic_json(scores_path, done)
             echo(
                 f"[ablate] {name} seed {seed}: Γ "
@@ -389,6 +398,75 @@ def _score_model(
     return {**per, **maps, **(_knn_fields(ev.knn) if knn else {})}
 
 
+def _umap_tag(umap: str, names: Sequence[str]) -> str:
+    """How Γ was measured: ``independent``, or ``aligned:<the variants aligned>``."""
+    return "independent" if umap == "independent" else "aligned:" + "|".join(sorted(names))
+
+
+def _score_seed(
+    out: Path,
+    names: Sequence[str],
+    seed: int,
+    umap_seeds: Sequence[int],
+    done: dict[str, dict[str, dict[str, Any]]],
+    scoring: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Score the models of one training seed that lack a score; the entries redone."""
+    key, study, tag = f"seed{seed}", scoring["study"], _umap_tag(scoring["umap"], names)
+    runs = {n: out / "runs" / _slug(n) / key for n in names}
+    entry = {n: done.setdefault(n, {}).get(key) for n in names}
+    stale = [n for n in names if entry[n] is None or entry[n].get("umap", "independent") != tag]
+    gammas: dict[str, dict[str, list[float]]] = {}
+    if stale and scoring["umap"] == "aligned" and len(names) > 1:
+        gammas = _aligned_gammas(runs, study["gt"], umap_seeds)  # alignment couples them all
+    for n in stale:
+        if n not in gammas:
+            X, proteins = _read_encodings(runs[n] / "embeddings_test.h5")
+            ev = evaluate(X, proteins, study["gt"], umap_seeds=umap_seeds)
+            gammas[n] = {lv: v["values"] for lv, v in ev.scores.items()}
+    redone = {}
+    for n in names:
+        e = dict(entry[n] or {})
+        if n in gammas:
+            e.update(gammas[n], umap=tag)
+        if not {"knn_cosine", "family_map"} <= set(e):
+            knn = "knn_cosine" not in e
+            e.update(
+                _score_model(runs[n], scoring["stores"][n], study, (), scoring["device"], knn=knn)
+            )
+        if e != entry[n]:
+            done[n][key] = redone[n] = e
+    return redone
+
+
+def _aligned_gammas(
+    runs: Mapping[str, Path], gt: GroundTruth, umap_seeds: Sequence[int]
+) -> dict[str, dict[str, list[float]]]:
+    """Γ of every variant on AlignedUMAPs of their test encodings, one per UMAP seed.
+
+    Empty when the variants' test crops differ (then each is scored on its own UMAPs).
+    """
+    from cyto.analysis import aligned_umap, gamma_over_umaps
+
+    data = {}
+    for n, run in runs.items():
+        with Embeddings(run / "embeddings_test.h5") as emb:
+            X = emb.read("global")
+            data[n] = (X.reshape(len(X), -1).astype(np.float32), emb.protein_ids, emb.crop_index)
+    first = next(iter(data.values()))[2]
+    if any(not np.array_equal(d[2], first) for d in data.values()):
+        return {}
+    names = list(data)
+    maps = [aligned_umap([data[n][0] for n in names], random_state=int(s)) for s in umap_seeds]
+    out = {}
+    for i, n in enumerate(names):
+        labels = gt.crop_labels(data[n][1], min_classes=2)
+        out[n] = {
+            lv: v["values"] for lv, v in gamma_over_umaps([m[i] for m in maps], labels).items()
+        }
+    return out
+
+
 def _write_ablation_tables(
     out: Path,
     done: Mapping[str, Mapping[str, Mapping[str, Any]]],
@@ -425,9 +503,11 @@ def _write_ablation_tables(
     # UMAPs per model as stored (a resumed study keeps the UMAP seeds it was scored with)
     n_umaps = sorted({len(done[name][key][levels[0]]) for name in names for key in keys})
     n_models = f"{len(seeds)} trained model{'s' if len(seeds) > 1 else ''}"
+    aligned = study.get("umap") == "aligned" and len(names) > 1
     header = (
         f"Clustering score Γ (mean ± s.e.m. over {n_models} × "
-        f"{'/'.join(map(str, n_umaps))} UMAP{'s' if n_umaps[-1] > 1 else ''}), "
+        f"{'/'.join(map(str, n_umaps))} UMAP{'s' if n_umaps[-1] > 1 else ''}"
+        f"{'; UMAPs aligned across the variants (AlignedUMAP)' if aligned else ''}), "
         f"preset {preset.name!r}, {study['origin']}.\n\n"
     )
     knn_header = (
