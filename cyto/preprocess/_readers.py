@@ -644,7 +644,16 @@ def list_fovs(
 
 #: Name endings of mask files found by :func:`attach_masks`, tried in order (cellpose
 #: writes ``<image>_cp_masks.png``; CellProfiler and StarDist exports vary).
-MASK_SUFFIXES = ("", "_cp_masks", "_masks", "_mask", "_labels", "_label", "_nuclei")
+MASK_SUFFIXES = (
+    "",
+    "_cp_masks",
+    "_masks",
+    "_mask",
+    "_labels",
+    "_label",
+    "_nuclei",
+    "_MaskNuclei",
+)
 _MASK_EXTENSIONS = (".tif", ".tiff", ".png")
 
 
@@ -654,8 +663,9 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     Parameters
     ----------
     path : path-like
-        A 2-D label image (singleton axes are dropped). A boolean or 0/1 image is
-        labelled by connected components.
+        A 2-D label image (singleton axes are dropped). A binary image (boolean, 0/1,
+        0/255 as CellProfiler exports masks) is labelled by connected components, so
+        touching objects that share no background become one label.
 
     Returns
     -------
@@ -696,7 +706,8 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
             f"{path}: a mask must hold integer labels (0 = background), got {data.dtype} "
             "values; export the label image, not a probability map"
         )
-    if data.dtype.kind == "b" or (data.size and data.max() <= 1):
+    if data.dtype.kind == "b" or np.unique(data).size <= 2:
+        # a binary mask (0/1, 0/255 as CellProfiler exports them): one label per component
         return ndi.label(data > 0)[0].astype(np.int32)
     if data.min() < 0:
         raise ValueError(f"{path}: mask labels must be >= 0, got {int(data.min())}")
@@ -709,11 +720,12 @@ def attach_masks(specs: list[FovSpec], masks: str | os.PathLike) -> list[FovSpec
     """Give every field its nucleus mask from a folder (``--masks DIR``).
 
     The mask of a field is the file in ``masks`` named after the field's id (``/``
-    becomes ``_``) or its image's stem, followed by one of :data:`MASK_SUFFIXES` and
-    ``.tif``/``.tiff``/``.png`` — e.g. ``f1.tif``, ``f1_cp_masks.png`` (cellpose),
-    ``ACTB_f1_labels.tif``. Fields that already name a ``mask_path`` keep it; fields
-    without a mask file keep none and fail when preprocessed, with a message naming
-    the files looked for.
+    becomes ``_``), its image's stem or its nucleus image's stem, followed by one of
+    :data:`MASK_SUFFIXES` and ``.tif``/``.tiff``/``.png`` — e.g. ``f1.tif``,
+    ``f1_cp_masks.png`` (cellpose), ``ACTB_f1_labels.tif``, ``B7_DAPI_001_MaskNuclei.tiff``
+    (CellProfiler's SaveImages naming). Fields that already name a ``mask_path`` keep
+    it; fields without a mask file keep none and fail when preprocessed, with a message
+    naming the files looked for.
 
     Parameters
     ----------
@@ -746,7 +758,8 @@ def attach_masks(specs: list[FovSpec], masks: str | os.PathLike) -> list[FovSpec
 
 def _find_mask(spec: FovSpec, present: dict[str, Path], folder: Path) -> Path:
     """The mask file of a field, or the first expected name (reported when missing)."""
-    stems = dict.fromkeys([spec.fov_id.replace("/", "_"), _stem(spec.path)])
+    nucleus = [_stem(spec.nucleus_path)] if spec.nucleus_path is not None else []
+    stems = dict.fromkeys([spec.fov_id.replace("/", "_"), _stem(spec.path), *nucleus])
     names = [f"{s}{suf}{ext}" for s in stems for suf in MASK_SUFFIXES for ext in _MASK_EXTENSIONS]
     for name in names:
         if name.lower() in present:

@@ -306,3 +306,27 @@ def test_vendor_files_need_the_vendor_extra(tmp_path: Path, monkeypatch) -> None
         tmp_path / "m.csv", tmp_path / "d.h5", crop_size=CROP, workers=1, progress=False
     )
     assert rep.failed == [] and rep.n_crops == 18
+
+
+def test_cellprofiler_masks_of_a_real_cell_painting_plate(shared_data: Path, tmp_path: Path):
+    """Five real Cell Painting wells (deflate TIFFs, one file per channel) with the binary
+    nucleus masks CellProfiler exported: found by --masks, labelled by components, and
+    the well follows every crop."""
+    root = shared_data / "cellpainting_nf1"
+    rows = ["path,nucleus_path,protein_id,well,plate"]
+    for dapi in sorted((root / "images").glob("*_DAPI_001.tif")):
+        well = dapi.name.split("_")[0]
+        gfp = next((root / "images").glob(f"{well}_01_2_*_GFP_001.tif"))
+        rows.append(f"{gfp},{dapi},ER-{well},{well},NF1-2")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    specs = attach_masks(read_manifest(tmp_path / "m.csv"), root / "masks")
+    assert all(s.mask_path.name.endswith("_DAPI_001_MaskNuclei.tiff") for s in specs)
+    n_nuclei = {s.fov_id: int(read_labels(s.mask_path).max()) for s in specs}
+    assert all(n > 5 for n in n_nuclei.values())  # 0/255 masks → one label per nucleus
+    rep = preprocess_dataset(specs, tmp_path / "c.h5", crop_size=64, workers=1, progress=False)
+    assert rep.failed == [] and rep.n_processed == 5
+    with CropStore(tmp_path / "c.h5") as cs:
+        obs, fovs, ids = cs.crop_obs(), cs.fov_ids, cs.nucleus_ids
+    assert set(obs["well"]) == {s.fov_id.split("_")[0] for s in specs}
+    for fov, n in n_nuclei.items():  # crops only from the user's nuclei
+        assert 0 < (fovs == fov).sum() <= n and ids[fovs == fov].max() <= n
