@@ -306,8 +306,10 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
     crop index), and what the crop store carried: ``center_row``, ``center_col``,
     ``nucleus_id`` and the fields' metadata columns (``plate``, ``well``, ``field``,
     ``Metadata_*``); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
-    ``local_hist`` and ``global_hist``; ``uns["classes"]`` the class names. ``X``
-    is empty: pick the representation in scanpy with ``use_rep="X_global"``.
+    ``local_hist`` and ``global_hist`` (gzip-compressed, which every HDF5 reader
+    decodes); ``uns["classes"]`` the class names and ``uns["provenance"]`` what made
+    the file (run, checkpoint, store, package versions, input hashes). ``X`` is empty:
+    pick the representation in scanpy with ``use_rep="X_global"``.
 
     Parameters
     ----------
@@ -347,11 +349,22 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
         )
         obs.index = obs["crop_index"].astype(str).to_numpy()
         classes = list(src["classes"].asstr()[()])
+        uns = {
+            "classes": np.array(classes, dtype=object),
+            "provenance": _provenance(dict(src.attrs)),
+        }
         with atomic_path(out_path) as tmp:
-            ad.AnnData(obs=obs, uns={"classes": np.array(classes, dtype=object)}).write_h5ad(tmp)
+            ad.AnnData(obs=obs, uns=uns).write_h5ad(tmp)
             with h5py.File(tmp, "r+") as dst:
                 _copy_obsm(src, dst["obsm"])
     return out_path
+
+
+def _provenance(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """What made the embeddings (run, checkpoint, store, versions, input hashes) as
+    strings, for ``uns["provenance"]`` of the AnnData export."""
+    keys = ("format", "run", "checkpoint", "checkpoint_step", "store", "versions", "inputs")
+    return {k: str(attrs[k]) for k in keys if k in attrs}
 
 
 def _copy_obsm(src: Any, obsm: Any) -> None:
@@ -369,7 +382,9 @@ def _copy_obsm(src: Any, obsm: Any) -> None:
             shape=data.shape,
             dtype=data.dtype,
             chunks=data.chunks,
-            compression=data.compression,
+            # gzip: every HDF5 reader decodes it (R, Julia, Fiji, h5dump), unlike LZF
+            compression="gzip" if data.chunks else None,
+            compression_opts=4 if data.chunks else None,
         )
         step = data.chunks[0] * 8 if data.chunks else max(data.shape[0], 1)
         for lo in range(0, data.shape[0], step):

@@ -267,3 +267,7 @@ def test_field_metadata_and_crop_centres_reach_the_h5ad(trained, tmp_path):
     assert adata.obs["plate"].tolist() == ["P1"] * len(pids)
     assert adata.obs["field"].tolist() == [meta[f]["field"] for f in fovs]
     assert adata.obs["nucleus_id"].tolist() == (np.arange(len(pids)) + 1).tolist()
+    prov = adata.uns["provenance"]
+    assert prov["run"] == str(run.resolve()) and "torch" in prov["versions"]
+    with h5py.File(h5ad, "r") as f:  # gzip: readable outside h5py (R, Julia, h5dump)
+        assert f["obsm/X_global"].compression == "gzip"
