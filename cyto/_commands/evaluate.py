@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--batch-key",
         help="per-crop column to correct for (plate, well, Metadata_*: from the manifest)",
     )
+    p.add_argument(
+        "--split", choices=("test", "all"), default="test", help="crops evaluated (default test)"
+    )
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation nulls")
     p.set_defaults(func=_run)
@@ -53,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_key=args.batch_key,
         umap_seeds=tuple(range(args.seeds)),
         seed=args.seed,
+        split=args.split,
     )
     from cyto.workflows._evaluate import card_markdown
 

@@ -47,18 +47,18 @@ def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth
     _atomic_text(path, buf.getvalue())
 
 
-def _rows_of(emb: Embeddings) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _rows_of(emb: Embeddings, split: str) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Rows evaluated (the test split, else all) and the k-NN reference (train split)."""
     test = np.flatnonzero(emb.split == "test")
-    if test.size:
+    if test.size and split == "test":
         train = np.flatnonzero(emb.split == "train")
         return test, (train if train.size else None), "test"
     return np.arange(emb.n), None, "all"
 
 
-def _inputs(path: Path, batch_key: str | None) -> dict[str, Any]:
+def _inputs(path: Path, batch_key: str | None, split: str = "test") -> dict[str, Any]:
     with Embeddings(path) as emb:
-        rows, ref, where = _rows_of(emb)
+        rows, ref, where = _rows_of(emb, split)
         X = emb.read("global", rows).reshape(rows.size, -1).astype(np.float32)
         pids = emb.protein_ids[rows]
         out = {"X": X, "pids": pids, "rows": rows, "where": where, "store": emb.attrs.get("store")}
@@ -112,6 +112,7 @@ def evaluation_card(
     umap_seeds: Sequence[int] = (0,),
     seed: int = 0,
     echo: Callable[[str], None] | None = None,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Evaluate an embeddings file against a ground truth, with baselines, as one card.
 
@@ -142,6 +143,8 @@ def evaluation_card(
         Seed of the permutation nulls and the hidden-protein draw.
     echo : callable, optional
         Receives progress lines (default: stderr).
+    split : {"test", "all"}, default "test"
+        Crops evaluated: the test split (every crop when the file has none), or all.
 
     Returns
     -------
@@ -158,7 +161,9 @@ def evaluation_card(
     gt = GroundTruth.read(ground_truth, complexes)
     if not gt:
         raise ValueError("`ground_truth` or `complexes` is needed: the card scores against them")
-    inp = _inputs(Path(embeddings), batch_key)
+    if split not in ("test", "all"):
+        raise ValueError(f"`split` must be 'test' or 'all', got {split!r}")
+    inp = _inputs(Path(embeddings), batch_key, split)
     reps = {"cyto (global encodings)": inp["X"]}
     store = crops if crops is not None else inp["store"]
     if store is not None and Path(str(store)).is_file():

@@ -334,3 +334,35 @@ def test_atlas_round_trips_through_preprocess_readers(tmp_path):
     with CropStore(tmp_path / "crops.h5") as store:
         assert len(store) > 0 and store.crop_size == 100
         assert set(store.protein_ids) <= set(catalog)
+
+
+def test_plates_and_a_simulated_plate_effect(tmp_path):
+    """Fields spread over plates get a `plate` column; plate 2's protein channel is
+    defocused and brighter, its nuclear channel and plate 1 untouched; atlases without
+    plates keep their settings (and their content hash)."""
+    from cyto.data import SyntheticAtlasConfig, make_catalog, make_field
+
+    base = dict(
+        families=("er", "golgi"), complex_size=(2, 2), n_proteins=None, field_size=128, z_planes=2
+    )
+    assert "plates" not in SyntheticAtlasConfig(**base).to_dict()
+    plain = SyntheticAtlasConfig(plates=2, **base)
+    hit = SyntheticAtlasConfig(plates=2, plate_effect=1.5, **base)
+    protein = make_catalog(plain)[0]
+    a0, b0 = (make_field(protein, config=c, field_index=0).image for c in (plain, hit))
+    a1, b1 = (make_field(protein, config=c, field_index=1).image for c in (plain, hit))
+    np.testing.assert_array_equal(a0, b0)  # plate 1
+    np.testing.assert_array_equal(a1[0], b1[0])  # Hoechst of plate 2
+    assert not np.array_equal(a1[1], b1[1])
+
+    # defocus: less high-frequency energy per unit of contrast (the gain cancels out)
+    def sharpness(img):
+        img = img.astype(float)
+        return np.abs(np.diff(img, axis=-1)).mean() / img.std()
+
+    assert sharpness(b1[1]) < 0.8 * sharpness(a1[1])  # measured 0.055 vs 0.077
+    assert b1[1].astype(float).std() > a1[1].astype(float).std()  # and brighter
+    with pytest.raises(ValueError, match="`plates` must be a positive integer"):
+        SyntheticAtlasConfig(plates=0)
+    with pytest.raises(ValueError, match="`plate_effect` must be >= 0"):
+        SyntheticAtlasConfig(plate_effect=-1.0)

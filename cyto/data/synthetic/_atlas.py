@@ -86,6 +86,14 @@ class SyntheticAtlasConfig:
         Camera offset (ADU).
     write_masks : bool
         Also write the true nuclear masks (``masks/``).
+    plates : int
+        Plates the fields are spread over (field k of a protein on plate ``k % plates``);
+        the manifest then has a ``plate`` column. 1 (default): no plates.
+    plate_effect : float
+        Strength of a simulated plate effect on the protein channel of plates 2.. (a
+        batch effect to test corrections): plate p is defocused (Gaussian blur of
+        ``2 × e`` px, ``e = plate_effect × p / (plates − 1)``) and brighter (gain
+        ``1 + e``). Per-crop normalization cancels a pure gain; the blur survives it.
 
     Examples
     --------
@@ -115,6 +123,8 @@ class SyntheticAtlasConfig:
     param_jitter: float = 0.12
     background: float = 250.0
     write_masks: bool = True
+    plates: int = 1
+    plate_effect: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -168,6 +178,10 @@ class SyntheticAtlasConfig:
         for name in ("expression_sigma", "protein_sigma", "param_jitter", "background"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
+        if not isinstance(self.plates, (int, np.integer)) or self.plates < 1:
+            raise ValueError(f"`plates` must be a positive integer, got {self.plates!r}")
+        if not self.plate_effect >= 0:
+            raise ValueError(f"`plate_effect` must be >= 0, got {self.plate_effect}")
 
     @property
     def image_size(self) -> int:
@@ -193,7 +207,13 @@ class SyntheticAtlasConfig:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        if self.plates == 1 and self.plate_effect == 0:  # atlases without plates read as before
+            del d["plates"], d["plate_effect"]
         return d
+
+    def plate_of(self, field_index: int) -> int:
+        """Plate (0-based) of a protein's field ``field_index``."""
+        return int(field_index) % self.plates
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyntheticAtlasConfig:
@@ -406,9 +426,24 @@ def make_field(
         scale=cfg.scale,
         physics=cfg.physics(),
     )
+    plate = cfg.plate_of(field_index)
+    if plate > 0 and cfg.plate_effect > 0:
+        stack = _plate_effect(stack, cfg.plate_effect * plate / max(cfg.plates - 1, 1))
     return SyntheticField(
         image=stack, nuclei=cells.nuclei, cells=cells.labels, protein=protein, info=info
     )
+
+
+def _plate_effect(stack: np.ndarray, strength: float) -> np.ndarray:
+    """Defocus and brighten the protein channel (channel 1) of a (2, Z, H, W) stack."""
+    from scipy import ndimage as ndi
+
+    out = stack.copy()
+    protein = stack[1].astype(np.float32)
+    background = float(np.median(protein))
+    blurred = ndi.gaussian_filter(protein, sigma=(0, 2.0 * strength, 2.0 * strength))
+    out[1] = np.clip(background + (1.0 + strength) * (blurred - background), 0, 65535)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -580,7 +615,8 @@ def _write_manifest(
             fov, img_rel, mask_rel = _field_paths(p.protein_id, k)
             if fov in failed:
                 continue
-            manifest_rows.append([img_rel, p.protein_id, fov, 1, 0, "CZYX"])
+            plate = [f"plate{cfg.plate_of(k) + 1}"] if cfg.plates > 1 else []
+            manifest_rows.append([img_rel, p.protein_id, fov, 1, 0, "CZYX", *plate])
             mask = mask_rel if cfg.write_masks else ""
             field_rows.append([fov, p.protein_id, p.family, p.complex, k, img_rel, mask])
     _write_csv(
@@ -591,7 +627,8 @@ def _write_manifest(
     manifest = out / "manifest.csv"
     _write_csv(
         manifest,
-        ["path", "protein_id", "fov_id", "protein_channel", "nucleus_channel", "axes"],
+        ["path", "protein_id", "fov_id", "protein_channel", "nucleus_channel", "axes"]
+        + (["plate"] if cfg.plates > 1 else []),
         manifest_rows,
     )
     return manifest
