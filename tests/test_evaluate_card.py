@@ -67,3 +67,18 @@ def test_card_refuses_an_unknown_batch_key(tmp_path: Path, capsys) -> None:
     argv = ["evaluate", str(emb), "-o", str(tmp_path / "card"), "--ground-truth"]
     assert main([*argv, str(tmp_path / "gt.csv"), "--batch-key", "well"]) == 2
     assert "`batch_key` 'well' is not a per-crop column" in capsys.readouterr().err
+
+
+def test_analyze_reports_before_and_after_batch_correction(tmp_path: Path) -> None:
+    emb = _embeddings(tmp_path / "emb.h5", plate_shift=6.0)
+    argv = ["analyze", str(emb), "-o", str(tmp_path / "rep"), "--ground-truth"]
+    assert main([*argv, str(tmp_path / "gt.csv"), "--batch-key", "plate", "-q"]) == 0
+    scores = json.loads((tmp_path / "rep" / "scores.json").read_text())
+    before = scores["evaluation"]["retrieval"]["family"]["map"]
+    after = scores["evaluation_corrected"]["retrieval"]["family"]["map"]
+    assert scores["evaluation_corrected"]["batch_key"] == "plate"
+    assert before < 0.8 < after  # the same numbers as the card's
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Batch correction (plate)" in html and "per-plate centring and scaling" in html
+    bad = ["analyze", str(emb), "-o", str(tmp_path / "rep2"), "--ground-truth"]
+    assert main([*bad, str(tmp_path / "gt.csv"), "--batch-key", "well", "-q"]) == 2

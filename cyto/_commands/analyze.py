@@ -43,6 +43,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--min-grade", type=int, default=2, help="lowest annotation grade counted")
     p.add_argument("--highlight", nargs="+", metavar="PROTEIN", help="proteins to highlight")
     p.add_argument("--crops", help="crop store for representative images")
+    p.add_argument(
+        "--batch-key",
+        help="per-crop column (plate, well, Metadata_*): also score after per-batch correction",
+    )
     p.add_argument("--ablation", help=".npz with 'differences' (n,H,W), 'images', 'titles'")
     p.add_argument(
         "--allow-degenerate",
@@ -79,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         ablation=args.ablation,
         verbose=not args.quiet,
         allow_degenerate=args.allow_degenerate,
+        batch_key=args.batch_key,
     )
     if report.scores is not None:
         print(report.scores.to_markdown())

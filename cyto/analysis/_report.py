@@ -21,6 +21,7 @@ from cyto._health import DegenerateEncodingError, HealthAccumulator
 from cyto._provenance import package_versions
 from cyto.analysis._evaluate import Evaluation, evaluate
 from cyto.analysis._ground_truth import GroundTruth, labels_for
+from cyto.analysis._profiles import center_scale_by_batch
 from cyto.analysis._score import ScoreTable
 from cyto.analysis._spectra import (
     bicluster,
@@ -316,6 +317,7 @@ def _read_embeddings(
             out["X_fit"] = emb.read("global", fit_rows).astype(np.float32)
         out["local_idx"], out["num_codes"] = _local_codes(emb) if local else (None, 0)
         out["reference"] = None
+        out["obs"] = {k: np.asarray(v)[rows] for k, v in emb.obs().items()} if local else {}
         if local and out["split_used"] == "test" and (emb.split == "train").any():
             ref_rows = np.flatnonzero(emb.split == "train")
             out["reference"] = (emb.read("global", ref_rows), out["pids_all"][ref_rows])
@@ -351,6 +353,7 @@ def analyze_embeddings(
     page: bool = True,
     hidden_seed: int = 0,
     baselines: str | os.PathLike | Mapping[str, Any] | None = None,
+    batch_key: str | None = None,
 ) -> AnalysisReport:
     """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
 
@@ -426,6 +429,11 @@ def analyze_embeddings(
         Γ of model-free baselines measured elsewhere on the same crops
         (:func:`~cyto.analysis.baseline_scores`, or its JSON file), shown beside the
         model's scores.
+    batch_key : str, optional
+        A per-crop column of the embeddings file (``plate``, ``well``, ``Metadata_*``):
+        the encodings are also evaluated after per-batch centring and scaling
+        (:func:`~cyto.analysis.center_scale_by_batch`), before/after in one section and
+        in ``scores.json`` → ``evaluation_corrected``.
 
     Returns
     -------
@@ -487,6 +495,8 @@ def analyze_embeddings(
         run.sections.append(("Clustering score", [f"Clustering scores not computed: {why}."]))
     if ev.retrieval:
         run.retrieval_section(main["variant"], ev)
+    if batch_key is not None:
+        run.batch_section(main, gt, ev, batch_key)
     if ev.hidden:
         run.hidden_section(ev)
     if spectra is not None:
@@ -760,6 +770,41 @@ class _AnalysisRun:
                         "header": ["representation", "protein mAP", "family mAP", "complex recall"],
                         "rows": rows,
                     },
+                ],
+            )
+        )
+
+    def batch_section(
+        self, main: dict[str, Any], gt: GroundTruth, ev: Evaluation, key: str
+    ) -> None:
+        """The model's scores before and after per-batch centring and scaling."""
+        if key not in main["obs"]:
+            raise ValueError(
+                f"`batch_key` {key!r} is not a per-crop column of the embeddings file; it "
+                f"has {sorted(main['obs'])}"
+            )
+        X = center_scale_by_batch(main["X"], main["obs"][key])
+        fixed = self.evaluate({**main, "X": X, "X_fit": None, "reference": None}, gt)
+        self.summary["evaluation_corrected"] = {"batch_key": key, **fixed.to_dict()}
+        levels = list(ev.scores)
+        rows = [
+            [
+                name,
+                *(_mean_sem_text(e.scores.get(lv)) for lv in levels),
+                *_retrieval_cells(e.retrieval),
+            ]
+            for name, e in (("none", ev), (f"per-{key} centring and scaling", fixed))
+        ]
+        header = ["correction", *(f"Γ {lv}" for lv in levels)]
+        header += ["protein mAP", "family mAP", "complex recall"]
+        n = len(set(np.asarray(main["obs"][key]).tolist()))
+        self.sections.append(
+            (
+                f"Batch correction ({key})",
+                [
+                    f"The model's encodings scored as they are and after centring and scaling "
+                    f"every feature within each {key} ({n} values among these crops).",
+                    {"header": header, "rows": rows},
                 ],
             )
         )
