@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from cyto.analysis._spectra import mean_by_label
+
 __all__ = ["aggregate", "center_scale_by_batch", "drop_constant", "harmony", "sphere"]
 
 
@@ -36,11 +38,9 @@ def aggregate(X: Any, groups: Any, *, how: str = "mean") -> tuple[np.ndarray, np
     g = np.asarray(groups).astype(str)
     if how not in ("mean", "median"):
         raise ValueError(f"`how` must be 'mean' or 'median', got {how!r}")
-    names, inverse = np.unique(g, return_inverse=True)
     if how == "mean":
-        sums = np.zeros((names.size, X.shape[1]))
-        np.add.at(sums, inverse, X)
-        return names, sums / np.bincount(inverse)[:, None]
+        return mean_by_label(X, g)
+    names, inverse = np.unique(g, return_inverse=True)
     return names, np.stack([np.median(X[inverse == i], axis=0) for i in range(names.size)])
 
 

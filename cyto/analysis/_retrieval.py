@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from cyto.analysis._validate import encode_labels
+
 __all__ = [
     "RetrievalResult",
     "average_precision",
@@ -44,6 +46,11 @@ class RetrievalResult:
     n_pos: np.ndarray
     n_total: np.ndarray
     labels: np.ndarray = field(repr=False)
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine similarity becomes a dot product)."""
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
 def _similarity(X: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
@@ -107,9 +114,8 @@ def average_precision(
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"`metric` must be 'cosine' or 'euclidean', got {metric!r}")
     n = len(X)
-    ok = np.array([v is not None and v == v and v != "" for v in lab], dtype=bool)
-    codes = np.full(n, -1, dtype=np.int64)
-    codes[ok] = np.unique(lab[ok].astype(str), return_inverse=True)[1]
+    codes = encode_labels(labels, n)[0]  # -1: unlabelled (None, "", NaN, -1)
+    ok = codes >= 0
     diff = None
     if differ is not None:
         d = np.asarray(differ).astype(str)
@@ -117,7 +123,7 @@ def average_precision(
             raise ValueError(f"`differ` must have one value per row, got shape {d.shape}")
         diff = np.unique(d, return_inverse=True)[1]
     if metric == "cosine":
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        X = _unit_rows(X)
     ap = np.full(n, np.nan)
     n_pos = np.zeros(n, dtype=np.int64)
     n_total = np.zeros(n, dtype=np.int64)
@@ -227,6 +233,8 @@ def mean_average_precision(
         ``n_queries``), ``map`` (mean over groups), ``fraction_significant`` (q <
         ``threshold``).
     """
+    if isinstance(null_size, bool) or not isinstance(null_size, (int, np.integer)) or null_size < 1:
+        raise ValueError(f"`null_size` must be a positive integer, got {null_size!r}")
     valid = np.isfinite(result.ap)
     labels = result.labels[valid].astype(str)
     names, inverse = np.unique(labels, return_inverse=True)
@@ -292,19 +300,16 @@ def complex_recall(
         ``n_queries``.
     """
     X = np.asarray(profiles, dtype=np.float64)
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"`metric` must be 'cosine' or 'euclidean', got {metric!r}")
     names = [str(p) for p in proteins]
     lab = np.array([complexes.get(p) for p in names], dtype=object)
-    labelled = np.flatnonzero([v is not None for v in lab])
+    codes = encode_labels(lab, len(names), name="proteins")[0]
+    labelled = np.flatnonzero(codes >= 0)
     if labelled.size < 2 or len(X) < 2:
         raise ValueError("`complexes` must label at least two of the `proteins`")
     kk = min(int(k), len(X) - 1)
-    S = _similarity(
-        X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        if metric == "cosine"
-        else X,
-        labelled,
-        metric,
-    )
+    S = _similarity(_unit_rows(X) if metric == "cosine" else X, labelled, metric)
     S[np.arange(labelled.size), labelled] = -np.inf
     nn = np.argpartition(-S, kk - 1, axis=1)[:, :kk]  # (queries, k) neighbour rows
 
@@ -314,8 +319,6 @@ def complex_recall(
         has_mate = np.bincount(q, minlength=q.max() + 1)[q] > 1
         return float(hits.any(axis=1)[has_mate].mean()) if has_mate.any() else float("nan")
 
-    codes = np.full(len(X), -1, dtype=np.int64)
-    codes[labelled] = np.unique(lab[labelled].astype(str), return_inverse=True)[1]
     observed = recall(codes)
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)

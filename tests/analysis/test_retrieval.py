@@ -93,3 +93,16 @@ def test_retrieval_scores_of_crops(rng: np.random.Generator) -> None:
     assert out["family"]["map"] > 0.9 and out["family"]["fraction_significant"] == 1.0
     assert out["protein"]["n_crops"] == 120
     assert out["complex"]["recall"] == 1.0
+
+
+def test_bad_options_are_named(rng: np.random.Generator) -> None:
+    X, lab, _ = _profiles(rng, n=40)
+    with pytest.raises(ValueError, match="`metric` must be 'cosine' or 'euclidean'"):
+        average_precision(X, lab, metric="l1")
+    with pytest.raises(ValueError, match="one label per row"):
+        average_precision(X, lab[:5])
+    with pytest.raises(ValueError, match="`null_size` must be a positive integer"):
+        mean_average_precision(average_precision(X, lab), null_size=0)
+    names = [f"P{i}" for i in range(40)]
+    with pytest.raises(ValueError, match="`metric` must be 'cosine' or 'euclidean'"):
+        complex_recall(X, names, {"P0": "c", "P1": "c"}, metric="manhattan")
