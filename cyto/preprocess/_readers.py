@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto.preprocess._validate import components_if_binary
 from cyto.preprocess._zarr import is_ome_zarr, list_zarr_fovs, read_zarr_stack, zarr_digest
 
 __all__ = [
@@ -679,8 +680,6 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
         If the image is not 2-D, holds floating-point or negative values, or cannot be
         read.
     """
-    from scipy import ndimage as ndi
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
@@ -706,9 +705,9 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
             f"{path}: a mask must hold integer labels (0 = background), got {data.dtype} "
             "values; export the label image, not a probability map"
         )
-    if data.dtype.kind == "b" or np.unique(data).size <= 2:
-        # a binary mask (0/1, 0/255 as CellProfiler exports them): one label per component
-        return ndi.label(data > 0)[0].astype(np.int32)
+    components = components_if_binary(data)
+    if components is not None:
+        return components
     if data.min() < 0:
         raise ValueError(f"{path}: mask labels must be >= 0, got {int(data.min())}")
     if data.max() > np.iinfo(np.int32).max:

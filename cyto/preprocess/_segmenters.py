@@ -10,6 +10,7 @@ import numpy as np
 
 from cyto._plugins import import_object, is_import_path
 from cyto.preprocess._nuclei import segment_nuclei
+from cyto.preprocess._validate import components_if_binary
 
 __all__ = ["list_segmenters", "register_segmenter", "resolve_segmenter", "run_segmenter"]
 
@@ -23,7 +24,8 @@ def register_segmenter(name: str, func: Segmenter, *, overwrite: bool = False) -
     A segmenter is called as ``func(image)`` — ``image`` the (downsampled) Hoechst
     field, a 2-D float array — plus ``nucleus_diameter=`` (pixels of ``image``, or None)
     and ``min_contrast=`` when it accepts them, and returns a 2-D integer label image
-    of the same shape (0 = background; a 0/1 mask is labelled by connected components).
+    of the same shape (0 = background; a binary mask, e.g. 0/1 or 0/255, is labelled by
+    connected components).
 
     Parameters
     ----------
@@ -114,8 +116,5 @@ def run_segmenter(
             f"segmenter {name!r} returned {labels.dtype} labels of shape {labels.shape}; "
             f"expected integer labels of the image's shape {image.shape}"
         )
-    if labels.size and labels.max() <= 1:  # a foreground mask: one label per component
-        from scipy import ndimage as ndi
-
-        return ndi.label(labels > 0)[0].astype(np.int32)
-    return labels.astype(np.int32, copy=False)
+    components = components_if_binary(labels)  # a foreground mask: one label per component
+    return components if components is not None else labels.astype(np.int32, copy=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_float_image", "check_positive"]
+__all__ = ["as_float_image", "check_positive", "components_if_binary"]
 
 
 # Largest magnitude kept in float32: squares and sums of a 10⁶-pixel image stay finite.
@@ -58,3 +58,14 @@ def check_positive(value: object, name: str, *, integer: bool = False, allow_non
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"`{name}` must be a positive {kind}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def components_if_binary(labels: np.ndarray) -> np.ndarray | None:
+    """A binary mask (bool, or two values such as 0/1 or 0/255, as CellProfiler and
+    thresholding segmenters write them) as one int32 label per connected component;
+    None when ``labels`` is already a label image (three or more values)."""
+    if labels.dtype.kind != "b" and np.unique(labels).size > 2:
+        return None
+    from scipy import ndimage as ndi
+
+    return ndi.label(labels > 0)[0].astype(np.int32)

@@ -330,3 +330,14 @@ def test_cellprofiler_masks_of_a_real_cell_painting_plate(shared_data: Path, tmp
     assert set(obs["well"]) == {s.fov_id.split("_")[0] for s in specs}
     for fov, n in n_nuclei.items():  # crops only from the user's nuclei
         assert 0 < (fovs == fov).sum() <= n and ids[fovs == fov].max() <= n
+
+
+def test_a_segmenter_returning_0_255_gets_one_label_per_nucleus() -> None:
+    stack, _ = _field()
+    out = preprocess_fov(
+        stack[1],
+        stack[0],
+        crop_size=CROP,
+        segmenter=lambda im: 255 * threshold_segmenter(im),  # uint8 0/255, as cv2 writes
+    )
+    assert len(out) == 9 and sorted(out.nucleus_ids.tolist()) == list(range(1, 10))
