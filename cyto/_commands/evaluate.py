@@ -43,7 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cyto.workflows import evaluation_card
+    from cyto.workflows import card_markdown, evaluation_card
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
@@ -58,7 +58,5 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         split=args.split,
     )
-    from cyto.workflows._evaluate import card_markdown
-
     print(card_markdown(card))
     return 0

@@ -421,21 +421,23 @@ def _score_seed(
     gammas: dict[str, dict[str, list[float]]] = {}
     if stale and scoring["umap"] == "aligned" and len(names) > 1:
         gammas = _aligned_gammas(runs, study["gt"], umap_seeds)  # alignment couples them all
-    for n in stale:
-        if n not in gammas:
-            X, proteins = _read_encodings(runs[n] / "embeddings_test.h5")
-            ev = evaluate(X, proteins, study["gt"], umap_seeds=umap_seeds)
-            gammas[n] = {lv: v["values"] for lv, v in ev.scores.items()}
     redone = {}
     for n in names:
         e = dict(entry[n] or {})
         if n in gammas:
             e.update(gammas[n], umap=tag)
-        if not {"knn_cosine", "family_map"} <= set(e):
+        independent = n in stale and n not in gammas  # its own UMAPs
+        if independent or not {"knn_cosine", "family_map"} <= set(e):
+            # one evaluation gives what is missing: Γ on its own UMAPs, k-NN, mAP
+            seeds = umap_seeds if independent else ()
             knn = "knn_cosine" not in e
             e.update(
-                _score_model(runs[n], scoring["stores"][n], study, (), scoring["device"], knn=knn)
+                _score_model(
+                    runs[n], scoring["stores"][n], study, seeds, scoring["device"], knn=knn
+                )
             )
+            if independent:
+                e["umap"] = tag
         if e != entry[n]:
             done[n][key] = redone[n] = e
     return redone
