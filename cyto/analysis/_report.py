@@ -317,7 +317,7 @@ def _read_embeddings(
             out["X_fit"] = emb.read("global", fit_rows).astype(np.float32)
         out["local_idx"], out["num_codes"] = _local_codes(emb) if local else (None, 0)
         out["reference"] = None
-        out["obs"] = {k: np.asarray(v)[rows] for k, v in emb.obs().items()} if local else {}
+        out["path"] = path
         if local and out["split_used"] == "test" and (emb.split == "train").any():
             ref_rows = np.flatnonzero(emb.split == "train")
             out["reference"] = (emb.read("global", ref_rows), out["pids_all"][ref_rows])
@@ -778,12 +778,15 @@ class _AnalysisRun:
         self, main: dict[str, Any], gt: GroundTruth, ev: Evaluation, key: str
     ) -> None:
         """The model's scores before and after per-batch centring and scaling."""
-        if key not in main["obs"]:
+        with Embeddings(main["path"]) as emb:  # read here: only a batch key needs them
+            obs = emb.obs()
+        if key not in obs:
             raise ValueError(
                 f"`batch_key` {key!r} is not a per-crop column of the embeddings file; it "
-                f"has {sorted(main['obs'])}"
+                f"has {sorted(obs)}"
             )
-        X = center_scale_by_batch(main["X"], main["obs"][key])
+        batch = np.asarray(obs[key])[main["rows"]]
+        X = center_scale_by_batch(main["X"], batch)
         fixed = self.evaluate({**main, "X": X, "X_fit": None, "reference": None}, gt)
         self.summary["evaluation_corrected"] = {"batch_key": key, **fixed.to_dict()}
         levels = list(ev.scores)
@@ -797,7 +800,7 @@ class _AnalysisRun:
         ]
         header = ["correction", *(f"Γ {lv}" for lv in levels)]
         header += ["protein mAP", "family mAP", "complex recall"]
-        n = len(set(np.asarray(main["obs"][key]).tolist()))
+        n = len(set(batch.tolist()))
         self.sections.append(
             (
                 f"Batch correction ({key})",
