@@ -27,6 +27,7 @@ _COMMANDS: tuple[str, ...] = (
     "embed",
     "analyze",
     "evaluate",
+    "explore",
     "demo",
     "ablate",
 )

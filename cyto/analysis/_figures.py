@@ -18,6 +18,7 @@ import numpy as np
 
 from cyto._atomic import atomic_path
 from cyto._optional import require
+from cyto.analysis._palette import UNLABELLED_COLOR, categorical_colors
 from cyto.analysis._validate import as_float_array, encode_labels
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "roman",
     "save_figure",
 ]
-
-UNLABELLED_COLOR = "#c8c8c8"
 
 
 def _figure(width: float, height: float, **kwargs: Any) -> Any:
@@ -110,20 +109,19 @@ def roman(i: int) -> str:
     return out
 
 
-def family_colors(families: Sequence[str]) -> dict[str, Any]:
-    """A distinct colour per family (tab20 minus its greys, then tab20b), sorted by name.
+def family_colors(families: Sequence[str]) -> dict[str, str]:
+    """A distinct colour per family, sorted by name (:func:`categorical_colors`).
+
+    Families next to each other in the sorted list get colours far apart (Kelly's
+    colours of maximum contrast), so neighbouring legend entries never look alike.
 
     Examples
     --------
-    >>> sorted(family_colors(["er", "golgi"]))  # doctest: +SKIP
-    ['er', 'golgi']
+    >>> family_colors(["golgi", "er"])
+    {'er': '#F3C300', 'golgi': '#875692'}
     """
-    cm = require("matplotlib", "plot", purpose="figures")
-    # tab20 without its two greys (grey means "unlabelled"), then tab20b
-    tab20 = [c for i, c in enumerate(cm.colormaps["tab20"].colors) if i not in (14, 15)]
-    base = tab20 + list(cm.colormaps["tab20b"].colors)
     names = sorted({str(f) for f in families})
-    return {f: base[i % len(base)] for i, f in enumerate(names)}
+    return dict(zip(names, categorical_colors(len(names))))
 
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 150) -> Path:
@@ -280,15 +278,18 @@ def plot_protein_highlights(
     return fig
 
 
-def _cluster_colors(n: int) -> list[Any]:
-    cm = require("matplotlib", "plot", purpose="figures")
-    cmap = cm.colormaps["tab20" if n > 10 else "tab10"]
-    return [cmap(i % cmap.N) for i in range(n)]
+def _cluster_colors(n: int) -> list[str]:
+    return categorical_colors(n)
+
+
+def _rgb(color: str) -> tuple[float, float, float]:
+    """``#RRGGBB`` as RGB floats in [0, 1]."""
+    return tuple(int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 def _cluster_bar(ax: Any, labels_in_order: np.ndarray, n_clusters: int) -> None:
     colors = _cluster_colors(n_clusters)
-    rgb = np.array([colors[c][:3] for c in labels_in_order])[None]
+    rgb = np.array([_rgb(colors[c]) for c in labels_in_order])[None]
     ax.imshow(rgb, aspect="auto", interpolation="nearest")
     ax.set_yticks([])
     ax.set_xticks([])

@@ -20,6 +20,7 @@ from cyto._atomic import atomic_path
 from cyto._health import DegenerateEncodingError, HealthAccumulator
 from cyto._provenance import package_versions
 from cyto.analysis._evaluate import Evaluation, evaluate
+from cyto.analysis._explore import CodeClusters
 from cyto.analysis._ground_truth import GroundTruth, labels_for
 from cyto.analysis._profiles import center_scale_by_batch
 from cyto.analysis._score import ScoreTable
@@ -58,6 +59,22 @@ def _fig_png(fig: Any, dpi: int = 110) -> bytes:
 
 
 # --------------------------------------------------------------------------- HTML
+@dataclass(frozen=True)
+class Link:
+    """A page item: a link to a file beside the page (written relative to the page).
+
+    Parameters
+    ----------
+    path : Path
+        The linked file.
+    text : str
+        The link's text.
+    """
+
+    path: Path
+    text: str
+
+
 def write_report(
     path: str | os.PathLike,
     *,
@@ -74,7 +91,9 @@ def write_report(
         Page title.
     sections : sequence of (heading, items)
         Each item is a ``str`` (a paragraph; HTML-escaped), ``bytes`` (a PNG image),
-        a path to a ``.png`` file, or a table given as ``{"header": [...], "rows": [[...]]}``.
+        a path to a ``.png`` file, a :class:`Link` to a file (written relative to the
+        page, so the folder can move), or a table given as
+        ``{"header": [...], "rows": [[...]]}``.
 
     Returns
     -------
@@ -91,7 +110,10 @@ def write_report(
     page = _template().render(
         title=str(title),
         sections=[
-            {"heading": str(heading), "content": [_page_item(item) for item in items]}
+            {
+                "heading": str(heading),
+                "content": [_page_item(item, Path(path).parent) for item in items],
+            }
             for heading, items in sections
         ],
     )
@@ -110,8 +132,11 @@ def _template() -> Any:
     return env.get_template("report.html.j2")
 
 
-def _page_item(item: Any) -> dict[str, Any]:
+def _page_item(item: Any, page_dir: Path) -> dict[str, Any]:
     """One section item as the template's ``{"kind": ...}`` record."""
+    if isinstance(item, Link):
+        href = Path(os.path.relpath(item.path, page_dir)).as_posix()
+        return {"kind": "link", "href": href, "text": item.text}
     if isinstance(item, (bytes, bytearray)):
         return {"kind": "image", "alt": "", "data": base64.b64encode(bytes(item)).decode("ascii")}
     if isinstance(item, Path):
@@ -196,9 +221,9 @@ def _ground_truth_text(gt: GroundTruth) -> str:
     return " ".join(out)
 
 
-def _log(verbose: bool, msg: str) -> None:
+def _log(verbose: bool, msg: str, command: str = "analyze") -> None:
     if verbose:
-        print(f"[cyto analyze] {msg}", file=sys.stderr, flush=True)
+        print(f"[cyto {command}] {msg}", file=sys.stderr, flush=True)
 
 
 def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> float | None:
@@ -354,6 +379,8 @@ def analyze_embeddings(
     hidden_seed: int = 0,
     baselines: str | os.PathLike | Mapping[str, Any] | None = None,
     batch_key: str | None = None,
+    explorer: bool = True,
+    max_thumbnails: int = 5000,
 ) -> AnalysisReport:
     """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
 
@@ -373,6 +400,9 @@ def analyze_embeddings(
     - ``umap.csv`` (coordinates per crop), ``feature_clusters.csv`` (cluster per code),
       ``spectra.npz`` (per-protein spectra, correlation, order), ``localization.csv``
       (best families for every protein, the FAM241A analysis);
+    - ``explorer.html`` — the interactive atlas (:func:`~cyto.analysis.write_explorer`):
+      every atlas crop, crops on hover, proteins searchable, spectra and neighbours on
+      click; linked from the page;
     - ``report.html`` — one self-contained page showing all of it.
 
     Parameters
@@ -434,6 +464,10 @@ def analyze_embeddings(
         the encodings are also evaluated after per-batch centring and scaling
         (:func:`~cyto.analysis.center_scale_by_batch`), before/after in one section and
         in ``scores.json`` → ``evaluation_corrected``.
+    explorer : bool, default True
+        Write ``explorer.html`` and link it from the atlas section.
+    max_thumbnails : int, default 5000
+        Crop thumbnails embedded in the explorer (sampled evenly over the proteins).
 
     Returns
     -------
@@ -450,21 +484,8 @@ def analyze_embeddings(
     """
     t0 = time.perf_counter()
     emb_paths = _embedding_paths(embeddings)
-    run = _AnalysisRun(
-        out=Path(out_dir),
-        verbose=verbose,
-        umap={
-            "seeds": [int(v) for v in umap_seeds],
-            "n_neighbors": n_neighbors,
-            "min_dist": min_dist,
-            "backend": backend,
-        },
-        summary={
-            "embeddings": str(emb_paths[0].resolve()),
-            "inputs": [_embedding_inputs(p) for p in emb_paths],
-            "versions": package_versions(),
-        },
-    )
+    umap = {"n_neighbors": n_neighbors, "min_dist": min_dist, "backend": backend}
+    run = _AnalysisRun.start(out_dir, emb_paths, umap_seeds, umap, verbose=verbose)
     read = {"split": split, "fit_split": fit_split, "max_points": max_points}
     main = _read_embeddings(emb_paths[0], local=True, allow_degenerate=allow_degenerate, **read)
     run.describe_input(main)
@@ -503,6 +524,8 @@ def analyze_embeddings(
         run.spectra_section(main, spectra, fam_map, n_clusters=n_clusters, crops=crops)
     if ablation is not None:
         run.ablation_section(ablation)
+    if explorer:
+        run.explorer(main, ev.umaps[0], gt, spectra, crops=crops, max_thumbnails=max_thumbnails)
     return run.finish(t0, main["variant"], table, ev, page=page)
 
 
@@ -590,6 +613,29 @@ class _AnalysisRun:
     summary: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     sections: list[tuple[str, list[Any]]] = field(default_factory=list)
+    clusters: CodeClusters | None = None
+
+    @classmethod
+    def start(
+        cls,
+        out_dir: Any,
+        emb_paths: list[Path],
+        seeds: Sequence[int],
+        umap: dict[str, Any],
+        *,
+        verbose: bool,
+    ) -> _AnalysisRun:
+        """A run writing into ``out_dir``, its summary naming the inputs and versions."""
+        return cls(
+            out=Path(out_dir),
+            verbose=verbose,
+            umap={"seeds": [int(v) for v in seeds], **umap},
+            summary={
+                "embeddings": str(emb_paths[0].resolve()),
+                "inputs": [_embedding_inputs(p) for p in emb_paths],
+                "versions": package_versions(),
+            },
+        )
 
     def __post_init__(self) -> None:
         (self.out / "figures").mkdir(parents=True, exist_ok=True)
@@ -894,6 +940,7 @@ class _AnalysisRun:
             clusters=code_cluster,
         )
         self.files["spectra.npz"] = _atomic_write(self.out / "spectra.npz", buf.getvalue())
+        self.clusters = CodeClusters(order=used[bic.order], cluster_of_code=code_cluster)
         items.append(self.save("code_correlation", self.figs.plot_correlation_heatmap(corr, bic)))
         self.summary["feature_clusters"] = int(bic.n_clusters)
         return bic, code_cluster
@@ -964,6 +1011,52 @@ class _AnalysisRun:
             fig = self.figs.plot_localization(ranking, protein=top)
             items.append(self.save("localization_example", fig))
 
+    def explorer(
+        self,
+        main: dict[str, Any],
+        Y: np.ndarray,
+        gt: GroundTruth,
+        spectra: Any,
+        *,
+        crops: Any,
+        max_thumbnails: int,
+    ) -> None:
+        """Write ``explorer.html`` and link it at the top of the atlas section."""
+        from cyto.analysis._explore import explorer_data
+        from cyto.analysis._explorer import write_explorer
+
+        rows = main["rows"]
+        _log(self.verbose, f"explorer: {rows.size} crops")
+        with Embeddings(main["path"]) as emb:
+            obs = {k: v[rows] for k, v in emb.obs().items()}
+        local = main["local_idx"][rows] if main["local_idx"] is not None else None
+        data = explorer_data(
+            Y,
+            main["pids_all"][rows],
+            main["X"],
+            gt=gt,
+            crop_index=main["crop_index"][rows],
+            store=crops if crops is not None else main["store"],
+            obs=obs,
+            local_idx=local,
+            spectra=spectra,
+            clusters=self.clusters,
+            max_thumbnails=max_thumbnails,
+            title=f"cyto atlas — {main['variant']} ({main['split_used']}, {rows.size} crops)",
+        )
+        path = write_explorer(self.out / "explorer.html", data)
+        self.files["explorer.html"] = path
+        link = Link(
+            path,
+            "Open the interactive atlas (explorer.html): zoom, crops on hover, "
+            "find a protein, its spectrum and nearest proteins on click",
+        )
+        for heading, items in self.sections:
+            if heading == "Localization atlas":
+                items.insert(0, link)
+                return
+        self.sections.insert(0, ("Localization atlas", [link]))
+
     def ablation_section(self, ablation: Any) -> None:
         diffs, images, titles = _ablation_maps(ablation)
         fig = self.figs.plot_difference_maps(images, diffs, titles=titles)
@@ -1025,6 +1118,8 @@ def _sections_json(sections: Sequence[tuple[str, Sequence[Any]]], root: Path) ->
     """Sections as JSON: text and tables as they are, figures as paths below ``root``."""
 
     def item(x: Any) -> Any:
+        if isinstance(x, Link):
+            return {"link": x.path.relative_to(root).as_posix(), "text": x.text}
         return {"figure": x.relative_to(root).as_posix()} if isinstance(x, Path) else x
 
     data = [{"heading": h, "items": [item(x) for x in items]} for h, items in sections]
@@ -1049,12 +1144,17 @@ def load_sections(folder: str | os.PathLike) -> list[tuple[str, list[Any]]]:
         return []
     out = []
     for sec in json.loads(path.read_text(encoding="utf-8")):
-        items = [
-            Path(folder) / x["figure"] if isinstance(x, dict) and "figure" in x else x
-            for x in sec["items"]
-        ]
-        out.append((sec["heading"], items))
+        out.append((sec["heading"], [_loaded_item(x, Path(folder)) for x in sec["items"]]))
     return out
+
+
+def _loaded_item(x: Any, folder: Path) -> Any:
+    """A section item read back from ``sections.json`` (figures and links as paths)."""
+    if isinstance(x, dict) and "figure" in x:
+        return folder / x["figure"]
+    if isinstance(x, dict) and "link" in x:
+        return Link(folder / x["link"], x["text"])
+    return x
 
 
 def _representative_crops(
