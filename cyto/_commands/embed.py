@@ -15,12 +15,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="encode crops with a trained model",
         description=(
             "Stream the quantized global (and optionally local) encodings, VQ index maps "
-            "and per-crop code histograms of a crop store to an HDF5 file."
+            "and per-crop code histograms of a crop store to an HDF5 file. Given an "
+            "embeddings file instead of RUN CROPS, only export it to AnnData (--h5ad), "
+            "without re-embedding."
         ),
+        epilog=(
+            "examples:\n"
+            "  cyto embed runs/a crops.h5 -o embeddings.h5 --split test --h5ad\n"
+            "  cyto embed embeddings.h5 --h5ad atlas.h5ad --ground-truth annotations.csv"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", type=Path, help="run directory (from `cyto train`)")
-    p.add_argument("crops", type=Path, help="HDF5 crop store")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.h5")
+    p.add_argument(
+        "run", type=Path, help="run directory (from `cyto train`), or an embeddings file"
+    )
+    p.add_argument("crops", type=Path, nargs="?", help="HDF5 crop store")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT.h5", help="embeddings file")
     p.add_argument("--split", choices=["train", "val", "test"], help="only this split")
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a file")
     p.add_argument("--batch-size", type=int, default=256, metavar="N")
@@ -48,8 +58,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         const=True,
         default=False,
         metavar="FILE",
-        help="also export AnnData (default: OUT.h5ad)",
+        help="also export AnnData (default: OUT.h5ad): X = global encodings, obs = "
+        "protein, field, plate/well/field, crop centre (+ family/complex with "
+        "--ground-truth), uns = provenance",
     )
+    p.add_argument(
+        "--ground-truth",
+        help="with --h5ad: annotation CSV or ground_truth.csv, adds obs['family'] (and 'complex')",
+    )
+    p.add_argument("--complexes", help="with --h5ad: protein complex CSV, adds obs['complex']")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -69,6 +86,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``cyto embed`` (degenerate encodings: exit code 3, see ``cyto.cli``)."""
+    from cyto.data import Embeddings
+
+    if Embeddings.is_embeddings_file(args.run):
+        return _export_only(args)
+    if args.crops is None or args.output is None:
+        raise ValueError(
+            "give RUN CROPS -o OUT.h5 to embed a crop store, or an embeddings file with "
+            f"--h5ad to export it; got run={args.run} crops={args.crops} -o {args.output}"
+        )
     from cyto.nn import embed
 
     out = embed(
@@ -90,4 +116,29 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     print(f"embeddings written to {out}")
+    if args.h5ad and (args.ground_truth or args.complexes):
+        _export(Path(out), args)  # again, with the ground-truth labels in obs
     return 0
+
+
+def _export_only(args: argparse.Namespace) -> int:
+    """``cyto embed EMB.h5 --h5ad [FILE]``: the AnnData export of an embeddings file."""
+    if not args.h5ad:
+        raise ValueError(
+            f"{args.run} is an embeddings file already: add --h5ad [FILE] to export it "
+            "to AnnData, or give a run directory and a crop store to embed"
+        )
+    if args.crops is not None:
+        raise ValueError(f"an embeddings file ({args.run}) takes no crop store; got {args.crops}")
+    _export(args.run, args)
+    return 0
+
+
+def _export(embeddings: Path, args: argparse.Namespace) -> None:
+    from cyto.workflows import export_anndata
+
+    target = embeddings.with_suffix(".h5ad") if args.h5ad is True else Path(args.h5ad)
+    path = export_anndata(
+        embeddings, target, ground_truth=args.ground_truth, complexes=args.complexes
+    )
+    print(f"AnnData written to {path}")

@@ -39,6 +39,7 @@ from cyto.analysis._figures import (
 )
 from cyto.analysis._ground_truth import (
     GroundTruth,
+    anndata_labels,
     labels_for,
     load_annotations,
     load_complexes,
@@ -105,6 +106,7 @@ __all__ = [
     "aggregate",
     "aligned_umap",
     "analyze_embeddings",
+    "anndata_labels",
     "average_precision",
     "baseline_features",
     "baseline_scores",

@@ -18,13 +18,11 @@ from cyto.analysis._explorer import (
     sample_per_group,
     write_explorer,
 )
-from cyto.analysis._ground_truth import GroundTruth
+from cyto.analysis._ground_truth import LEVEL_COLUMNS, GroundTruth, anndata_labels
 from cyto.analysis._spectra import bicluster, code_correlation, feature_spectra
 
 __all__ = ["CodeClusters", "code_clusters", "explore_embeddings", "explorer_data"]
 
-#: Colouring names for ground-truth levels (the explorer's menu).
-_LEVEL_NAMES = {"organelle": "family"}
 #: Per-crop metadata offered as colourings when present (and not all alike).
 _OBS_COLORINGS = ("plate", "Metadata_Plate", "batch", "Metadata_Batch", "well")
 
@@ -136,11 +134,7 @@ def explorer_data(
     data : ExplorerData
     """
     pids = np.asarray(protein_ids).astype(str)
-    colorings: dict[str, Any] = {}
-    for level in gt.levels:
-        labels = gt.labels(level, pids)
-        if any(v is not None for v in labels):
-            colorings[_LEVEL_NAMES.get(level, level)] = labels
+    colorings: dict[str, Any] = dict(anndata_labels(gt, pids))
     if clusters is not None and local_idx is not None:
         colorings["feature cluster"] = _crop_clusters(local_idx, clusters.cluster_of_code)
     for key in _OBS_COLORINGS:
@@ -152,7 +146,7 @@ def explorer_data(
         store, np.asarray(crop_index), pids, max_thumbnails, thumbnail_size, seed
     )
     info = {
-        p: {_LEVEL_NAMES.get(lv, lv): m[p] for lv, m in gt.levels.items() if p in m}
+        p: {LEVEL_COLUMNS.get(lv, lv): m[p] for lv, m in gt.levels.items() if p in m}
         for p in np.unique(pids)
     }
     data = ExplorerData(

@@ -447,3 +447,29 @@ class GroundTruth:
                 for lv, m in self.levels.items()
             },
         }
+
+
+#: Column names of ground-truth levels in tables for other tools (AnnData obs, explorer).
+LEVEL_COLUMNS = {"organelle": "family"}
+
+
+def anndata_labels(gt: GroundTruth, protein_ids: Any) -> dict[str, np.ndarray]:
+    """Per-crop ground-truth labels as ``obs`` columns: ``family`` (the organelle level)
+    and ``complex`` (None where a protein is not annotated or was left out).
+
+    Parameters
+    ----------
+    gt : GroundTruth
+    protein_ids : (n,) array
+
+    Returns
+    -------
+    columns : dict of str to (n,) object array
+        Only the levels that label at least one crop.
+    """
+    out = {}
+    for level in gt.levels:
+        labels = gt.labels(level, protein_ids)
+        if any(v is not None for v in labels):
+            out[LEVEL_COLUMNS.get(level, level)] = labels
+    return out

@@ -403,6 +403,8 @@ def analyze_embeddings(
     - ``explorer.html`` — the interactive atlas (:func:`~cyto.analysis.write_explorer`):
       every atlas crop, crops on hover, proteins searchable, spectra and neighbours on
       click; linked from the page;
+    - ``atlas.h5ad`` — the atlas crops as AnnData (``X`` = global encodings, ``obs``
+      with family/complex, ``obsm["X_umap"]``), when ``anndata`` is installed;
     - ``report.html`` — one self-contained page showing all of it.
 
     Parameters
@@ -526,6 +528,7 @@ def analyze_embeddings(
         run.ablation_section(ablation)
     if explorer:
         run.explorer(main, ev.umaps[0], gt, spectra, crops=crops, max_thumbnails=max_thumbnails)
+    run.write_h5ad(main, ev.umaps[0], gt)
     return run.finish(t0, main["variant"], table, ev, page=page)
 
 
@@ -1056,6 +1059,28 @@ class _AnalysisRun:
                 items.insert(0, link)
                 return
         self.sections.insert(0, ("Localization atlas", [link]))
+
+    def write_h5ad(self, main: dict[str, Any], Y: np.ndarray, gt: GroundTruth) -> None:
+        """``atlas.h5ad``: the atlas crops with the UMAP and labels (when anndata is here)."""
+        import importlib.util
+
+        if importlib.util.find_spec("anndata") is None:
+            self.summary.setdefault("notes", []).append(
+                "atlas.h5ad not written: pip install 'cyto[anndata]'"
+            )
+            return
+        from cyto.analysis._ground_truth import anndata_labels
+        from cyto.data import export_h5ad
+
+        rows = main["rows"]
+        self.files["atlas.h5ad"] = export_h5ad(
+            main["path"],
+            self.out / "atlas.h5ad",
+            rows=rows,
+            obs=anndata_labels(gt, main["pids_all"][rows]),
+            obsm={"X_umap": np.asarray(Y, dtype=np.float32)},
+            uns={"umap": {"params": {k: str(v) for k, v in self.umap.items()}}},
+        )
 
     def ablation_section(self, ablation: Any) -> None:
         diffs, images, titles = _ablation_maps(ablation)

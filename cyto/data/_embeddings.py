@@ -299,17 +299,28 @@ def _attr_eq(stored: Any, value: Any) -> bool:
     return str(stored) == str(value)
 
 
-def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+def export_h5ad(
+    embeddings: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    rows: np.ndarray | None = None,
+    obs: Mapping[str, Any] | None = None,
+    obsm: Mapping[str, np.ndarray] | None = None,
+    uns: Mapping[str, Any] | None = None,
+) -> Path:
     """Convert an embeddings file to AnnData (``.h5ad``), streaming the big arrays.
 
-    ``obs`` holds ``protein_id``, ``fov_id``, ``split`` and ``crop_index`` (index =
-    crop index), and what the crop store carried: ``center_row``, ``center_col``,
-    ``nucleus_id`` and the fields' metadata columns (``plate``, ``well``, ``field``,
-    ``Metadata_*``); ``obsm`` holds ``X_global`` and, where present, ``X_local``,
-    ``local_hist`` and ``global_hist`` (gzip-compressed, which every HDF5 reader
-    decodes); ``uns["classes"]`` the class names and ``uns["provenance"]`` what made
-    the file (run, checkpoint, store, package versions, input hashes). ``X`` is empty:
-    pick the representation in scanpy with ``use_rep="X_global"``.
+    ``X`` is the global encoding of every crop (also what ``use_rep`` defaults to in
+    scanpy). ``obs`` holds ``protein_id``, ``fov_id``, ``split`` and ``crop_index``
+    (index = crop index), what the crop store carried (``center_row``, ``center_col``,
+    ``nucleus_id`` and the fields' metadata columns: ``plate``, ``well``, ``field``,
+    ``Metadata_*``) and the columns given in ``obs`` (e.g. ``family``, ``complex``);
+    ``obsm`` holds ``X_local``, ``local_hist`` and ``global_hist`` where present, and
+    the arrays given in ``obsm`` (e.g. ``X_umap``). Arrays are gzip-compressed, which
+    every HDF5 reader decodes (R, Julia, Fiji, ``h5dump``). ``uns["classes"]`` holds
+    the class names, ``uns["provenance"]`` what made the file (run, checkpoint, its
+    hash and model config when recorded, store, cyto and package versions, input
+    hashes) and ``uns`` whatever else is given.
 
     Parameters
     ----------
@@ -317,10 +328,24 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
         File written by ``cyto embed``.
     out_path : str or PathLike
         Output ``.h5ad`` (written atomically).
+    rows : (m,) int array, optional
+        Export only these rows (sorted; e.g. the crops of an atlas); default all.
+    obs : mapping of str to (m,) array, optional
+        Further per-crop columns; strings become categoricals (``None`` → missing).
+    obsm : mapping of str to (m, k) array, optional
+        Further per-crop arrays, e.g. ``{"X_umap": umap}``.
+    uns : mapping, optional
+        Further unstructured entries (strings, numbers, small arrays).
 
     Returns
     -------
     out_path : Path
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` is not sorted and unique, or an ``obs``/``obsm`` entry has the
+        wrong length.
     """
     from cyto._optional import require
 
@@ -330,64 +355,134 @@ def export_h5ad(embeddings: str | os.PathLike, out_path: str | os.PathLike) -> P
     h5py = _h5py()
     out_path = Path(out_path)
     with h5py.File(embeddings, "r") as src:
-        carried = src.get("obs", {})
-        obs = pd.DataFrame(
-            {
-                "protein_id": pd.Categorical(src["protein_id"].asstr()[()]),
-                "fov_id": pd.Categorical(src["fov_id"].asstr()[()]),
-                "split": pd.Categorical(src["split"].asstr()[()]),
-                "crop_index": src["crop_index"][()],
-                **{
-                    k: (
-                        pd.Categorical(carried[k].asstr()[()])
-                        if carried[k].dtype.kind == "O"
-                        else carried[k][()]
-                    )
-                    for k in carried
-                },
-            }
-        )
-        obs.index = obs["crop_index"].astype(str).to_numpy()
-        classes = list(src["classes"].asstr()[()])
-        uns = {
+        n = src["protein_id"].shape[0]
+        rows = _export_rows(rows, n)
+        m = n if rows is None else rows.size
+        frame = _obs_frame(src, rows)
+        for name, values in (obs or {}).items():
+            frame[name] = _obs_column(name, values, m)
+        extra = {k: _obsm_array(k, v, m) for k, v in (obsm or {}).items()}
+        classes = list(src["classes"].asstr()[()]) if "classes" in src else []
+        meta = {
             "classes": np.array(classes, dtype=object),
             "provenance": _provenance(dict(src.attrs)),
+            **dict(uns or {}),
         }
+        d = int(np.prod(src["global"].shape[1:]))
+        var = pd.DataFrame(index=[f"global_{j}" for j in range(d)])
         with atomic_path(out_path) as tmp:
-            ad.AnnData(obs=obs, uns=uns).write_h5ad(tmp)
+            ad.AnnData(obs=frame, var=var, obsm=extra, uns=meta).write_h5ad(tmp, compression="gzip")
             with h5py.File(tmp, "r+") as dst:
-                _copy_obsm(src, dst["obsm"])
+                _copy_array(src["global"], dst, "X", rows, flat=True)
+                _copy_obsm(src, dst["obsm"], rows)
     return out_path
+
+
+def _export_rows(rows: Any, n: int) -> np.ndarray | None:
+    if rows is None:
+        return None
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= n)):
+        raise ValueError(f"`rows` must be 1-D indices in [0, {n}), got shape {rows.shape}")
+    if np.any(np.diff(rows) <= 0):
+        raise ValueError("`rows` must be sorted and unique")
+    return rows
+
+
+def _obs_frame(src: Any, rows: np.ndarray | None) -> Any:
+    """The obs table: ids, split, crop index and the carried per-crop columns."""
+    import pandas as pd
+
+    sel = slice(None) if rows is None else rows
+    carried = src.get("obs", {})
+
+    def col(ds: Any) -> Any:
+        if ds.dtype.kind == "O":
+            return pd.Categorical(ds.asstr()[()][sel])
+        return ds[()][sel]
+
+    frame = pd.DataFrame(
+        {
+            "protein_id": col(src["protein_id"]),
+            "fov_id": col(src["fov_id"]),
+            "split": col(src["split"]),
+            "crop_index": src["crop_index"][()][sel],
+            **{k: col(carried[k]) for k in carried},
+        }
+    )
+    frame.index = frame["crop_index"].astype(str).to_numpy()
+    return frame
+
+
+def _obs_column(name: str, values: Any, m: int) -> Any:
+    import pandas as pd
+
+    arr = np.asarray(values, dtype=object if not np.isscalar(values) else None)
+    if arr.shape != (m,):
+        raise ValueError(f"`obs[{name!r}]` must have {m} values (one per crop), got {arr.shape}")
+    if arr.dtype.kind in "OUS":
+        return pd.Categorical([None if v is None or v == "" else str(v) for v in arr])
+    return arr
+
+
+def _obsm_array(name: str, values: Any, m: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 2 or arr.shape[0] != m:
+        raise ValueError(f"`obsm[{name!r}]` must have shape ({m}, k), got {arr.shape}")
+    return arr
 
 
 def _provenance(attrs: Mapping[str, Any]) -> dict[str, str]:
     """What made the embeddings (run, checkpoint, store, versions, input hashes) as
     strings, for ``uns["provenance"]`` of the AnnData export."""
-    keys = ("format", "run", "checkpoint", "checkpoint_step", "store", "versions", "inputs")
+    keys = (
+        "format",
+        "run",
+        "checkpoint",
+        "checkpoint_step",
+        "model_config",
+        "store",
+        "versions",
+        "inputs",
+        "health",
+    )
     return {k: str(attrs[k]) for k in keys if k in attrs}
 
 
-def _copy_obsm(src: Any, obsm: Any) -> None:
+def _copy_obsm(src: Any, obsm: Any, rows: np.ndarray | None) -> None:
     for key, name in (
-        ("global", "X_global"),
         ("local", "X_local"),
         ("local_hist", "local_hist"),
         ("global_hist", "global_hist"),
     ):
-        if key not in src:
-            continue
-        data = src[key]
-        out = obsm.create_dataset(
-            name,
-            shape=data.shape,
-            dtype=data.dtype,
-            chunks=data.chunks,
-            # gzip: every HDF5 reader decodes it (R, Julia, Fiji, h5dump), unlike LZF
-            compression="gzip" if data.chunks else None,
-            compression_opts=4 if data.chunks else None,
-        )
-        step = data.chunks[0] * 8 if data.chunks else max(data.shape[0], 1)
-        for lo in range(0, data.shape[0], step):
-            out[lo : lo + step] = data[lo : lo + step]
-        out.attrs["encoding-type"] = "array"
-        out.attrs["encoding-version"] = "0.2.0"
+        if key in src:
+            _copy_array(src[key], obsm, name, rows)
+
+
+def _copy_array(
+    data: Any, group: Any, name: str, rows: np.ndarray | None, *, flat: bool = False
+) -> None:
+    """Copy a dataset (or its ``rows``) in blocks, gzip-compressed, as an AnnData array
+    (``flat``: each row flattened, for ``X``)."""
+    m = data.shape[0] if rows is None else rows.size
+    shape = (m, int(np.prod(data.shape[1:]))) if flat else (m, *data.shape[1:])
+    chunks = None if flat else data.chunks
+    chunks = chunks if chunks and m >= chunks[0] else None
+    if name in group:
+        del group[name]
+    out = group.create_dataset(
+        name,
+        shape=shape,
+        dtype=data.dtype,
+        chunks=chunks,
+        # gzip: every HDF5 reader decodes it (R, Julia, Fiji, h5dump), unlike LZF
+        compression="gzip" if m else None,
+        compression_opts=4 if m else None,
+    )
+    step = max(1, (data.chunks[0] if data.chunks else 4096) * 8)
+    for lo in range(0, m, step):
+        hi = min(lo + step, m)
+        block = data[lo:hi] if rows is None else data[rows[lo:hi]]
+        out[lo:hi] = block.reshape(hi - lo, -1) if flat else block
+    out.attrs["encoding-type"] = "array"
+    out.attrs["encoding-version"] = "0.2.0"

@@ -34,6 +34,7 @@ from cyto.workflows._ablate import (
 )
 from cyto.workflows._demo import run_demo, stage_hashes
 from cyto.workflows._evaluate import card_markdown, evaluation_card
+from cyto.workflows._export import export_anndata
 from cyto.workflows._inputs import (
     DEMO_PRESETS,
     STAGES,
@@ -54,6 +55,7 @@ __all__ = [
     "baseline_scores",
     "card_markdown",
     "evaluation_card",
+    "export_anndata",
     "knn_family_accuracy",
     "localize_hidden",
     "run_ablation",

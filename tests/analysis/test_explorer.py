@@ -180,3 +180,40 @@ def test_explorer_data_rejects_bad_input(change: dict, match: str) -> None:
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         ExplorerData(**kwargs)
+
+
+def test_analyze_writes_an_h5ad_that_scanpy_plots(fake_embeddings, tmp_path) -> None:
+    """A fresh interpreter reads atlas.h5ad and runs sc.pl.umap(color='family') as is."""
+    pytest.importorskip("scanpy")
+    import subprocess
+    import sys
+
+    from cyto.analysis import analyze_embeddings
+
+    rep = analyze_embeddings(
+        fake_embeddings["embeddings"],
+        tmp_path / "report",
+        ground_truth=fake_embeddings["annotations"],
+        complexes=fake_embeddings["complexes"],
+        verbose=False,
+        explorer=False,
+    )
+    h5ad = rep.files["atlas.h5ad"]
+    code = (
+        "import matplotlib; matplotlib.use('Agg'); import scanpy as sc, sys\n"
+        f"a = sc.read_h5ad({str(h5ad)!r})\n"
+        "ax = sc.pl.umap(a, color='family', show=False)\n"
+        "ax.figure.savefig(sys.argv[1])\n"
+        "print(a.n_obs, a.n_vars, sorted(a.obs['family'].dropna().unique()),"
+        " a.obsm['X_umap'].shape, a.uns['provenance']['format'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "umap.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["64", "32"]  # the test split, 32 global features
+    assert "'chromatin'" in out.stdout and "(64, 2)" in out.stdout
+    assert (tmp_path / "umap.png").stat().st_size > 5000

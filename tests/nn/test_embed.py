@@ -226,7 +226,9 @@ def test_cli_embed_with_h5ad(trained, tmp_path):
         "center_col",
         "nucleus_id",
     ]
-    np.testing.assert_array_equal(adata.obsm["X_global"], data["global"])
+    # X is the global encoding, one row per crop (flattened), one var per feature
+    np.testing.assert_array_equal(adata.X, data["global"].reshape(adata.n_obs, -1))
+    assert adata.var_names[0] == "global_0"
     np.testing.assert_array_equal(adata.obsm["local_hist"], data["local_hist"])
     assert list(adata.uns["classes"]) == ["P0", "P1", "P2", "P3"]
 
@@ -270,4 +272,5 @@ def test_field_metadata_and_crop_centres_reach_the_h5ad(trained, tmp_path):
     prov = adata.uns["provenance"]
     assert prov["run"] == str(run.resolve()) and "torch" in prov["versions"]
     with h5py.File(h5ad, "r") as f:  # gzip: readable outside h5py (R, Julia, h5dump)
-        assert f["obsm/X_global"].compression == "gzip"
+        assert f["X"].compression == "gzip"
+        assert f["obsm/local_hist"].compression == "gzip"
