@@ -50,9 +50,11 @@ def get_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the Python traceback of an error"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from cyto._commands._common import HelpFormatter
+
     for name in _COMMANDS:
         module = importlib.import_module(f"cyto._commands.{name}")
-        module.add_parser(subparsers)
+        module.add_parser(subparsers).formatter_class = HelpFormatter
     return parser
 
 

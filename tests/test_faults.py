@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
 KILL_SEEDS = (0, 1, 2)
 TRAIN = ["--preset", "tiny", "--max-epochs", "2", "--batch-size", "16", "--threads", "1"]
-TRAIN += ["--checkpoint-every", "3", "--no-progress"]
+TRAIN += ["--checkpoint-every", "3", "--quiet"]
 # a two-epoch model's encodings are often degenerate: files, not quality, are tested here
-EMBED = ["--threads", "1", "--allow-degenerate", "--no-progress"]
+EMBED = ["--threads", "1", "--allow-degenerate", "--quiet"]
 
 
 def _cyto(*args: str | Path) -> list[str]:
@@ -172,7 +172,7 @@ def test_train_killed_anywhere_resumes_to_the_same_weights(ref, tmp_path, seed) 
     embed = _run("embed", run, ref["store"], "-o", tmp_path / "e.h5", *EMBED, check=False)
     if embed.returncode:
         _no_traceback(embed)
-    _run("train", "--resume", run, "--threads", "1", "--no-progress")
+    _run("train", "--resume", run, "--threads", "1", "--quiet")
     assert content_hash(run / "checkpoints" / "last.pt") == ref["hash"]["last"]
     assert _maybe_hash(run / "checkpoints" / "best.pt") == ref["hash"]["best"]
     assert not list(run.rglob("*.tmp")) and not list(run.rglob("*.lock"))

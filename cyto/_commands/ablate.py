@@ -5,16 +5,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._common import add_preset, add_quiet
 from cyto._commands._own_data import add_own_data_arguments, own_data_kwargs
-from cyto.pipeline import ABLATION_VARIANTS, DEMO_PRESETS
+from cyto.pipeline import ABLATION_VARIANTS
 
 __all__ = ["add_parser"]
+
+_EXAMPLES = """\
+examples:
+  cyto ablate -o ablation                    # every variant, 3 seeds x 3 UMAPs (small preset)
+  cyto ablate -o ablation --seeds 5 --umap-seeds 10 --preset paper   # the paper's protocol
+  cyto ablate -o abl --variants "full model" "no decoder" --data crops.h5 --ground-truth gt.csv
+"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``ablate`` subcommand."""
     p = subparsers.add_parser(
         "ablate",
+        epilog=_EXAMPLES,
         help="retrain the paper's ablation variants and write the Supp. Table 1-style table",
         description=(
             "Train the full model and its ablation variants (without the nuclear channel, "
@@ -27,7 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("-o", "--output", default="cyto-ablate", help="output folder")
-    p.add_argument("--preset", default="small", choices=sorted(DEMO_PRESETS))
+    add_preset(p, "small", "; every variant and seed trains with it")
     p.add_argument(
         "--variants",
         nargs="+",
@@ -46,7 +55,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "per model",
     )
     add_own_data_arguments(p, needs_truth=True)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=_run)
     return p
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._common import add_quiet
+
 __all__ = ["add_parser"]
+
+_EXAMPLES = """\
+examples:
+  cyto analyze embeddings.h5 -o report --ground-truth annotations.csv --seeds 10
+  cyto analyze full.h5 no_vq.h5 -o report --ground-truth ground_truth.csv   # variants side by side
+  cyto analyze embeddings.h5 -o report --ground-truth annotations.csv --batch-key plate
+"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``analyze`` subcommand."""
     p = subparsers.add_parser(
         "analyze",
+        epilog=_EXAMPLES,
         help="atlas UMAP, clustering scores, feature spectra and an HTML report",
         description=(
             "Analyse an embeddings file written by `cyto embed`: UMAP atlas coloured by "
@@ -35,25 +45,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="crops in the atlas ('all' for every crop)")
     p.add_argument("--fit-split", help="fit the UMAP on this split and transform --split")
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
-    p.add_argument("--n-neighbors", type=int, default=15)
-    p.add_argument("--min-dist", type=float, default=0.1)
-    p.add_argument("--backend", choices=("auto", "umap", "cuml"), default="auto")
+    p.add_argument("--n-neighbors", type=int, default=15, help="UMAP neighbourhood size")
+    p.add_argument("--min-dist", type=float, default=0.1, help="UMAP minimum distance")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "umap", "cuml"),
+        default="auto",
+        help="UMAP on the CPU (umap-learn) or the GPU (cuML); auto: cuML when present",
+    )
     p.add_argument("--max-points", type=int, help="subsample the atlas to this many crops")
     p.add_argument("--clusters", type=int, default=11, help="top-level feature clusters")
-    p.add_argument("--min-grade", type=int, default=2, help="lowest annotation grade counted")
+    p.add_argument(
+        "--min-grade",
+        type=int,
+        default=2,
+        help="OpenCell annotation tables grade each localization 1 (low), 2 or 3 (high "
+        "confidence): grades below this are ignored",
+    )
     p.add_argument("--highlight", nargs="+", metavar="PROTEIN", help="proteins to highlight")
     p.add_argument("--crops", help="crop store for representative images")
     p.add_argument(
         "--batch-key",
         help="per-crop column (plate, well, Metadata_*): also score after per-batch correction",
     )
-    p.add_argument("--ablation", help=".npz with 'differences' (n,H,W), 'images', 'titles'")
+    p.add_argument(
+        "--ablation",
+        metavar="FILE",
+        help="feature-ablation maps to show (Fig. 5): a NumPy .npz file holding "
+        "'differences' (n, H, W) of reconstructions with one feature cluster zeroed, and "
+        "optionally 'images' and 'titles' (as cyto.nn.CodeAblation writes)",
+    )
     p.add_argument(
         "--allow-degenerate",
         action="store_true",
         help="analyse even degenerate encodings (every crop alike); by default exit code 3",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    add_quiet(p)
     p.set_defaults(func=_run)
     return p
 

@@ -8,16 +8,26 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._common import add_preset, add_quiet
 from cyto._commands._own_data import add_own_data_arguments, own_data_kwargs
-from cyto.pipeline import DEMO_PRESETS, STAGES
+from cyto.pipeline import STAGES
 
 __all__ = ["add_parser"]
+
+_EXAMPLES = """\
+examples:
+  cyto demo -o cyto-demo                     # the synthetic atlas, small preset (CPU)
+  cyto demo -o smoke --preset tiny           # about a minute
+  cyto demo --data manifest.csv --ground-truth annotations.csv -o my-screen
+  cyto demo -o cyto-demo --stages train      # retrain, then embed and analyse again
+"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``demo`` subcommand."""
     p = subparsers.add_parser(
         "demo",
+        epilog=_EXAMPLES,
         help="run the whole method, on the synthetic atlas or your data (→ report)",
         description=(
             "Generate the synthetic cell atlas (or take your images with --data), "
@@ -28,13 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("-o", "--output", default="cyto-demo", help="demo folder (default: cyto-demo)")
-    p.add_argument(
-        "--preset",
-        default="small",
-        choices=sorted(DEMO_PRESETS),
-        help="tiny: smoke test (~1 min); small: default, <= 10 min on 2 CPU cores; "
-        "gpu: the paper's model on a larger atlas",
-    )
+    add_preset(p, "small", "; the atlas grows with the preset")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="seed of the atlas, split and training")
     p.add_argument(
@@ -49,7 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"rerun: {', '.join(STAGES)}"
     )
     add_own_data_arguments(p, needs_truth=False)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=_run)
     return p
 

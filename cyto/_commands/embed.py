@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cyto._commands._common import add_quiet, add_workers
+
 __all__ = ["add_parser"]
 
 
@@ -24,7 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "  cyto embed runs/a crops.h5 -o embeddings.h5 --split test --h5ad\n"
             "  cyto embed embeddings.h5 --h5ad atlas.h5ad --ground-truth annotations.csv"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "run", type=Path, help="run directory (from `cyto train`), or an embeddings file"
@@ -33,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("-o", "--output", type=Path, metavar="OUT.h5", help="embeddings file")
     p.add_argument("--split", choices=["train", "val", "test"], help="only this split")
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a file")
-    p.add_argument("--batch-size", type=int, default=256, metavar="N")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="crops per batch")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--threads",
         type=int,
@@ -42,15 +43,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="N",
         help="torch compute threads (default 0: the CPUs this process may use)",
     )
-    p.add_argument(
-        "--num-workers", type=int, default=-1, metavar="N", help="-1: 0 on CPU, more on GPU"
-    )
+    add_workers(p, "DataLoader worker processes (-1: 0 on CPU, more on GPU)", -1, "--num-workers")
     p.add_argument("--logits", action="store_true", help="also write classifier logits")
     p.add_argument("--local", action="store_true", help="also write quantized local encodings")
     p.add_argument(
         "--global-only",
         action="store_true",
-        help="only the global encodings, indices and histograms (skips VQ1: faster)",
+        help="only the global encodings, indices and histograms (skips the local, "
+        "25x25 quantization and its codes: faster)",
     )
     p.add_argument(
         "--h5ad",
@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="write the encodings even if they are degenerate (every crop alike); "
         "by default that stops with exit code 3",
     )
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_quiet(p)
     p.set_defaults(func=run)
     return p
 
@@ -108,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
         logits=args.logits,
         local=args.local,
         global_only=args.global_only,
-        num_workers=args.num_workers,
+        num_workers=args.workers,
         h5ad=args.h5ad,
-        progress=args.progress,
+        progress=not args.quiet,
         allow_degenerate=args.allow_degenerate,
         overwrite=args.overwrite,
         threads=args.threads,

@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._common import add_quiet
+
 __all__ = ["add_parser"]
+
+_EXAMPLES = """\
+examples:
+  cyto evaluate embeddings.h5 -o card --ground-truth annotations.csv
+  cyto evaluate embeddings.h5 -o card --ground-truth annotations.csv --batch-key plate --seeds 5
+"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``evaluate`` subcommand."""
     p = subparsers.add_parser(
         "evaluate",
+        epilog=_EXAMPLES,
         help="evaluation card: Γ, mAP, complex recall, k-NN, vs baselines, batch-corrected",
         description=(
             "Score an embeddings file against a ground truth the way the profiling field "
@@ -38,6 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation nulls")
+    add_quiet(p)
     p.set_defaults(func=_run)
     return p
 
@@ -57,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         umap_seeds=tuple(range(args.seeds)),
         seed=args.seed,
         split=args.split,
+        echo=(lambda msg: None) if args.quiet else None,
     )
     print(card_markdown(card))
     return 0

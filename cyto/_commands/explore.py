@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._common import add_quiet
+
 __all__ = ["add_parser"]
 
 _EXAMPLE = """example:
@@ -49,7 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fit the UMAP on at most this many crops, transform the rest (default: 100000)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of UMAP and sampling (default: 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    add_quiet(p)
     p.set_defaults(func=_run)
     return p
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cyto._commands._common import add_quiet, add_workers
+
 __all__ = ["add_parser"]
+
+_EXAMPLES = """\
+examples:
+  cyto preprocess manifest.csv -o crops.h5            # columns: path, protein_id[, plate, well...]
+  cyto preprocess images/ -o crops.h5 -j 2            # one sub-folder per protein
+  cyto preprocess plate.zarr --plate-map wells.csv -o crops.h5   # an OME-Zarr HCS plate
+  cyto preprocess manifest.csv --masks masks/ -o crops.h5        # your own nucleus masks
+"""
 
 _CHANNEL_SETS = {
     "protein,distance": ("protein", "distance"),
@@ -19,6 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``preprocess`` subcommand."""
     p = subparsers.add_parser(
         "preprocess",
+        epilog=_EXAMPLES,
         help="segment nuclei and cut normalized cell crops into one HDF5 store",
         description=(
             "Max-project each field of view, downsample, segment the nuclei in the Hoechst "
@@ -57,7 +68,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--dtype", choices=("float16", "float32"), default="float16", help="crop storage type"
     )
-    p.add_argument("-j", "--workers", type=int, help="local worker processes (default: all cores)")
+    add_workers(p, "local worker processes (default: all cores)", None)
     p.add_argument(
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786); needs cyto[dask]"
     )
@@ -79,7 +90,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="CSV",
         help="well,protein_id table of an OME-Zarr HCS plate (input plate.zarr)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=_run)
     return p
 

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from cyto._commands._common import add_quiet, add_workers
+
+_EXAMPLES = """\
+examples:
+  cyto synth -o atlas                       # 60 proteins in 14 families, 4 fields each
+  cyto synth -o atlas --proteins 120 --fields 8 -j 2 --compress
+  cyto synth --list-families
+"""
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``cyto synth`` on ``subparsers``."""
     p = subparsers.add_parser(
         "synth",
+        epilog=_EXAMPLES,
         help="generate a synthetic cell atlas with organelle- and complex-level ground truth",
         description=(
             "Generate fields of view (CZYX uint16 OME-TIFF: Hoechst, protein), manifest.csv, "
@@ -44,11 +54,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-masks", action="store_true", help="do not write the true nuclear masks")
     p.add_argument("--compress", action="store_true", help="zlib-compress the stacks (~2x smaller)")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    add_workers(p, "worker processes writing fields", 1, "--jobs")
     p.add_argument(
         "--overwrite", action="store_true", help="allow a folder made with other settings"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_quiet(p)
     p.add_argument("--list-families", action="store_true", help="print the families and exit")
     p.set_defaults(func=_run)
     return p
@@ -98,9 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     manifest = generate_atlas(
         args.output,
         cfg,
-        n_jobs=args.jobs,
+        n_jobs=args.workers,
         compression="zlib" if args.compress else None,
-        progress=not args.no_progress,
+        progress=not args.quiet,
         overwrite=args.overwrite,
     )
     import json

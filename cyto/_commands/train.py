@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cyto._commands._common import add_preset, add_quiet, add_workers
+
 __all__ = ["add_parser"]
 
 _EPILOG = """\
@@ -29,7 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train a model on a crop store",
         description="Train a cytoself model on an HDF5 crop store.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("crops", nargs="?", type=Path, help="HDF5 crop store (from `cyto preprocess`)")
     p.add_argument("-o", "--output", type=Path, metavar="RUN", help="run directory")
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="continue the run in RUN (or -o RUN) from its last checkpoint",
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration")
-    p.add_argument("--preset", help="model preset: paper, small or tiny")
+    add_preset(p, None, " (default: paper, or the --config file's)")
     p.add_argument(
         "--codebook",
         choices=["ema", "paper"],
@@ -61,31 +62,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="validation metric of the best checkpoint and early stopping: task_loss "
         "(default: reconstruction + identification), loss (the paper), accuracy_global, ...",
     )
-    p.add_argument("--max-epochs", type=int, metavar="N")
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate")
+    p.add_argument("--max-epochs", type=int, metavar="N", help="most epochs (default: 100)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="crops per step (default: 32)")
+    p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate (default: 0.0004)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument(
-        "--num-workers", type=int, metavar="N", help="DataLoader workers per rank (-1: auto)"
+    add_workers(
+        p,
+        "DataLoader worker processes per rank (default -1: 0 on CPU, more on GPU)",
+        None,
+        "--num-workers",
     )
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the split and training (default: 0)")
     p.add_argument(
         "--threads",
         type=int,
         metavar="N",
         help="torch compute threads (default 0: the CPUs this process may use)",
     )
-    p.add_argument("--amp", choices=["bf16", "fp16", "off"], help="mixed precision on CUDA")
+    p.add_argument(
+        "--amp", choices=["bf16", "fp16", "off"], help="mixed precision on CUDA (default: bf16)"
+    )
     p.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="channels-last memory format on CUDA",
+        help="channels-last memory format on CUDA (default: on)",
     )
-    p.add_argument("--log-every", type=int, metavar="STEPS", help="steps between metric records")
-    p.add_argument("--checkpoint-every", type=int, metavar="STEPS")
-    p.add_argument("--tensorboard", action="store_true", default=None)
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.add_argument(
+        "--log-every", type=int, metavar="STEPS", help="steps between metric records (default: 10)"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="also checkpoint every STEPS steps (default 0: at the end of each epoch only)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log to TensorBoard (RUN/tensorboard; needs tensorboard)",
+    )
+    add_quiet(p)
     p.set_defaults(func=run)
     return p
 
@@ -111,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "monitor": args.monitor,
         "device": args.device,
-        "num_workers": args.num_workers,
+        "num_workers": args.workers,
         "seed": args.seed,
         "threads": args.threads,
         "amp": args.amp,
@@ -119,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         "log_every": args.log_every,
         "checkpoint_every": args.checkpoint_every,
         "tensorboard": args.tensorboard,
-        "progress": args.progress,
+        "progress": False if args.quiet else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model_overrides: dict = {}

@@ -370,7 +370,7 @@ def run_demo(
         ``downsample_factor``, ``crop_size``).
     preset : str or DemoPreset, default "small"
         ``"small"`` (≤ 10 minutes on 2 CPU cores), ``"tiny"`` (a smoke test) or
-        ``"gpu"`` (the paper's model on a larger atlas, for one GPU); see
+        ``"paper"`` (the paper's model on a larger atlas, for one GPU; ``"gpu"`` is an alias); see
         :data:`DEMO_PRESETS`. With ``data`` only the model and training budget apply.
     device : str, default "auto"
         Training and embedding device.

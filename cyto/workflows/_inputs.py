@@ -84,6 +84,10 @@ class DemoPreset:
         )
 
 
+#: Earlier preset names, still accepted.
+PRESET_ALIASES = {"gpu": "paper"}
+
+#: The same names as the model presets of ``cyto train --preset``.
 DEMO_PRESETS: dict[str, DemoPreset] = {
     # End-to-end smoke test: a minute on 2 CPU cores, scores above chance only.
     "tiny": DemoPreset(
@@ -113,9 +117,9 @@ DEMO_PRESETS: dict[str, DemoPreset] = {
         lr=1e-3,
         umap_seeds=(0, 1, 2),
     ),
-    # The paper's model on a larger atlas: for one GPU.
-    "gpu": DemoPreset(
-        name="gpu",
+    # The paper's model on a larger atlas: for one GPU ("gpu" is an alias).
+    "paper": DemoPreset(
+        name="paper",
         atlas={"fields_per_protein": 12, "scale": 1.0},
         model_preset="paper",
         batch_size=64,
@@ -170,6 +174,7 @@ class DemoResult:
 # --------------------------------------------------------------------------- helpers
 def _resolve_preset(preset: str | DemoPreset) -> DemoPreset:
     if isinstance(preset, str):
+        preset = PRESET_ALIASES.get(preset, preset)
         if preset not in DEMO_PRESETS:
             raise ValueError(f"`preset` must be one of {sorted(DEMO_PRESETS)}, got {preset!r}")
         return DEMO_PRESETS[preset]

@@ -272,7 +272,7 @@ def test_cli_synth_writes_an_atlas(tmp_path, capsys):
             "1",
             "--z-planes",
             "2",
-            "--no-progress",
+            "--quiet",
             "--seed",
             "4",
         ]

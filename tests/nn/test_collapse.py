@@ -118,7 +118,7 @@ def test_cli_train_takes_codebook_and_monitor(tmp_path, capsys):
     store = make_store(tmp_path / "crops.h5")
     run = tmp_path / "run"
     argv = ["train", str(store), "-o", str(run), "--preset", "tiny", "--max-epochs", "1"]
-    argv += ["--batch-size", "8", "--num-workers", "0", "--no-progress"]
+    argv += ["--batch-size", "8", "--workers", "0", "--quiet"]
     assert main([*argv, "--codebook", "paper", "--monitor", "loss"]) == 0
     # cyto's warnings print as one plain line, not a Python warning with a source line
     assert "cyto train: warning: epoch 1: the global encodings" in capsys.readouterr().err
@@ -131,7 +131,7 @@ def test_cli_train_takes_codebook_and_monitor(tmp_path, capsys):
 def test_cli_embed_on_a_collapsed_run_exits_3_and_writes_nothing(collapsed, tmp_path, capsys):
     store, run = collapsed
     out = tmp_path / "emb.h5"
-    argv = ["embed", str(run), str(store), "-o", str(out), "--num-workers", "0", "--no-progress"]
+    argv = ["embed", str(run), str(store), "-o", str(out), "--workers", "0", "--quiet"]
     assert main(argv) == 3
     err = capsys.readouterr().err
     assert "cyto embed: error: the global encodings of checkpoint" in err

@@ -35,8 +35,8 @@ def test_torchrun_two_gloo_ranks_agree(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
         "-m", "cyto", "train", str(store), "-o", str(run), "--preset", "tiny",
-        "--batch-size", "4", "--max-epochs", "2", "--num-workers", "0", "--device", "cpu",
-        "--log-every", "1", "--no-progress",
+        "--batch-size", "4", "--max-epochs", "2", "--workers", "0", "--device", "cpu",
+        "--log-every", "1", "--quiet",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -205,9 +205,9 @@ def test_cli_embed_with_h5ad(trained, tmp_path):
         "-o",
         str(out),
         "--h5ad",
-        "--num-workers",
+        "--workers",
         "0",
-        "--no-progress",
+        "--quiet",
         "--split",
         "train",
     ]

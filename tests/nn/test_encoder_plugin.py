@@ -64,7 +64,7 @@ def test_a_broken_encoder_path_gets_a_sentence(plugin) -> None:
 
 def test_cli_and_toml_train_with_a_plugin_encoder(plugin, tmp_path, capsys) -> None:
     store = make_store(tmp_path / "s.h5", size=32)
-    common = ["--preset", "tiny", "--max-epochs", "1", "--batch-size", "8", "--no-progress"]
+    common = ["--preset", "tiny", "--max-epochs", "1", "--batch-size", "8", "--quiet"]
     common += ["--threads", "1"]
     run = tmp_path / "cli"
     assert main(["train", str(store), "-o", str(run), "--encoder", f"{plugin}:pair", *common]) == 0

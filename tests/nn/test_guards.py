@@ -43,7 +43,7 @@ def test_second_trainer_of_a_run_folder_is_refused(tmp_path, capsys):
             LockedError, match=rf"run folder .*run is being written by pid {proc.pid}"
         ):
             train(store, run, config=CFG)
-        argv = ["train", str(store), "-o", str(run), "--preset", "tiny", "--no-progress"]
+        argv = ["train", str(store), "-o", str(run), "--preset", "tiny", "--quiet"]
         assert main(argv) == EXIT_CODES["busy"] == 4
         assert f"pid {proc.pid}" in capsys.readouterr().err
     finally:
@@ -94,7 +94,7 @@ def test_embed_never_overwrites_its_inputs(trained, tmp_path, capsys):
         embed(run, store, ckpt, checkpoint="last")
     with pytest.raises(FileExistsError, match="checkpoints/ folder"):
         embed(run, store, run / "checkpoints" / "last.pt", overwrite=True)
-    argv = ["embed", str(run), str(store), "-o", str(store), "--no-progress"]
+    argv = ["embed", str(run), str(store), "-o", str(store), "--quiet"]
     assert main(argv) == 2 and "would destroy it" in capsys.readouterr().err
 
 

@@ -297,12 +297,12 @@ def test_cli_train_with_config_then_resume(store, tmp_path, capsys):
         str(toml),
         "--max-epochs",
         "1",
-        "--no-progress",
+        "--quiet",
     ]
     assert main(argv) == 0
     assert len(epochs(run)) == 1
     assert json.loads((run / "config.json").read_text())["train"]["batch_size"] == 8
-    assert main(["train", "--resume", str(run), "--max-epochs", "2", "--no-progress"]) == 0
+    assert main(["train", "--resume", str(run), "--max-epochs", "2", "--quiet"]) == 0
     assert [r["epoch"] for r in epochs(run)] == [0, 1]
     assert main(["train", str(tmp_path / "none.h5"), "-o", str(tmp_path / "r2")]) == 2
     assert "crop store not found" in capsys.readouterr().err
