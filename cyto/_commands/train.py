@@ -151,7 +151,14 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
         saved = RunDir(run_dir).read_config()
         config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
-        crops = args.crops if args.crops is not None else Path(saved["store"]["path"])
+        crops = args.crops
+        if crops is None:
+            from cyto._paths import locate
+
+            recorded = saved["store"]
+            crops = locate(recorded["path"], recorded.get("relative"), run_dir) or Path(
+                recorded["path"]
+            )
     else:
         if args.crops is None:
             raise ValueError("the crop store CROPS is required (unless --resume)")

@@ -35,6 +35,7 @@ from cyto.analysis._figures import (
     plot_localization,
     plot_protein_highlights,
     plot_scores,
+    plot_training_curves,
     save_figure,
 )
 from cyto.analysis._ground_truth import (
@@ -78,6 +79,7 @@ from cyto.analysis._spectra import (
     Biclusters,
     FeatureSpectra,
     bicluster,
+    cluster_shares,
     code_correlation,
     code_histograms,
     feature_spectra,
@@ -115,6 +117,7 @@ __all__ = [
     "center_scale_by_batch",
     "choose_hidden",
     "class_medians",
+    "cluster_shares",
     "clustering_score",
     "clustering_score_table",
     "code_clusters",
@@ -152,6 +155,7 @@ __all__ = [
     "plot_localization",
     "plot_protein_highlights",
     "plot_scores",
+    "plot_training_curves",
     "representative_images",
     "retrieval_scores",
     "sample_per_group",

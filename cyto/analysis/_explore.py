@@ -19,7 +19,7 @@ from cyto.analysis._explorer import (
     write_explorer,
 )
 from cyto.analysis._ground_truth import LEVEL_COLUMNS, GroundTruth, anndata_labels
-from cyto.analysis._spectra import bicluster, code_correlation, feature_spectra
+from cyto.analysis._spectra import bicluster, cluster_shares, code_correlation, feature_spectra
 
 __all__ = ["CodeClusters", "code_clusters", "explore_embeddings", "explorer_data"]
 
@@ -47,16 +47,11 @@ def _crop_clusters(local_idx: np.ndarray, cluster_of_code: np.ndarray) -> np.nda
     """The feature cluster most of a crop's local codes belong to (roman numeral)."""
     from cyto.analysis._figures import roman
 
-    n = local_idx.shape[0]
     k = int(cluster_of_code.max()) + 1
-    counts = np.zeros((n, k), dtype=np.int32)
-    for start in range(0, n, 4096):  # bounded memory for big atlases
-        cl = cluster_of_code[local_idx[start : start + 4096].reshape(min(4096, n - start), -1)]
-        for c in range(k):
-            counts[start : start + cl.shape[0], c] = (cl == c).sum(axis=1)
-    best = counts.argmax(axis=1)
+    lut = np.where(cluster_of_code >= 0, cluster_of_code, k)  # unused codes: no cluster
+    share = cluster_shares(local_idx, lut, k + 1)[:, :k]
     names = np.array([roman(c) for c in range(k)], dtype=object)
-    return np.where(counts.max(axis=1) > 0, names[best], None)
+    return np.where(share.max(axis=1) > 0, names[share.argmax(axis=1)], None)
 
 
 def _thumbnails(

@@ -31,6 +31,7 @@ __all__ = [
     "plot_localization",
     "plot_protein_highlights",
     "plot_scores",
+    "plot_training_curves",
     "roman",
     "save_figure",
 ]
@@ -45,6 +46,9 @@ def plot_crop_grid(
     images: Sequence[Sequence[np.ndarray | None]],
     titles: Sequence[Sequence[str]],
     row_labels: Sequence[str],
+    *,
+    scale_px: int | None = None,
+    scale_label: str | None = None,
 ) -> Any:
     """A grid of single-channel crops: one row per group (e.g. feature cluster).
 
@@ -57,13 +61,18 @@ def plot_crop_grid(
         A title per crop (e.g. its protein).
     row_labels : sequence of str
         A label per row.
+    scale_px : int, optional
+        Draw a scale bar this many pixels long in the first crop.
+    scale_label : str, optional
+        Its label (default ``"<scale_px> px"``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     n_rows, n = len(images), max((len(r) for r in images), default=0)
-    fig = _figure(1.4 * n + 0.6, 1.45 * n_rows)
+    fig = _figure(1.5 * n + 0.6, 1.6 * n_rows)
+    first = True
     for c, row in enumerate(images):
         for k in range(n):
             ax = fig.add_subplot(n_rows, n, c * n + k + 1)
@@ -73,9 +82,64 @@ def plot_crop_grid(
             if img is not None:
                 lo, hi = np.percentile(img, [1, 99.5])
                 ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
-                ax.set_title(str(titles[c][k]), fontsize=7)
+                ax.set_title(str(titles[c][k]), fontsize=6.5)
+                if scale_px and first:
+                    h, w = img.shape
+                    y = h - 0.08 * h
+                    ax.plot([0.06 * w, 0.06 * w + scale_px], [y, y], color="white", lw=2)
+                    ax.text(
+                        0.06 * w,
+                        y - 0.04 * h,
+                        scale_label or f"{scale_px} px",
+                        color="white",
+                        fontsize=6,
+                        va="bottom",
+                    )
+                    first = False
             if k == 0:
                 ax.set_ylabel(row_labels[c], rotation=0, ha="right", va="center")
+    return fig
+
+
+def plot_training_curves(
+    epochs: Any, curves: Mapping[str, Mapping[str, Any]], *, best_epoch: int | None = None
+) -> Any:
+    """Training curves: one panel per quantity, train and validation per epoch.
+
+    Parameters
+    ----------
+    epochs : (e,) array
+        Epoch numbers (1-based for display).
+    curves : mapping of str to mapping of str to (e,) array
+        Panel title → series name (e.g. ``"train"``, ``"validation"``) → values (NaN
+        where not recorded).
+    best_epoch : int, optional
+        Marked with a dotted line (the checkpoint used downstream).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    panels = [(t, s) for t, s in curves.items() if s]
+    fig = _figure(3.2 * max(len(panels), 1), 2.8)
+    x = np.asarray(epochs, dtype=float)
+    colors = categorical_colors(9)
+    for j, (title, series) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), j + 1)
+        for k, (name, values) in enumerate(series.items()):
+            ax.plot(
+                x,
+                np.asarray(values, dtype=float),
+                marker="o",
+                ms=3,
+                label=name,
+                color=colors[(8, 4)[k % 2]],
+            )
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="#777777", ls=":", lw=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(frameon=False, fontsize=7)
     return fig
 
 
@@ -296,11 +360,15 @@ def _cluster_bar(ax: Any, labels_in_order: np.ndarray, n_clusters: int) -> None:
     edges = np.flatnonzero(np.diff(labels_in_order)) + 1
     starts = np.r_[0, edges]
     stops = np.r_[edges, labels_in_order.size]
+    narrow = 0
     for a, b in zip(starts, stops):
-        if b - a >= labels_in_order.size / 60:
-            ax.text(
-                (a + b - 1) / 2, 0, roman(labels_in_order[a]), ha="center", va="center", fontsize=8
-            )
+        label = roman(labels_in_order[a])
+        if b - a >= labels_in_order.size / 40:
+            ax.text((a + b - 1) / 2, 0, label, ha="center", va="center", fontsize=8)
+        else:  # too narrow to hold its numeral: below the bar, staggered
+            narrow += 1
+            y = 1.0 + 0.9 * (narrow % 2)
+            ax.text((a + b - 1) / 2, y, label, ha="center", va="top", fontsize=6, clip_on=False)
 
 
 def plot_correlation_heatmap(corr: Any, biclusters: Any, *, title: str = "Code correlation") -> Any:
@@ -471,7 +539,12 @@ def plot_difference_maps(
     return fig
 
 
-def plot_scores(table: Any, *, title: str = "Clustering score") -> Any:
+def plot_scores(
+    table: Any,
+    *,
+    title: str = "Clustering score",
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
+) -> Any:
     """Bar chart of clustering scores, mean ± s.e.m. per variant and level (Fig. 6).
 
     Parameters
@@ -480,6 +553,9 @@ def plot_scores(table: Any, *, title: str = "Clustering score") -> Any:
         From :func:`~cyto.analysis.clustering_score_table`.
     title : str
         Axes title.
+    baselines : mapping of str to mapping of str to float, optional
+        Scores of model-free baselines per level (e.g. ``{"pixels": {"organelle":
+        2.3}}``), drawn as hatched bars after the variants.
 
     Returns
     -------
@@ -488,19 +564,41 @@ def plot_scores(table: Any, *, title: str = "Clustering score") -> Any:
     variants, levels = list(table.variants), list(table.levels)
     mean = np.asarray(table.mean, dtype=float)
     sem = np.nan_to_num(np.asarray(table.sem, dtype=float))
+    n_model = len(variants)
+    for name, per_level in (baselines or {}).items():
+        variants.append(f"baseline: {name}")
+        row = [float(per_level.get(lv, np.nan)) for lv in levels]
+        mean = np.vstack([mean, row])
+        sem = np.vstack([sem, np.zeros(len(levels))])
     fig = _figure(max(4.0, 1.1 * len(variants) * max(len(levels), 1) + 1.5), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / max(len(levels), 1)
     x = np.arange(len(variants))
+    colors = categorical_colors(max(len(levels), 1))
     for j, level in enumerate(levels):
+        pos = x + (j - (len(levels) - 1) / 2) * width
         ax.bar(
-            x + (j - (len(levels) - 1) / 2) * width,
-            mean[:, j],
+            pos[:n_model],
+            mean[:n_model, j],
             width,
-            yerr=sem[:, j],
+            yerr=sem[:n_model, j],
             capsize=3,
             label=level,
+            color=colors[j],
         )
+        if len(variants) > n_model:
+            ax.bar(
+                pos[n_model:],
+                mean[n_model:, j],
+                width,
+                color=colors[j],
+                alpha=0.45,
+                hatch="//",
+                edgecolor="#555555",
+                linewidth=0.5,
+            )
+    if len(variants) > n_model:
+        ax.axvline(n_model - 0.5, color="#999999", lw=0.8, ls=":")
     ax.set_xticks(
         x,
         variants,

@@ -26,6 +26,7 @@ from cyto.analysis._profiles import center_scale_by_batch
 from cyto.analysis._score import ScoreTable
 from cyto.analysis._spectra import (
     bicluster,
+    cluster_shares,
     code_correlation,
     feature_spectra,
     localize,
@@ -52,9 +53,9 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
     return _atomic_write(path, buf.getvalue().encode("utf-8"))
 
 
-def _fig_png(fig: Any, dpi: int = 110) -> bytes:
+def _fig_png(fig: Any, dpi: int = 150, fmt: str = "png") -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format=fmt, dpi=dpi)
     return buf.getvalue()
 
 
@@ -323,7 +324,7 @@ def _read_embeddings(
             "split_all": emb.split,
             "fov_all": emb.fov_ids,
             "crop_index": emb.crop_index,
-            "store": emb.attrs.get("store"),
+            "store": emb.store_path,
             "variant": Path(str(run)).name if run else path.stem,
         }
         rows, out["split_used"] = _atlas_rows(emb, split, max_points)
@@ -651,8 +652,11 @@ class _AnalysisRun:
         return _figures
 
     def save(self, name: str, fig: Any) -> Path:
-        """Write a figure to ``figures/<name>.png``; its path (an item of the page)."""
-        self.files[name] = _atomic_write(self.out / "figures" / f"{name}.png", _fig_png(fig))
+        """Write a figure to ``figures/<name>.png`` (150 dpi, shown on the page) and
+        ``figures/<name>.svg`` (for print); the PNG's path (an item of the page)."""
+        folder = self.out / "figures"
+        self.files[f"{name}.svg"] = _atomic_write(folder / f"{name}.svg", _fig_png(fig, fmt="svg"))
+        self.files[name] = _atomic_write(folder / f"{name}.png", _fig_png(fig))
         return self.files[name]
 
     def describe_input(self, main: dict[str, Any]) -> None:
@@ -794,7 +798,17 @@ class _AnalysisRun:
                 + ", ".join(f"{_num(v, '.3f')} ({m})" for m, v in ev.knn.items())
                 + "."
             )
-        items.append(self.save("clustering_scores", self.figs.plot_scores(table)))
+        base = {
+            name: {lv: s["mean"] for lv, s in per_level.items() if lv != "retrieval"}
+            for name, per_level in ev.baselines.items()
+        }
+        fig = self.figs.plot_scores(table, baselines=base)
+        items += [
+            "Figure: Γ of the model (solid bars, mean ± s.e.m. over the UMAP seeds) next to "
+            "the model-free baselines on the same crops (hatched): raw pixels and intensity "
+            "statistics. The model learned something beyond them where its bar is taller.",
+            self.save("clustering_scores", fig),
+        ]
         self.sections.append(("Clustering score", items))
 
     def retrieval_section(self, variant: str, ev: Evaluation) -> None:
@@ -909,7 +923,7 @@ class _AnalysisRun:
             )
         if used.size >= 2:
             bic, code_cluster = self._feature_clusters(spec, used, n_clusters, items)
-            self._representatives(main, bic, code_cluster, crops, items)
+            self._representatives(main, bic, code_cluster, crops, items, fam_map)
             self._family_spectra(spec, used, bic, fam_map, items)
         self.sections.append(("Feature spectra", items))
 
@@ -944,32 +958,62 @@ class _AnalysisRun:
         )
         self.files["spectra.npz"] = _atomic_write(self.out / "spectra.npz", buf.getvalue())
         self.clusters = CodeClusters(order=used[bic.order], cluster_of_code=code_cluster)
-        items.append(self.save("code_correlation", self.figs.plot_correlation_heatmap(corr, bic)))
+        items += [
+            "Figure: correlation between the local codes across proteins (red: two codes "
+            "are used by the same proteins; blue: by different ones), codes ordered by "
+            "hierarchical clustering; the bar below splits them into feature clusters "
+            "(roman numerals), groups of codes that describe one kind of pattern (Fig. 4a).",
+            self.save("code_correlation", self.figs.plot_correlation_heatmap(corr, bic)),
+        ]
         self.summary["feature_clusters"] = int(bic.n_clusters)
         return bic, code_cluster
 
     def _representatives(
-        self, main: dict[str, Any], bic: Any, code_cluster: np.ndarray, crops: Any, items: list
+        self,
+        main: dict[str, Any],
+        bic: Any,
+        code_cluster: np.ndarray,
+        crops: Any,
+        items: list,
+        fam_map: Mapping[str, str],
     ) -> None:
         """The crops that best represent each feature cluster: a table and, with a store, images."""
         pids_all, crop_index = main["pids_all"], main["crop_index"]
         lut = np.where(code_cluster >= 0, code_cluster, bic.n_clusters)
         picks = representative_images(main["local_idx"], lut, n=4, groups=pids_all)
         picks = picks[: bic.n_clusters]
-        rows = [
-            [
-                self.figs.roman(c),
-                *[f"{pids_all[i]} #{int(crop_index[i])}" if i >= 0 else "" for i in picks[c]],
+        share = cluster_shares(main["local_idx"], lut, bic.n_clusters + 1)
+        fam = fam_map or {}
+        rows = []
+        for c in range(bic.n_clusters):
+            crops_c = [
+                f"{pids_all[i]} #{int(crop_index[i])} ({share[i, c]:.0%})"
+                for i in picks[c]
+                if i >= 0
             ]
-            for c in range(bic.n_clusters)
+            users = int((share[:, c] >= 0.1).sum())
+            rows.append([self.figs.roman(c), int((code_cluster == c).sum()), users, *crops_c])
+        header = [
+            "feature cluster",
+            "codes",
+            "crops using it (≥ 10% of codes)",
+            "representative crops (protein #crop, share of its codes)",
+            "",
+            "",
+            "",
         ]
-        header = ["feature cluster", "representative crops (protein #crop)", "", "", ""]
         items.append({"header": header, "rows": rows})
-        png = _representative_crops(crops, main["store"], crop_index, picks, pids_all, self.figs)
-        if png is not None:
-            target = self.out / "figures" / "representative_crops.png"
-            self.files["representative_crops"] = _atomic_write(target, png)
-            items.append(target)
+        fig = _representative_crops(
+            crops, main["store"], crop_index, picks, pids_all, self.figs, fam, share
+        )
+        if fig is not None:
+            items += [
+                "Figure: for each feature cluster, the crops of different proteins whose "
+                "local codes fall most often into it (protein channel; title: protein, "
+                "family, share of the crop's codes in the cluster). A crop appears for one "
+                "cluster only; clusters with few codes may have few crops that use them.",
+                self.save("representative_crops", fig),
+            ]
 
     def _family_spectra(
         self, spec: Any, used: np.ndarray, bic: Any, fam_map: Mapping[str, str], items: list
@@ -980,7 +1024,12 @@ class _AnalysisRun:
             return
         fams, fam_spectra = mean_by_label(spec.spectra, fam_per_protein)
         fig = self.figs.plot_family_spectra([str(x) for x in fams], fam_spectra[:, used], bic)
-        items.append(self.save("family_spectra", fig))
+        items += [
+            "Figure: the feature spectrum of each family — how often its proteins' crops "
+            "use each local code, codes in the order of the heatmap above, shaded by "
+            "feature cluster. Families differ in which clusters they use (Fig. 4b).",
+            self.save("family_spectra", fig),
+        ]
         acc = _loo_localization_accuracy(spec.spectra[:, used], fam_per_protein)
         self.summary["localization_accuracy_loo"] = acc
         if acc is not None:
@@ -1012,7 +1061,12 @@ class _AnalysisRun:
             top = unknown[0][0]
             ranking = localize(spec[top][used], family_dict)
             fig = self.figs.plot_localization(ranking, protein=top)
-            items.append(self.save("localization_example", fig))
+            items += [
+                f"Figure: {top}, a protein without annotation: the correlation of its "
+                "spectrum with each family's; the tallest bar is its most likely "
+                "localization (the paper's FAM241A analysis).",
+                self.save("localization_example", fig),
+            ]
 
     def explorer(
         self,
@@ -1114,6 +1168,7 @@ class _AnalysisRun:
         files = [[str(p.relative_to(self.out))] for p in self.files.values()]
         # named from the analysis folder, so they read right on a page that holds more
         files = [[f"{self.out.name}/{f}"] for (f,) in files]
+        self.sections.append(glossary_section())
         self.sections.append(("Files", [{"header": ["file"], "rows": files}]))
         _atomic_write(self.out / SECTIONS_FILE, _sections_json(self.sections, self.out))
         html = None
@@ -1133,6 +1188,68 @@ class _AnalysisRun:
             files=self.files,
             sections=self.sections,
         )
+
+
+#: Terms the pages use, explained once (the "Glossary" section of every report).
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    (
+        "crop",
+        "a small image (100×100 px by default) centred on one nucleus: the protein "
+        "channel, and the nucleus as a distance map",
+    ),
+    (
+        "global encoding",
+        "the model's coarse description of a crop (its second, 4×4 "
+        "quantized layer): what the atlas, Γ, mAP and k-NN use",
+    ),
+    (
+        "local codes",
+        "the model's fine description: a 25×25 map whose every position holds "
+        "one entry (code) of a learned dictionary (the codebook) of image patterns",
+    ),
+    (
+        "feature spectrum",
+        "how often a protein's crops use each local code, averaged over its "
+        "crops: a fingerprint of its localization pattern",
+    ),
+    (
+        "feature cluster",
+        "a group of codes used by the same proteins (roman numerals i, ii, "
+        "...): one kind of pattern, e.g. nuclear speckles or a membrane rim",
+    ),
+    ("UMAP", "a 2-D map of the encodings in which similar crops lie close together; the atlas"),
+    (
+        "Γ (clustering score)",
+        "how well the atlas separates the known classes: spread of the "
+        "class centres divided by the typical class size; higher is better, 1 means no "
+        "separation",
+    ),
+    (
+        "k-NN family accuracy",
+        "how often the 15 nearest training crops of a test crop mostly share its family",
+    ),
+    (
+        "mAP",
+        "mean average precision: how high the members of the same group (protein, "
+        "family) rank when every profile retrieves its nearest neighbours; 1 is perfect; "
+        "q < 0.05 means better than shuffled labels after correcting for many tests",
+    ),
+    (
+        "complex recall",
+        "the fraction of complex members with another member among their nearest proteins",
+    ),
+    (
+        "baseline",
+        "the same scores computed from raw pixels or intensity statistics instead "
+        "of the model's encodings: what the model must beat",
+    ),
+    ("hidden protein", "a protein whose family was withheld and then predicted from its spectrum"),
+)
+
+
+def glossary_section() -> tuple[str, list[Any]]:
+    """The "Glossary" section (a table of :data:`GLOSSARY`)."""
+    return ("Glossary", [{"header": ["term", "meaning"], "rows": [list(t) for t in GLOSSARY]}])
 
 
 #: The page's sections, kept beside the figures so another page can hold them.
@@ -1189,8 +1306,11 @@ def _representative_crops(
     picks: np.ndarray,
     pids: np.ndarray,
     figs: Any,
-) -> bytes | None:
-    """Grid of representative crops (protein channel) per feature cluster, if a store exists."""
+    fam_map: Mapping[str, str],
+    share: np.ndarray,
+) -> Any:
+    """Grid of representative crops (protein channel) per feature cluster, if a store
+    exists (a figure, else None): titles name protein, family and the cluster's share."""
     path = Path(crops) if crops is not None else (Path(str(store_attr)) if store_attr else None)
     if path is None or not path.is_file():
         if crops is not None:
@@ -1203,6 +1323,16 @@ def _representative_crops(
         pixels = store.read(wanted)[:, 0].astype(np.float32)
     images = dict(zip(wanted.tolist(), pixels))
     grid = [[images[int(crop_index[i])] if i >= 0 else None for i in row] for row in picks]
-    titles = [[str(pids[i]) if i >= 0 else "" for i in row] for row in picks]
+    titles = [
+        [
+            f"{pids[i]} · {fam_map.get(str(pids[i]), '?')}\n{share[i, c]:.0%} of codes"
+            if i >= 0
+            else ""
+            for i in row
+        ]
+        for c, row in enumerate(picks)
+    ]
     labels = [figs.roman(c) for c in range(picks.shape[0])]
-    return _fig_png(figs.plot_crop_grid(grid, titles, labels))
+    side = grid and next((x.shape[0] for row in grid for x in row if x is not None), 0)
+    bar = max(5, int(round(side / 5, -1))) if side else None
+    return figs.plot_crop_grid(grid, titles, labels, scale_px=bar)

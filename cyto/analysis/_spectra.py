@@ -349,17 +349,51 @@ def bicluster(
     return Biclusters(order=order, labels=labels, linkage=Z, n_clusters=int(uniq.size))
 
 
+def cluster_shares(indices: Any, cluster_labels: Any, n_clusters: int | None = None) -> np.ndarray:
+    """Share of every image's code positions that fall in each feature cluster.
+
+    Parameters
+    ----------
+    indices : (n_images, ...) array_like of int
+        Local code indices per image.
+    cluster_labels : (K,) array_like of int
+        Feature cluster (>= 0) of every code.
+    n_clusters : int, optional
+        Number of clusters (default: the largest label + 1).
+
+    Returns
+    -------
+    shares : (n_images, n_clusters) float ndarray
+        Rows sum to 1.
+
+    Examples
+    --------
+    >>> cluster_shares([[0, 0, 1, 2]], [0, 0, 1]).tolist()
+    [[0.75, 0.25]]
+    """
+    lab = as_int_array(cluster_labels, "cluster_labels", ndim=1)
+    idx = _check_indices(indices, lab.shape[0])
+    if lab.size and lab.min() < 0:
+        raise ValueError("`cluster_labels` must be non-negative cluster numbers")
+    k = (int(lab.max()) + 1 if lab.size else 0) if n_clusters is None else int(n_clusters)
+    return _row_histograms(lab[idx], k) / max(idx.shape[1], 1)
+
+
 def representative_images(
     indices: Any,
     cluster_labels: Any,
     *,
     n: int = 4,
     groups: Any = None,
+    distinct: bool = True,
 ) -> np.ndarray:
     """Images that use a feature cluster most: ``n`` representatives per cluster.
 
     An image's score for a cluster is the fraction of its code positions whose code
-    belongs to that cluster (paper Fig. 4a bottom, Supp. Fig. 10).
+    belongs to that cluster (paper Fig. 4a bottom, Supp. Fig. 10). Only images that
+    use the cluster (score > 0) are chosen, and with ``distinct`` no image represents
+    two clusters: clusters are served in order of their best score, each image going
+    to the first cluster that picks it.
 
     Parameters
     ----------
@@ -372,6 +406,8 @@ def representative_images(
     groups : (n_images,) array_like, optional
         Protein id per image; when given, at most one image per protein is chosen, so the
         representatives show different proteins.
+    distinct : bool, default True
+        Never show the same image for two clusters.
 
     Returns
     -------
@@ -384,21 +420,18 @@ def representative_images(
     >>> representative_images(idx, [0, 0, 1], n=2).tolist()
     [[0, 2], [1, 3]]
     """
-    lab = as_int_array(cluster_labels, "cluster_labels", ndim=1)
-    idx = _check_indices(indices, lab.shape[0])
-    if lab.size and lab.min() < 0:
-        raise ValueError("`cluster_labels` must be non-negative cluster numbers")
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"`n` must be a positive integer, got {n!r}")
-    n_clusters = int(lab.max()) + 1 if lab.size else 0
-    m = idx.shape[0]
-    occupancy = _row_histograms(lab[idx], n_clusters)
-    frac = occupancy / max(idx.shape[1], 1)
+    frac = cluster_shares(indices, cluster_labels)
+    m, n_clusters = frac.shape
     picks = np.full((n_clusters, n), -1, dtype=np.int64)
     if groups is not None:
         gcodes, _ = encode_labels(groups, m, name="groups")
-    for c in range(n_clusters):  # loop over the ~11 clusters only
+    taken = np.zeros(m, dtype=bool)
+    best_first = np.argsort(-frac.max(axis=0), kind="stable") if m else np.arange(n_clusters)
+    for c in best_first:  # loop over the ~11 clusters only
         ranked = np.lexsort((np.arange(m), -frac[:, c]))
+        ranked = ranked[(frac[ranked, c] > 0) & ~taken[ranked]]
         if groups is not None:
             g = gcodes[ranked]
             ranked = ranked[g >= 0]
@@ -406,6 +439,8 @@ def representative_images(
             ranked = ranked[np.sort(first)]
         chosen = ranked[:n]
         picks[c, : chosen.size] = chosen
+        if distinct:
+            taken[chosen] = True
     return picks
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path, default_mode
+from cyto._paths import locate
 
 __all__ = ["EMBEDDING_FORMAT", "Embeddings", "EmbeddingsWriter", "export_h5ad"]
 
@@ -141,6 +142,18 @@ class Embeddings:
         if g is None:
             return {}
         return {k: _strings(g[k]) if g[k].dtype.kind == "O" else g[k][()] for k in g}
+
+    @property
+    def store_path(self) -> Path | None:
+        """The crop store the crops came from: found beside this file as recorded
+        (relative to its folder, so a moved folder keeps working), else at the recorded
+        absolute path; None when neither exists."""
+        return locate(self.attrs.get("store"), self.attrs.get("store_relative"), self.path.parent)
+
+    @property
+    def run_path(self) -> Path | None:
+        """The run folder of the model, found like :attr:`store_path`."""
+        return locate(self.attrs.get("run"), self.attrs.get("run_relative"), self.path.parent)
 
     def inputs(self) -> dict[str, Any]:
         """What the file came from: its path, checkpoint hash and store fingerprint."""

@@ -129,6 +129,22 @@ class RunDir:
             raise FileNotFoundError(f"the run in {self.path} has not finished (no summary.json)")
         return json.loads(self.summary_file.read_text(encoding="utf-8"))
 
+    def read_epochs(self) -> list[dict[str, Any]]:
+        """The per-epoch records of ``metrics.jsonl`` (``kind == "epoch"``), in order; the
+        last record of an epoch wins when a resumed run logged it twice. Empty when the
+        run has not logged an epoch."""
+        if not self.metrics_file.is_file():
+            return []
+        by_epoch: dict[int, dict[str, Any]] = {}
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a crash: skip it
+                continue
+            if rec.get("kind") == "epoch" and "epoch" in rec:
+                by_epoch[int(rec["epoch"])] = rec
+        return [by_epoch[e] for e in sorted(by_epoch)]
+
     def read_split(self) -> np.ndarray:
         """The split code of every crop of the run's store (int8: 0 train, 1 val, 2 test).
 

@@ -46,6 +46,7 @@ import torch
 from cyto._atomic import check_free_space
 from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto._lock import write_lock
+from cyto._paths import relative_to
 from cyto._provenance import content_hash, package_versions
 from cyto.data._embeddings import EMBEDDING_FORMAT, Embeddings, EmbeddingsWriter, export_h5ad
 from cyto.data._rundir import RunDir
@@ -295,7 +296,15 @@ def embed(
             health = _encode_rows(
                 model, writer, job, batch_size=batch_size, workers=workers, progress=progress
             )
-            writer.finish({"health": json.dumps(health.to_dict())})
+            here = Path(out_path).parent
+            writer.finish(
+                {
+                    "health": json.dumps(health.to_dict()),
+                    # relative to this file's folder: a moved folder still finds them
+                    "store_relative": relative_to(job.store, here),
+                    "run_relative": relative_to(run_dir, here),
+                }
+            )
             if health.degenerate and not allow_degenerate:
                 writer.discard()
                 msg = _degenerate_message(health, ckpt_path, job.rows.size, model.config.codebook)

@@ -39,6 +39,7 @@ from torch import nn
 from cyto._atomic import atomic_path
 from cyto._health import HealthAccumulator
 from cyto._lock import write_lock
+from cyto._paths import relative_to
 from cyto._provenance import package_versions
 from cyto.data._rundir import RunDir
 
@@ -1160,7 +1161,8 @@ def _write_run_files(run_dir: Path, data: _RunData, config: TrainConfig, model_c
     meta = {
         "train": config.to_dict(),
         "model": model_config.to_dict(),
-        "store": data.describe(),
+        # the store also relative to the run: a moved folder still resumes
+        "store": {**data.describe(), "relative": relative_to(data.store_path, run_dir)},
         "reconstruction_scale": data.reconstruction_scale,
         "classes": [str(c) for c in data.classes],
         "split_names": list(SPLIT_NAMES),

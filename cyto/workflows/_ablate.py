@@ -282,7 +282,9 @@ def _ablation_inputs(
     atlas = out / "atlas"
     if not (atlas / "synth.json").exists() or not (atlas / "manifest.csv").exists():
         cfg = SyntheticAtlasConfig(seed=0, **dict(preset.atlas))
-        generate_atlas(atlas, cfg, n_jobs=os.cpu_count() or 1, progress=progress)
+        generate_atlas(
+            atlas, cfg, n_jobs=os.cpu_count() or 1, progress=progress, compression="zlib"
+        )
     return {
         "source": atlas / "manifest.csv",
         "options": dict(json.loads((atlas / "synth.json").read_text())["preprocess_hint"]),

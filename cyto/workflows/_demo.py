@@ -140,7 +140,13 @@ class _Demo:
         from cyto.data import SyntheticAtlasConfig, generate_atlas
 
         cfg = SyntheticAtlasConfig(seed=self.seed, **dict(self.preset.atlas))
-        generate_atlas(self.atlas, cfg, n_jobs=os.cpu_count() or 1, progress=self.progress)
+        generate_atlas(
+            self.atlas,
+            cfg,
+            n_jobs=os.cpu_count() or 1,
+            progress=self.progress,
+            compression="zlib",  # about half the disk of raw 16-bit stacks
+        )
         info = json.loads((self.atlas / "synth.json").read_text())
         n_fields = sum(1 for _ in open(self.atlas / "manifest.csv")) - 1
         n_prot = len(info.get("proteins", []))
@@ -318,12 +324,58 @@ def _stages_section(demo: _Demo, records: Sequence[StageRecord]) -> tuple[str, l
     )
 
 
+def _training_section(demo: _Demo) -> tuple[str, list[Any]]:
+    """Training curves from the run's metrics.jsonl (figure in analysis/figures/)."""
+    from cyto.analysis import plot_training_curves, save_figure
+
+    epochs = RunDir(demo.run).read_epochs()
+    if not epochs:
+        return ("Training", ["The run logged no epoch."])
+
+    def series(key: str) -> list[float]:
+        return [float(e.get(key, np.nan)) for e in epochs]
+
+    curves = {
+        "loss (reconstruction + identification)": {
+            "train": series("train_task_loss"),
+            "validation": series("val_task_loss"),
+        },
+        "protein identification accuracy": {
+            "train": series("train_accuracy_global"),
+            "validation": series("val_accuracy_global"),
+        },
+        "codes in use (perplexity, global)": {
+            "train": series("train_perplexity_global"),
+            "validation": series("val_perplexity_global"),
+        },
+    }
+    curves = {t: {k: v for k, v in s.items() if not np.all(np.isnan(v))} for t, s in curves.items()}
+    summary = RunDir(demo.run).read_summary() if RunDir(demo.run).finished else {}
+    best = summary.get("best_epoch")
+    best = int(best) + 1 if isinstance(best, int) else None
+    fig = plot_training_curves([int(e["epoch"]) + 1 for e in epochs], curves, best_epoch=best)
+    path = save_figure(fig, demo.analysis / "figures" / "training.png")
+    save_figure(fig, demo.analysis / "figures" / "training.svg")
+    return (
+        "Training",
+        [
+            "Figure: per epoch, the loss the model minimises (reconstruction of the crop "
+            "plus identification of its protein), the fraction of validation crops whose "
+            "protein it names right, and how many global codes it uses (perplexity; a "
+            "collapse to a few codes would show as a drop)"
+            + (f"; dotted: epoch {best}, the checkpoint used downstream." if best else "."),
+            path,
+        ],
+    )
+
+
 def _write_demo_report(demo: _Demo, records: Sequence[StageRecord]) -> Path:
     """The demo's one page: its stages, then the analysis's sections (scores included)."""
     from cyto.analysis import load_sections, write_report
 
     sections = [
         _stages_section(demo, records),
+        _training_section(demo),
         *load_sections(demo.analysis),
     ]
     title = "synthetic cell atlas" if demo.synthetic else Path(str(demo.data)).name
@@ -476,6 +528,32 @@ def _record_demo(
     )
 
 
+def atlas_size_note(preset: DemoPreset) -> str:
+    """One sentence: how many synthetic fields the preset writes and their disk size.
+
+    Parameters
+    ----------
+    preset : DemoPreset
+
+    Returns
+    -------
+    note : str
+    """
+    from cyto.data import SyntheticAtlasConfig
+
+    cfg = SyntheticAtlasConfig(**dict(preset.atlas))
+    n_prot = cfg.n_proteins or 4 * len(cfg.families or ()) or 60
+    side = round(cfg.field_size * cfg.scale)
+    fields = n_prot * cfg.fields_per_protein
+    raw = fields * 2 * cfg.z_planes * side * side * 2  # 2 channels, uint16
+    return (
+        f"writing {fields} synthetic fields of view ({side}×{side} px, {cfg.z_planes} z "
+        f"planes): {raw / 1e9:.2f} GB as raw 16-bit stacks, about {raw / 2e9:.2f} GB "
+        "zlib-compressed, in atlas/ (delete it after the run if disk is short; the "
+        "crop store keeps what the later stages need)"
+    )
+
+
 def _run_stage(demo: _Demo, name: str, rerun: bool, echo: Callable[[str], None]) -> StageRecord:
     """Run one stage (or report it done): its record, with the content hashes of its outputs."""
     marker = demo.out / "stages" / f"{name}.json"
@@ -488,6 +566,8 @@ def _run_stage(demo: _Demo, name: str, rerun: bool, echo: Callable[[str], None])
         echo(f"[{name}] done already ({rec.seconds:.1f} s): {rec.summary}")
         return rec
     echo(f"[{name}] running ...")
+    if name == "synth" and demo.synthetic:
+        echo(f"[{name}] {atlas_size_note(demo.preset)}")
     t0 = time.perf_counter()
     summary = getattr(demo, "baselines_" if name == "baselines" else name)()
     rec = StageRecord(
