@@ -121,6 +121,29 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for heading in ("Localization atlas", "Clustering score", "Feature spectra"):
         assert f">{heading}</h2>" in html
     assert not (out / "analysis" / "report.html").exists()
+    # the report a biologist trusts (issue 17): training curves, the explorer linked
+    # relative to the page, compressed synthetic stacks
+    assert ">Training</h2>" in html and (out / "analysis/figures/training.svg").is_file()
+    assert 'href="analysis/explorer.html"' in html and (out / "analysis/explorer.html").is_file()
+    import tifffile
+
+    first = next((out / "atlas" / "images").rglob("*.tif"))
+    with tifffile.TiffFile(first) as tif:
+        assert tif.pages[0].compression != tifffile.COMPRESSION.NONE
+    # a moved demo folder still finds its crop store and run (paths stored relative)
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    hidden = tmp_path / "hidden"
+    out.rename(hidden)  # the absolute paths recorded in the copy now lead nowhere
+    try:
+        run_demo(moved, preset="tiny", progress=False, echo=lambda _: None, stages=["analyze"])
+        page = (moved / "report.html").read_text()
+        assert "representative_crops" in page  # the crops came from the moved store
+        assert '"thumbs":{' in (moved / "analysis/explorer.html").read_text()
+    finally:
+        hidden.rename(out)
 
     # a finished demo is not redone; a named stage is rerun with the ones after it
     again = run_demo(out, preset="tiny", progress=False, echo=lambda _: None, stages=["analyze"])
