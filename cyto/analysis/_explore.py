@@ -140,10 +140,14 @@ def explorer_data(
     thumbs, points, note = _thumbnails(
         store, np.asarray(crop_index), pids, max_thumbnails, thumbnail_size, seed
     )
-    info = {
-        p: {LEVEL_COLUMNS.get(lv, lv): m[p] for lv, m in gt.levels.items() if p in m}
-        for p in np.unique(pids)
-    }
+    info: dict[str, dict[str, str]] = {str(p): {} for p in np.unique(pids)}
+    for lv in gt.levels:
+        name = LEVEL_COLUMNS.get(lv, lv)
+        for p in info:
+            if p in gt.levels[lv]:
+                info[p][name] = gt.levels[lv][p]
+            elif p in gt.excluded.get(lv, {}):
+                info[p][name] = f"left out ({gt.excluded[lv][p]})"
     data = ExplorerData(
         xy=xy,
         protein_ids=pids,

@@ -307,7 +307,12 @@
       drawThumb(ctx, k, 0, 0, D.thumbs.size);
     }
     const lines = [`<b>${esc(D.proteins[p])}</b>`];
-    for (const c of colorings) lines.push(`${esc(c.name)}: ${esc(labelOf(c, i))}`);
+    const info = D.protein_info[D.proteins[p]] || {};
+    for (const c of colorings) {
+      const label = labelOf(c, i);
+      const why = label === "unlabelled" && info[c.name] ? info[c.name] : label;
+      lines.push(`${esc(c.name)}: ${esc(why)}`);
+    }
     if (S.view === "proteins") lines.push(`${protStart[p + 1] - protStart[p]} crops`);
     if (k < 0 && D.thumbs)
       lines.push(`<i>no thumbnail: ${D.thumbs.count} of ${N} crops have one</i>`);
@@ -419,7 +424,7 @@
     if (order.length > shown.length) rows.push(`<div>… ${order.length - shown.length} more</div>`);
     if (c.unlabelled)
       rows.push(`<div class="lg"><span class="sw" style="background:${D.unlabelled_color}"></span>` +
-                `unlabelled <span style="color:#888">(${c.unlabelled})</span></div>`);
+                `unlabelled or left out <span style="color:#888">(${c.unlabelled})</span></div>`);
     el.innerHTML = rows.join("");
   }
   function search() {
