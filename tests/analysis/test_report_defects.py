@@ -103,3 +103,27 @@ def test_a_moved_folder_keeps_finding_its_inputs(tmp_path: Path) -> None:
     found = locate(store, rel, tmp_path / "b" / "run")
     assert found == (tmp_path / "b" / "crops.h5").resolve()
     assert locate(store, None, tmp_path / "b" / "run") is None
+
+
+def test_representative_crops_name_protein_family_share_and_show_a_scale(fake_embeddings) -> None:
+    pytest.importorskip("matplotlib")
+    from cyto.analysis import _figures
+    from cyto.analysis._report import _representative_crops
+
+    picks = np.array([[0, 12], [24, -1]])
+    pids = np.array([f"P{i // 12}" for i in range(48)])
+    share = np.full((48, 2), 0.25)
+    fig = _representative_crops(
+        None,
+        fake_embeddings["crops"],
+        np.arange(48),
+        picks,
+        pids,
+        _figures,
+        {"P0": "er", "P1": "golgi"},
+        share,
+    )
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "P0 · er\n25% of codes" and titles[1] == "P1 · golgi\n25% of codes"
+    assert any(t.get_text().endswith(" px") for t in fig.axes[0].texts)  # the scale bar
+    assert fig.axes[0].lines  # drawn as a line on the first crop
