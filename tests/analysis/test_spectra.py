@@ -108,6 +108,9 @@ def test_mean_by_label_and_representatives() -> None:
     labels = [0, 0, 1]  # codes 0, 1 -> cluster 0; code 2 -> cluster 1
     assert representative_images(idx, labels, n=2).tolist() == [[0, 3], [2, 1]]
     picks = representative_images(idx, labels, n=2, groups=["P", "P", "P", "Q"])
+    # crop 3 (the only one of Q) already represents cluster 0: not again for cluster 1
+    assert picks.tolist() == [[0, 3], [2, -1]]
+    picks = representative_images(idx, labels, n=2, groups=["P", "P", "P", "Q"], distinct=False)
     assert picks.tolist() == [[0, 3], [2, 3]]
     assert representative_images(idx, labels, n=5)[0, -1] == -1
 
