@@ -7,7 +7,7 @@ from typing import Any
 
 from cyto._commands._common import add_preset, add_quiet
 from cyto._commands._own_data import add_own_data_arguments, own_data_kwargs
-from cyto.pipeline import ABLATION_VARIANTS
+from cyto.workflows._ablate import ABLATION_VARIANTS, ALL_VARIANTS
 
 __all__ = ["add_parser"]
 
@@ -15,6 +15,7 @@ _EXAMPLES = """\
 examples:
   cyto ablate -o ablation                    # every variant, 3 seeds x 3 UMAPs (small preset)
   cyto ablate -o ablation --seeds 5 --umap-seeds 10 --preset paper   # the paper's protocol
+  cyto ablate -o ablation --with-baselines   # + Lu et al. 2019, one row per layer
   cyto ablate -o abl --variants "full model" "no decoder" --data crops.h5 --ground-truth gt.csv
 """
 
@@ -41,8 +42,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--variants",
         nargs="+",
         metavar="NAME",
-        choices=list(ABLATION_VARIANTS),
-        help="subset of: " + "; ".join(ABLATION_VARIANTS),
+        choices=list(ALL_VARIANTS),
+        help="subset of: " + "; ".join(ABLATION_VARIANTS) + " (default: all)",
+    )
+    p.add_argument(
+        "--with-baselines",
+        action="store_true",
+        help="also train Lu et al. 2019's paired cell inpainting on the same crops, "
+        "split, preset and seeds, and add one row per feature layer (conv3-5; the "
+        "paper's Supp. Table 2)",
     )
     p.add_argument("--seeds", type=int, default=3, help="trained models per variant")
     p.add_argument("--umap-seeds", type=int, default=3, help="UMAPs per trained model")
@@ -75,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         seeds=tuple(range(args.seeds)),
         umap_seeds=tuple(range(args.umap_seeds)),
         umap=args.umap,
+        with_baselines=args.with_baselines,
         device=args.device,
         progress=not args.quiet,
     )

@@ -15,6 +15,7 @@ examples:
   cyto train crops.h5 -o runs/m --encoder mypkg.encoders:my_pair   # your own encoder
   cyto train crops.h5 -o runs/a --config run.toml --max-epochs 50
   cyto train crops.h5 -o runs/p --codebook paper --monitor loss  # the published recipe
+  cyto train crops.h5 -o runs/lu --model paired_inpainting --preset small  # Lu et al. 2019
   cyto train --resume runs/a                     # continue a killed run
   torchrun --nproc_per_node 4 -m cyto train crops.h5 -o runs/a   # 4 GPUs (DDP)
 
@@ -49,6 +50,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=["ema", "paper"],
         help="how the codebooks learn: ema (default; moving averages, k-means start, "
         "dead-code restarts) or paper (the published loss-trained codes)",
+    )
+    p.add_argument(
+        "--model",
+        choices=["cytoself", "paired_inpainting"],
+        help="cytoself (default), or paired_inpainting: Lu et al. 2019's paired cell "
+        "inpainting, the paper's comparison (needs a nuclear channel)",
     )
     p.add_argument(
         "--encoder",
@@ -142,10 +149,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model_overrides: dict = {}
     if resume:
-        if args.config is not None or args.codebook is not None or args.encoder is not None:
+        if args.config is not None or any(
+            v is not None for v in (args.codebook, args.encoder, args.model)
+        ):
             raise ValueError(
-                "--config, --codebook and --encoder cannot be combined with --resume (the run "
-                "keeps its own)"
+                "--config, --model, --codebook and --encoder cannot be combined with --resume "
+                "(the run keeps its own)"
             )
         if not RunDir(run_dir).started:
             raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
@@ -171,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
             model_overrides["codebook"] = args.codebook
         if args.encoder is not None:
             model_overrides["encoder"] = args.encoder
+        if args.model is not None:
+            model_overrides["model"] = args.model
         crops = args.crops
     # a non-finite loss: exit code 3 (cyto.cli)
     out = train(crops, run_dir, config=config, model_overrides=model_overrides, resume=resume)

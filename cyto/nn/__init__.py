@@ -7,6 +7,7 @@ from ._dataset import (
     BlockShuffleSampler,
     CropDataset,
     DihedralAugment,
+    PairedCropDataset,
     default_num_workers,
     default_threads,
     encode_labels,
@@ -20,8 +21,10 @@ from ._encoders import (
     register_encoder,
     resolve_encoder,
 )
+from ._inpainting import InpaintingLoss, InpaintingOutput, PairedInpainting, PairedInpaintingConfig
 from ._interpret import ClusterAblation, CodeAblation, ablate_codes, ablate_feature_clusters
 from ._model import Cytoself, CytoselfLoss, CytoselfOutput
+from ._registry import MODELS
 from ._train import (
     NonFiniteLossError,
     PlateauState,
@@ -40,6 +43,7 @@ from .quantize import (
 
 __all__: list[str] = [
     "CODEBOOKS",
+    "MODELS",
     "SPLIT_NAMES",
     "BlockShuffleSampler",
     "ClusterAblation",
@@ -51,7 +55,12 @@ __all__: list[str] = [
     "CytoselfOutput",
     "DihedralAugment",
     "EncoderPair",
+    "InpaintingLoss",
+    "InpaintingOutput",
     "NonFiniteLossError",
+    "PairedCropDataset",
+    "PairedInpainting",
+    "PairedInpaintingConfig",
     "PlateauState",
     "TermWatch",
     "TrainConfig",

@@ -28,6 +28,7 @@ __all__ = [
     "BlockShuffleSampler",
     "CropDataset",
     "DihedralAugment",
+    "PairedCropDataset",
     "default_num_workers",
     "encode_labels",
     "split_crops",
@@ -204,6 +205,108 @@ class CropDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"CropDataset({str(self.path)!r}, n={len(self)}, augment={self.augment!r})"
+
+
+class PairedCropDataset(CropDataset):
+    """Pairs of crops of one protein, for paired cell inpainting (Lu et al. 2019).
+
+    Item ``i`` is its crop (the *source*) and a *partner* (the *target*): another crop
+    of the same protein among this dataset's rows, from another field of view when the
+    protein has one, stacked along the channels as one (2C, S, S) tensor. The partner is
+    chosen by a hash of ``(seed, epoch, source row)``, like the augmentation, so a
+    resumed run sees the same pairs as an uninterrupted one and every epoch new ones.
+    A crop is never paired with itself nor with another protein's; proteins with a
+    single crop in the rows are left out (they have no partner).
+
+    Parameters
+    ----------
+    store, indices, labels, augment
+        As for :class:`CropDataset` (each crop of a pair is augmented on its own).
+    fields : (N,) array, optional
+        Field of view of every store row; pairs then prefer two fields.
+    seed : int, default 0
+
+    Examples
+    --------
+    >>> ds = PairedCropDataset("crops.h5", labels=labels, fields=fovs)  # doctest: +SKIP
+    >>> pair, label = ds[0]  # (2C, S, S)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike,
+        indices: Sequence[int] | np.ndarray | None = None,
+        *,
+        labels: np.ndarray | None = None,
+        augment: DihedralAugment | None = None,
+        fields: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(store, indices, labels=labels, augment=augment)
+        n = self.labels.size
+        self.fields = np.zeros(n, np.int64) if fields is None else np.asarray(fields)
+        if self.fields.shape != (n,):
+            raise ValueError(
+                f"`fields` must have shape ({n},) (one per store row); got {self.fields.shape}"
+            )
+        self.seed = int(seed)
+        lab = self.labels[self.indices]
+        counts = np.bincount(lab) if lab.size else np.zeros(0, np.int64)
+        self.left_out = int((counts[lab] < 2).sum()) if lab.size else 0
+        self.indices = self.indices[counts[lab] >= 2] if lab.size else self.indices
+        self._groups: dict[int, np.ndarray] = {}
+        lab = self.labels[self.indices]
+        order = np.argsort(lab, kind="stable")
+        bounds = np.flatnonzero(np.diff(lab[order])) + 1
+        for rows in np.split(self.indices[order], bounds):
+            if rows.size:
+                self._groups[int(self.labels[rows[0]])] = rows
+
+    def partners(self, rows: np.ndarray, *, epoch: int) -> np.ndarray:
+        """The partner (store row) of every source row in ``rows``.
+
+        Parameters
+        ----------
+        rows : (n,) int array
+            Store rows of this dataset.
+        epoch : int
+
+        Returns
+        -------
+        partners : (n,) int array
+            Same protein, never the row itself; another field when there is one.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        key = _splitmix64(np.uint64(self.seed & 0xFFFFFFFF) << np.uint64(32) | np.uint64(epoch))
+        draws = _splitmix64(rows.astype(np.uint64) ^ key ^ np.uint64(0xA5A5A5A5))
+        out = np.empty_like(rows)
+        for k, (r, h) in enumerate(zip(rows, draws)):
+            group = self._groups[int(self.labels[r])]
+            cands = group[self.fields[group] != self.fields[r]]
+            if cands.size == 0:
+                cands = group[group != r]
+            out[k] = cands[int(h % np.uint64(cands.size))]
+        return out
+
+    def read(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Read dataset positions as ``(pairs (n, 2C, S, S) float32, labels (n,))``."""
+        pos = np.asarray(positions, dtype=np.int64)
+        rows = self.indices[pos]
+        c, s = len(self.channels), self.crop_size
+        if rows.size == 0:
+            return np.empty((0, 2 * c, s, s), np.float32), self.labels[rows]
+        partners = self.partners(rows, epoch=self.epoch)
+        both = np.concatenate([rows, partners])
+        crops = self._read_rows(both)
+        if self.augment is not None:
+            # each crop of a pair gets its own transform (the partner's keyed apart)
+            keys = np.concatenate([both[: rows.size], both[rows.size :] + self.labels.size])
+            crops = self.augment(crops, keys, epoch=self.epoch)
+        pairs = np.concatenate([crops[: rows.size], crops[rows.size :]], axis=1)
+        return np.ascontiguousarray(pairs, dtype=np.float32), self.labels[rows]
+
+    def __repr__(self) -> str:
+        return f"PairedCropDataset({str(self.path)!r}, n={len(self)}, augment={self.augment!r})"
 
 
 class BlockShuffleSampler(DistributedSampler):

@@ -114,8 +114,7 @@ def _load_model_and_state(
     run_dir: Path, checkpoint: str | os.PathLike, dev: torch.device
 ) -> tuple[Any, dict[str, Any]]:
     """The run's model (eval mode, on ``dev``) and its checkpoint's other entries."""
-    from ._config import CytoselfConfig
-    from ._model import Cytoself
+    from ._registry import build_model, config_from_saved
 
     path = _checkpoint_path(run_dir, checkpoint)
     state = load_checkpoint(path, map_location="cpu")
@@ -126,7 +125,7 @@ def _load_model_and_state(
             f"{' ...' if len(bad) > 3 else ''}): the run diverged; use an earlier checkpoint "
             "or retrain with a lower learning rate"
         )
-    model = Cytoself(CytoselfConfig.from_saved(state.pop("model_config")))
+    model = build_model(config_from_saved(state.pop("model_config")))
     try:
         model.load_state_dict(state.pop("model"))
     except RuntimeError as err:
@@ -403,8 +402,8 @@ def _model_attrs(model: Any, ckpt_path: Path, job: _EmbedJob) -> dict[str, Any]:
     inputs = {"checkpoint_sha256": content_hash(ckpt_path), "store_fingerprint": job.fingerprint}
     return {
         "model_config": json.dumps(cfg.to_dict()),
-        "num_embeddings_local": cfg.num_embeddings_local,
-        "num_embeddings_global": cfg.num_embeddings_global,
+        "num_embeddings_local": getattr(cfg, "num_embeddings_local", 0),
+        "num_embeddings_global": getattr(cfg, "num_embeddings_global", 0),
         "global_shape": list(model.global_shape),
         "local_shape": list(model.local_shape),
         "versions": json.dumps(package_versions()),
@@ -430,7 +429,8 @@ def _encode_rows(
     start, n = writer.done, job.rows.size
     # health of the rows an interrupted run already wrote, then of each new block as it
     # is computed (the finished file is not read again)
-    health = _written_health(writer, start, model.config.num_embeddings_global, batch_size)
+    num_codes = getattr(model.config, "num_embeddings_global", None)
+    health = _written_health(writer, start, num_codes, batch_size)
     dev = next(model.parameters()).device
     ds = CropDataset(job.store, job.rows)
     sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
@@ -507,7 +507,7 @@ def check_output(
 
 
 def _written_health(
-    writer: EmbeddingsWriter, stop: int, num_codes: int, block: int
+    writer: EmbeddingsWriter, stop: int, num_codes: int | None, block: int
 ) -> HealthAccumulator:
     """A :class:`HealthAccumulator` fed the first ``stop`` rows already in the file."""
     acc = HealthAccumulator(num_codes=num_codes)
@@ -539,6 +539,8 @@ def _degenerate_message(
 def _layout(
     model: Any, *, logits: bool, local: bool, global_only: bool = False
 ) -> dict[str, tuple[int, np.dtype]]:
+    if hasattr(model, "embed_layout"):  # a model that says what it writes
+        return model.embed_layout(logits=logits, local=local, global_only=global_only)
     cfg = model.config
     d, lh, lw = model.local_shape
     g, gh, gw = model.global_shape
@@ -563,6 +565,8 @@ def _layout(
 def _encode(
     model: Any, x: torch.Tensor, *, logits: bool, local: bool, global_only: bool = False
 ) -> dict[str, np.ndarray]:
+    if hasattr(model, "embed_arrays"):
+        return model.embed_arrays(x, logits=logits, local=local, global_only=global_only)
     out: dict[str, torch.Tensor] = {}
     if global_only:  # encoder1 -> encoder2 -> VQ2 only: no VQ1, decoders or local head
         global_q, gidx = model.encode_global(x)

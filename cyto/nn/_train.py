@@ -57,6 +57,7 @@ from ._dataset import (
     BlockShuffleSampler,
     CropDataset,
     DihedralAugment,
+    PairedCropDataset,
     default_num_workers,
     default_threads,
     encode_labels,
@@ -956,6 +957,9 @@ def _mean_over_ranks(
 
 
 def _add_health(health: HealthAccumulator, output: Any) -> None:
+    if not hasattr(output, "global_quantized"):  # a model without codebooks
+        health.update(output.encoding.float().cpu().numpy(), None)
+        return
     quantized = output.global_quantized
     encodings = (quantized if quantized is not None else output.global_).flatten(1)
     indices = output.global_indices
@@ -983,6 +987,7 @@ class _RunData:
     split: np.ndarray
     reconstruction_scale: float
     fingerprint: dict[str, str] = field(default_factory=dict)
+    fields: np.ndarray | None = None  # field of view of every crop (pair sampling)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -1065,6 +1070,7 @@ def _prepare_data(store_path: Path, config: TrainConfig) -> _RunData:
             split=split,
             reconstruction_scale=scale,
             fingerprint=store.fingerprint(),
+            fields=np.asarray(store.fov_ids).astype(str),
         )
 
 
@@ -1072,6 +1078,8 @@ def _model_config(
     data: _RunData, config: TrainConfig, model_config: Any, overrides: Mapping[str, Any]
 ) -> Any:
     from ._config import CytoselfConfig
+    from ._inpainting import PairedInpaintingConfig
+    from ._registry import model_config as registered_config
 
     derived = {
         "in_channels": len(data.channels),
@@ -1082,10 +1090,11 @@ def _model_config(
     if clash:
         raise ValueError(f"model option(s) {clash} are taken from the crop store and cannot be set")
     if model_config is None:
-        model_config = CytoselfConfig.preset(config.preset, **dict(overrides))
-    elif not isinstance(model_config, CytoselfConfig):
+        model_config = registered_config(config.preset, overrides)
+    elif not isinstance(model_config, CytoselfConfig | PairedInpaintingConfig):
         raise TypeError(
-            f"`model_config` must be a CytoselfConfig or None; got {type(model_config).__name__}"
+            "`model_config` must be a CytoselfConfig, a PairedInpaintingConfig or None; got "
+            f"{type(model_config).__name__}"
         )
     return model_config.replace(**derived)
 
@@ -1114,15 +1123,21 @@ def _check_store_matches(data: _RunData, saved: Mapping[str, Any], classes: list
 
 
 def _make_loaders(
-    data: _RunData, config: TrainConfig, info: DistInfo, *, skip: int = 0
+    data: _RunData, config: TrainConfig, info: DistInfo, *, skip: int = 0, paired: bool = False
 ) -> tuple[Any, Any, CropDataset, BlockShuffleSampler, torch.Generator]:
+    """Training and validation loaders; ``paired``: each item a pair of crops of one
+    protein (:class:`PairedCropDataset`, for paired cell inpainting)."""
     from torch.utils.data import DataLoader
 
     aug = DihedralAugment(config.seed) if config.augment else None
-    train_ds = CropDataset(
-        data.store_path, np.flatnonzero(data.split == 0), labels=data.labels, augment=aug
+    dataset: Any = CropDataset
+    extra: dict[str, Any] = {}
+    if paired:
+        dataset, extra = PairedCropDataset, {"fields": data.fields, "seed": config.seed}
+    train_ds = dataset(
+        data.store_path, np.flatnonzero(data.split == 0), labels=data.labels, augment=aug, **extra
     )
-    val_ds = CropDataset(data.store_path, np.flatnonzero(data.split == 1), labels=data.labels)
+    val_ds = dataset(data.store_path, np.flatnonzero(data.split == 1), labels=data.labels, **extra)
     sampler = BlockShuffleSampler(
         train_ds,
         num_replicas=info.world_size,
@@ -1286,9 +1301,9 @@ def _train_locked(
         # killed before its first checkpoint: nothing to lose, start over as it was set up
         saved = run.read_config()
         config = _resolve_resume_config(TrainConfig.from_dict(saved["train"]), config)
-        from ._config import CytoselfConfig
+        from ._registry import config_from_saved
 
-        model_config, model_overrides, resume = CytoselfConfig.from_saved(saved["model"]), {}, False
+        model_config, model_overrides, resume = config_from_saved(saved["model"]), {}, False
         warnings.warn(
             f"{run_dir} stopped before its first checkpoint: starting it over with its "
             "saved settings",
@@ -1322,9 +1337,9 @@ def _train_locked(
     data = _prepare_data(store_path, config)  # validates the store before anything else
     if checkpoint is not None:
         _check_store_matches(data, checkpoint["store"], checkpoint["classes"])
-        from ._config import CytoselfConfig
+        from ._registry import config_from_saved
 
-        mcfg = CytoselfConfig.from_saved(checkpoint["model_config"])
+        mcfg = config_from_saved(checkpoint["model_config"])
         data.split = checkpoint["split"].numpy().astype(np.int8)
         data.reconstruction_scale = float(checkpoint["reconstruction_scale"])
     else:
@@ -1433,7 +1448,7 @@ class _Trainer:
         checkpoint: dict[str, Any] | None,
     ) -> _Trainer:
         """Model, optimizer, loaders and log of a new run, or of a resumed one."""
-        from ._model import Cytoself
+        from ._registry import build_model, is_paired
 
         if info.is_main:
             run.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -1445,7 +1460,7 @@ class _Trainer:
                 # records a killed run logged after its checkpoint (before the log opens)
                 _truncate_metrics(run.metrics_file, int(checkpoint["step"]))
         torch.manual_seed(config.seed)
-        model = Cytoself(mcfg)
+        model = build_model(mcfg)
         torch.manual_seed(config.seed + info.rank)  # per-rank streams (dropout)
         use_cuda = info.device.type == "cuda"
         model.to(info.device)
@@ -1463,13 +1478,13 @@ class _Trainer:
             ddp_model=_wrap_ddp(model, info),
             optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
             scaler=torch.amp.GradScaler("cuda") if amp == "fp16" else None,
-            loaders=_make_loaders(data, config, info),
+            loaders=_make_loaders(data, config, info, paired=is_paired(mcfg)),
             metrics=_MetricsLog(
                 run.metrics_file if info.is_main else None, tensorboard=config.tensorboard
             ),
             amp=amp,
             channels_last=channels_last,
-            watch=TermWatch(codebook=mcfg.codebook),
+            watch=TermWatch(codebook=getattr(mcfg, "codebook", "ema")),
         )
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
@@ -1598,7 +1613,7 @@ class _Trainer:
     def validate(self) -> tuple[dict[str, float], Any]:
         """Validation metrics and the health of the validation crops' global encodings."""
         broadcast_buffers(self.model, self.info)
-        health = HealthAccumulator(num_codes=self.mcfg.num_embeddings_global)
+        health = HealthAccumulator(num_codes=getattr(self.mcfg, "num_embeddings_global", None))
         metrics = evaluate(
             self.model,
             self.loaders[1],
@@ -1750,7 +1765,8 @@ class _Trainer:
             "monitor": self.config.monitor,
             "best_loss": plateau.best if math.isfinite(plateau.best) else None,
             "selection": _selection_text(plateau, self.config, run.best.exists()),
-            "codebook": self.mcfg.codebook if self.mcfg.quantize else None,
+            "codebook": self.mcfg.codebook if getattr(self.mcfg, "quantize", False) else None,
+            "model": getattr(self.mcfg, "model", "cytoself"),
             "warnings": self.warnings_seen,
             "steps": self.step,
             "world_size": info.world_size,

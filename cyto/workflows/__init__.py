@@ -28,6 +28,7 @@ Stages of :func:`run_demo`:
 from cyto.analysis import baseline_scores, knn_family_accuracy, localize_hidden
 from cyto.workflows._ablate import (
     ABLATION_VARIANTS,
+    BASELINE_VARIANTS,
     AblationResult,
     AblationVariant,
     run_ablation,
@@ -45,6 +46,7 @@ from cyto.workflows._inputs import (
 
 __all__ = [
     "ABLATION_VARIANTS",
+    "BASELINE_VARIANTS",
     "DEMO_PRESETS",
     "STAGES",
     "AblationResult",

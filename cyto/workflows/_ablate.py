@@ -35,11 +35,19 @@ class AblationVariant:
     channels : tuple of str
         Crop channels fed to the model (from ``("protein", "distance", "nucleus")``).
     overrides : dict
-        :class:`cyto.nn.CytoselfConfig` fields switched for this variant.
+        Model config fields switched for this variant (:class:`cyto.nn.CytoselfConfig`;
+        ``{"model": "paired_inpainting"}`` trains Lu et al.'s model instead).
+    dataset : str, default "global"
+        The embeddings dataset scored (e.g. ``"layer_conv3"`` of paired inpainting).
+    run : str, optional
+        Name of the run folder; variants with the same ``run`` share one trained model
+        (one row per feature layer of the same model).
     """
 
     channels: tuple[str, ...] = ("protein", "distance")
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str = "global"
+    run: str | None = None
 
 
 #: The paper's Supp. Table 1 variants, as configuration switches of one model.
@@ -52,6 +60,29 @@ ABLATION_VARIANTS: dict[str, AblationVariant] = {
     "no split quantization": AblationVariant(overrides={"split_quantization": False}),
     "no decoder": AblationVariant(overrides={"decode": False}),
 }
+
+
+#: Lu et al. (2019)'s paired cell inpainting, one row per feature layer of one model
+#: (``cyto ablate --with-baselines``; the paper's Supp. Table 2). It sees the nucleus
+#: image, as in the original (the store's nucleus channel, not the distance map).
+BASELINE_VARIANTS: dict[str, AblationVariant] = {
+    f"Lu et al. 2019 {layer}": AblationVariant(
+        channels=("protein", "nucleus"),
+        overrides={"model": "paired_inpainting"},
+        dataset=f"layer_{layer}",
+        run="lu-et-al-2019",
+    )
+    for layer in ("conv3", "conv4", "conv5")
+}
+
+#: Every variant ``cyto ablate`` can train.
+ALL_VARIANTS: dict[str, AblationVariant] = {**ABLATION_VARIANTS, **BASELINE_VARIANTS}
+
+
+def _run_folder(out: Path, name: str, seed: int) -> Path:
+    """The run of one variant and seed (shared by variants naming the same ``run``)."""
+    var = ALL_VARIANTS[name]
+    return out / "runs" / (var.run or _slug(name)) / f"seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -104,13 +135,15 @@ def _derive_store(source: Path, target: Path, channels: Sequence[str]) -> Path:
     return target
 
 
-def _read_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_encodings(path: Path, dataset: str = "global") -> tuple[np.ndarray, np.ndarray]:
     with Embeddings(path) as emb:
-        X, proteins = emb.read("global"), emb.protein_ids
+        X, proteins = emb.read(dataset), emb.protein_ids
     return X.reshape(len(X), -1).astype(np.float32), proteins
 
 
-def _train_encodings(run: Path, store: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
+def _train_encodings(
+    run: Path, store: Path, device: str, dataset: str = "global"
+) -> tuple[np.ndarray, np.ndarray]:
     """Global encodings of the training split of one trained model (the k-NN reference).
 
     They are written to a temporary file next to the run and removed once read.
@@ -121,7 +154,7 @@ def _train_encodings(run: Path, store: Path, device: str) -> tuple[np.ndarray, n
     try:
         # an ablation compares variants: a collapsed one is a result, not an error
         embed(run, store, tmp, split="train", device=device, progress=False, allow_degenerate=True)
-        return _read_encodings(tmp)
+        return _read_encodings(tmp, dataset)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -145,6 +178,7 @@ def run_ablation(
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
     umap: str = "aligned",
+    with_baselines: bool = False,
 ) -> AblationResult:
     """Retrain the paper's model variants and tabulate their clustering scores.
 
@@ -177,7 +211,8 @@ def run_ablation(
         Atlas, model preset and training budget (see :data:`DEMO_PRESETS`; with ``data``
         only the model and training budget apply).
     variants : sequence of str, optional
-        Names from :data:`ABLATION_VARIANTS` (default: all seven).
+        Names from :data:`ABLATION_VARIANTS` (default: all seven) or
+        :data:`BASELINE_VARIANTS`.
     seeds : sequence of int, default (0, 1, 2)
         Training seeds per variant (model initialisation, batch order and the split's
         tie-breaks).
@@ -197,6 +232,9 @@ def run_ablation(
         seeds apply to the independent mode only);
         ``"independent"``: one UMAP per model. Scores made with another mode (or another
         set of aligned variants) are redone, without retraining.
+    with_baselines : bool, default False
+        Also train Lu et al. (2019)'s paired cell inpainting on the same store, split,
+        preset and seeds, and add one row per feature layer (:data:`BASELINE_VARIANTS`).
 
     Returns
     -------
@@ -212,9 +250,11 @@ def run_ablation(
     """
     preset = _resolve_preset(preset)
     names = list(ABLATION_VARIANTS) if variants is None else [str(v) for v in variants]
-    unknown = [v for v in names if v not in ABLATION_VARIANTS]
+    if with_baselines:
+        names += [n for n in BASELINE_VARIANTS if n not in names]
+    unknown = [v for v in names if v not in ALL_VARIANTS]
     if unknown:
-        raise ValueError(f"`variants` must be names from {list(ABLATION_VARIANTS)}, got {unknown}")
+        raise ValueError(f"`variants` must be names from {list(ALL_VARIANTS)}, got {unknown}")
     if len(seeds) == 0 or len(umap_seeds) == 0:
         raise ValueError("`seeds` and `umap_seeds` must each hold at least one seed")
     if umap not in ("aligned", "independent"):
@@ -239,13 +279,13 @@ def run_ablation(
     )
     stores = {}
     for name in names:
-        var = ABLATION_VARIANTS[name]
+        var = ALL_VARIANTS[name]
         stores[name] = _derive_store(
             study["store"], out / f"crops_{'_'.join(var.channels)}.h5", var.channels
         )
         for seed in seeds:
             if f"seed{seed}" not in done.get(name, {}):
-                run = out / "runs" / _slug(name) / f"seed{seed}"
+                run = _run_folder(out, name, seed)
                 _train_and_embed(
                     run, stores[name], preset, var, seed=seed, device=device, progress=progress
                 )
@@ -321,9 +361,9 @@ def _ablation_store(
     with CropStore(store) as cs:
         have = set(cs.channels)
     lacking = {
-        n: [c for c in ABLATION_VARIANTS[n].channels if c not in have]
+        n: [c for c in ALL_VARIANTS[n].channels if c not in have]
         for n in names
-        if not set(ABLATION_VARIANTS[n].channels) <= have
+        if not set(ALL_VARIANTS[n].channels) <= have
     }
     if lacking:
         raise ValueError(
@@ -370,7 +410,9 @@ def _train_and_embed(
             progress=progress,
             classify=var.overrides.get("classify", True),
         )
-        overrides = {**dict(preset.model_overrides), **dict(var.overrides)} or None
+        # the preset's model switches belong to cytoself; another model takes its own
+        own = dict(preset.model_overrides) if "model" not in var.overrides else {}
+        overrides = {**own, **dict(var.overrides)} or None
         train(store, run, config=cfg, model_overrides=overrides, resume=RunDir(run).resumable)
     emb = run / "embeddings_test.h5"
     if not emb.exists():
@@ -388,11 +430,12 @@ def _score_model(
     device: str,
     *,
     knn: bool = True,
+    dataset: str = "global",
 ) -> dict[str, Any]:
     """Γ per level and UMAP seed, the k-NN family accuracy and the family and protein mAP
     (:func:`cyto.analysis.retrieval_scores`) of one trained model."""
-    X, proteins = _read_encodings(run / "embeddings_test.h5")
-    reference = _train_encodings(run, store, device) if knn else None
+    X, proteins = _read_encodings(run / "embeddings_test.h5", dataset)
+    reference = _train_encodings(run, store, device, dataset) if knn else None
     ev = evaluate(X, proteins, study["gt"], reference=reference, umap_seeds=umap_seeds)
     per: dict[str, Any] = {lv: s["values"] for lv, s in ev.scores.items()}
     maps = {
@@ -417,7 +460,7 @@ def _score_seed(
 ) -> dict[str, dict[str, Any]]:
     """Score the models of one training seed that lack a score; the entries redone."""
     key, study, tag = f"seed{seed}", scoring["study"], _umap_tag(scoring["umap"], names)
-    runs = {n: out / "runs" / _slug(n) / key for n in names}
+    runs = {n: _run_folder(out, n, seed) for n in names}
     entry = {n: done.setdefault(n, {}).get(key) for n in names}
     stale = [n for n in names if entry[n] is None or entry[n].get("umap", "independent") != tag]
     gammas: dict[str, dict[str, list[float]]] = {}
@@ -435,7 +478,13 @@ def _score_seed(
             knn = "knn_cosine" not in e
             e.update(
                 _score_model(
-                    runs[n], scoring["stores"][n], study, seeds, scoring["device"], knn=knn
+                    runs[n],
+                    scoring["stores"][n],
+                    study,
+                    seeds,
+                    scoring["device"],
+                    knn=knn,
+                    dataset=ALL_VARIANTS[n].dataset,
                 )
             )
             if independent:
@@ -457,7 +506,7 @@ def _aligned_gammas(
     data = {}
     for n, run in runs.items():
         with Embeddings(run / "embeddings_test.h5") as emb:
-            X = emb.read("global")
+            X = emb.read(ALL_VARIANTS[n].dataset)
             data[n] = (X.reshape(len(X), -1).astype(np.float32), emb.protein_ids, emb.crop_index)
     first = next(iter(data.values()))[2]
     if any(not np.array_equal(d[2], first) for d in data.values()):
