@@ -340,7 +340,7 @@ CASES: list[Case] = [
          2, "not the store the run was trained on"),
     Case("train", "unknown preset",
          lambda ws: ["train", str(ws.store), "-o", str(ws.path("r2")), "--preset", "huge", "--batch-size", "8"], 2,
-         "unknown preset 'huge'"),
+         "argument --preset: invalid choice: 'huge'"),
     Case("train", "--monitor names no metric",
          lambda ws: ["train", str(ws.store), "-o", str(ws.path("r3")), "--preset", "tiny",
                      "--monitor", "speed", "--max-epochs", "1", "--batch-size", "8", "--no-progress"], 2,

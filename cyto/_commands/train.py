@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "train",
         help="train a model on a crop store",
-        description="Train a cytoself model on an HDF5 crop store.",
+        description="Train a model on an HDF5 crop store: cytoself (default), or Lu et al. "
+        "2019's paired cell inpainting (--model paired_inpainting).",
         epilog=_EPILOG,
     )
     p.add_argument("crops", nargs="?", type=Path, help="HDF5 crop store (from `cyto preprocess`)")
@@ -43,6 +44,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="RUN",
         help="continue the run in RUN (or -o RUN) from its last checkpoint",
     )
+    _model_options(p)
+    p.add_argument(
+        "--monitor",
+        metavar="METRIC",
+        help="validation metric of the best checkpoint and early stopping: task_loss "
+        "(default: reconstruction + identification), loss (the paper), accuracy_global, ...",
+    )
+    p.add_argument("--max-epochs", type=int, metavar="N", help="most epochs (default: 100)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="crops per step (default: 32)")
+    p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate (default: 0.0004)")
+    _machine_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """Which model: configuration file, preset, model, codebook and encoder."""
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration")
     add_preset(p, None, " (default: paper, or the --config file's)")
     p.add_argument(
@@ -63,15 +81,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="encoder pair: efficientnet_b0 (default), resnet, or your own factory as "
         "package.module:factory",
     )
-    p.add_argument(
-        "--monitor",
-        metavar="METRIC",
-        help="validation metric of the best checkpoint and early stopping: task_loss "
-        "(default: reconstruction + identification), loss (the paper), accuracy_global, ...",
-    )
-    p.add_argument("--max-epochs", type=int, metavar="N", help="most epochs (default: 100)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="crops per step (default: 32)")
-    p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate (default: 0.0004)")
+
+
+def _machine_options(p: argparse.ArgumentParser) -> None:
+    """Where and how it runs: device, workers, threads, precision, logging, progress."""
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     add_workers(
         p,
@@ -111,8 +124,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="also log to TensorBoard (RUN/tensorboard; needs tensorboard)",
     )
     add_quiet(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
