@@ -70,7 +70,7 @@ def test_pairs_stay_within_a_protein_never_self_and_prefer_another_field(tmp_pat
 
 @pytest.mark.parametrize(
     ("preset", "size", "widths"),
-    [("tiny", 32, (48, 48, 32)), ("small", 100, (96, 96, 64)), ("paper", 100, (384, 384, 256))],
+    [("tiny", 32, (24, 24, 16)), ("small", 100, (48, 48, 32)), ("paper", 100, (384, 384, 256))],
 )
 def test_every_layer_has_the_published_shape(preset: str, size: int, widths: tuple) -> None:
     cfg = PairedInpaintingConfig.preset(preset)
@@ -132,8 +132,8 @@ def test_training_lowers_the_loss_and_embed_writes_every_layer(lu_run, store, tm
     assert isinstance(model, PairedInpainting)
     out = embed(lu_run, store, tmp_path / "emb.h5", progress=False, allow_degenerate=True)
     with Embeddings(out) as emb:
-        assert emb.shape("global") == (32, 48)
-        assert emb.shape("layer_conv3") == (32, 48) and emb.shape("layer_conv5") == (32, 32)
+        assert emb.shape("global") == (32, 24)
+        assert emb.shape("layer_conv3") == (32, 24) and emb.shape("layer_conv5") == (32, 16)
         np.testing.assert_array_equal(emb.read("global"), emb.read("layer_conv4"))
         assert "paired_inpainting" in emb.attrs["model_config"]
         assert set(emb.split) <= {"train", "val", "test"}
