@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def test_card_with_batch_correction_recovers_the_family_map(tmp_path: Path) -> N
         "Metadata_protein_id,Metadata_organelle,Metadata_n_crops,feature_0"
     )
     assert len(profiles) == 25 and profiles[1].startswith("P00,fam0,10,")
+    # the same table as Parquet, pycytominer's format (when pyarrow is installed)
+    if importlib.util.find_spec("pyarrow") is not None:
+        import pandas as pd
+
+        table = pd.read_parquet(tmp_path / "card" / "profiles.parquet")
+        assert list(table.columns[:4]) == [
+            "Metadata_protein_id",
+            "Metadata_organelle",
+            "Metadata_n_crops",
+            "feature_0",
+        ]
+        assert table.shape[0] == 24 and table.iloc[0]["Metadata_protein_id"] == "P00"
+        assert table.iloc[0]["Metadata_n_crops"] == 10
     # no crop store: the baselines are left out, and the card says nothing false about them
     assert all(not r["representation"].startswith("baseline") for r in card["rows"])
 

@@ -570,7 +570,8 @@ def plot_scores(
         row = [float(per_level.get(lv, np.nan)) for lv in levels]
         mean = np.vstack([mean, row])
         sem = np.vstack([sem, np.zeros(len(levels))])
-    fig = _figure(max(4.0, 1.1 * len(variants) * max(len(levels), 1) + 1.5), 4.0)
+    # about 0.55 in per bar, at most 13 in: ten variants × two levels stay readable
+    fig = _figure(min(13.0, max(4.0, 0.55 * len(variants) * max(len(levels), 1) + 2.0)), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / max(len(levels), 1)
     x = np.arange(len(variants))

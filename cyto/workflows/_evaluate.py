@@ -26,25 +26,42 @@ __all__ = ["CARD_FILES", "card_markdown", "evaluation_card"]
 CARD_FILES = ("evaluation.json", "evaluation.md", "profiles.csv")
 
 
-def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth) -> None:
+def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth) -> list[Path]:
     """Per-protein mean profiles as pycytominer writes them: ``Metadata_*`` columns
-    (protein, its label per ground-truth level, crop count), then one column per feature."""
+    (protein, its label per ground-truth level, crop count), then one column per feature;
+    as CSV, and as Parquet beside it when pyarrow is installed (``[parquet]`` extra)."""
     import csv
+    import importlib.util
     import io
 
     names, profiles = aggregate(X, pids)
     counts = np.unique(np.asarray(pids).astype(str), return_counts=True)[1]
+    levels = list(gt.levels)
+    meta = ["Metadata_protein_id", *(f"Metadata_{lv}" for lv in levels), "Metadata_n_crops"]
+    features = [f"feature_{j}" for j in range(profiles.shape[1])]
+    labels = [[gt.levels[lv].get(str(name), "") for lv in levels] for name in names]
     buf = io.StringIO()
     w = csv.writer(buf)
-    levels = list(gt.levels)
-    w.writerow(
-        ["Metadata_protein_id", *(f"Metadata_{lv}" for lv in levels), "Metadata_n_crops"]
-        + [f"feature_{j}" for j in range(profiles.shape[1])]
-    )
-    for name, n, row in zip(names, counts, profiles):
-        labels = [gt.levels[lv].get(str(name), "") for lv in levels]
-        w.writerow([name, *labels, int(n), *(f"{v:.6g}" for v in row)])
+    w.writerow(meta + features)
+    for name, lab, n, row in zip(names, labels, counts, profiles):
+        w.writerow([name, *lab, int(n), *(f"{v:.6g}" for v in row)])
     _atomic_text(path, buf.getvalue())
+    written = [path]
+    if importlib.util.find_spec("pyarrow") is not None:
+        import pandas as pd
+
+        from cyto._atomic import atomic_path
+
+        table = pd.DataFrame(profiles.astype(np.float32), columns=features)
+        for j, col in enumerate(meta[1:-1]):
+            table.insert(j, col, [lab[j] for lab in labels])
+        table.insert(0, "Metadata_protein_id", [str(n) for n in names])
+        table.insert(len(meta) - 1, "Metadata_n_crops", counts.astype(np.int64))
+        target = path.with_suffix(".parquet")
+        with atomic_path(target) as tmp:
+            table.to_parquet(tmp, index=False)
+        written.append(target)
+    return written
 
 
 def _rows_of(emb: Embeddings, split: str) -> tuple[np.ndarray, np.ndarray | None, str]:
