@@ -430,12 +430,12 @@ def _obs_frame(src: Any, rows: np.ndarray | None) -> Any:
 def _obs_column(name: str, values: Any, m: int) -> Any:
     import pandas as pd
 
-    arr = np.asarray(values, dtype=object if not np.isscalar(values) else None)
+    arr = np.asarray(values)
     if arr.shape != (m,):
         raise ValueError(f"`obs[{name!r}]` must have {m} values (one per crop), got {arr.shape}")
-    if arr.dtype.kind in "OUS":
-        return pd.Categorical([None if v is None or v == "" else str(v) for v in arr])
-    return arr
+    if arr.dtype.kind in "fiub":  # numbers stay numbers
+        return arr
+    return pd.Categorical([None if v is None or v == "" else str(v) for v in arr])
 
 
 def _obsm_array(name: str, values: Any, m: int) -> np.ndarray:
