@@ -87,8 +87,13 @@ class SyntheticAtlasConfig:
     write_masks : bool
         Also write the true nuclear masks (``masks/``).
     plates : int
-        Plates the fields are spread over (field k of a protein on plate ``k % plates``);
-        the manifest then has a ``plate`` column. 1 (default): no plates.
+        Plates the fields are spread over; the manifest then has a ``plate`` column.
+        1 (default): no plates.
+    plate_layout : {"field", "protein"}
+        ``"field"`` (default): field k of every protein on plate ``k % plates`` (each
+        protein on every plate); ``"protein"``: every field of protein i on plate
+        ``i % plates``, as in an arrayed screen where a well holds one protein (the
+        plate is then confounded with the protein, as in real screens).
     plate_effect : float
         Strength of a simulated plate effect on the protein channel of plates 2.. (a
         batch effect to test corrections): plate p is defocused (Gaussian blur of
@@ -125,6 +130,7 @@ class SyntheticAtlasConfig:
     write_masks: bool = True
     plates: int = 1
     plate_effect: float = 0.0
+    plate_layout: str = "field"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -180,6 +186,10 @@ class SyntheticAtlasConfig:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
         if not isinstance(self.plates, (int, np.integer)) or self.plates < 1:
             raise ValueError(f"`plates` must be a positive integer, got {self.plates!r}")
+        if self.plate_layout not in ("field", "protein"):
+            raise ValueError(
+                f"`plate_layout` must be 'field' or 'protein', got {self.plate_layout!r}"
+            )
         if not self.plate_effect >= 0:
             raise ValueError(f"`plate_effect` must be >= 0, got {self.plate_effect}")
 
@@ -209,11 +219,14 @@ class SyntheticAtlasConfig:
                 d[k] = list(v)
         if self.plates == 1 and self.plate_effect == 0:  # atlases without plates read as before
             del d["plates"], d["plate_effect"]
+        if self.plate_layout == "field":  # the default: atlases made before it read the same
+            del d["plate_layout"]
         return d
 
-    def plate_of(self, field_index: int) -> int:
-        """Plate (0-based) of a protein's field ``field_index``."""
-        return int(field_index) % self.plates
+    def plate_of(self, field_index: int, protein_index: int = 0) -> int:
+        """Plate (0-based) of field ``field_index`` of protein ``protein_index``."""
+        k = int(protein_index) if self.plate_layout == "protein" else int(field_index)
+        return k % self.plates
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyntheticAtlasConfig:
@@ -426,7 +439,7 @@ def make_field(
         scale=cfg.scale,
         physics=cfg.physics(),
     )
-    plate = cfg.plate_of(field_index)
+    plate = cfg.plate_of(field_index, protein.index)
     if plate > 0 and cfg.plate_effect > 0:
         stack = _plate_effect(stack, cfg.plate_effect * plate / max(cfg.plates - 1, 1))
     return SyntheticField(
@@ -615,7 +628,7 @@ def _write_manifest(
             fov, img_rel, mask_rel = _field_paths(p.protein_id, k)
             if fov in failed:
                 continue
-            plate = [f"plate{cfg.plate_of(k) + 1}"] if cfg.plates > 1 else []
+            plate = [f"plate{cfg.plate_of(k, p.index) + 1}"] if cfg.plates > 1 else []
             manifest_rows.append([img_rel, p.protein_id, fov, 1, 0, "CZYX", *plate])
             mask = mask_rel if cfg.write_masks else ""
             field_rows.append([fov, p.protein_id, p.family, p.complex, k, img_rel, mask])
