@@ -366,3 +366,13 @@ def test_plates_and_a_simulated_plate_effect(tmp_path):
         SyntheticAtlasConfig(plates=0)
     with pytest.raises(ValueError, match="`plate_effect` must be >= 0"):
         SyntheticAtlasConfig(plate_effect=-1.0)
+    # an arrayed screen: every field of a protein on the plate of that protein
+    arrayed = SyntheticAtlasConfig(plates=2, plate_effect=1.5, plate_layout="protein", **base)
+    second = make_catalog(arrayed)[1]
+    assert [arrayed.plate_of(k, protein.index) for k in range(3)] == [0, 0, 0]
+    assert [arrayed.plate_of(k, second.index) for k in range(3)] == [1, 1, 1]
+    np.testing.assert_array_equal(make_field(protein, config=arrayed, field_index=1).image, a1)
+    assert SyntheticAtlasConfig.from_dict(arrayed.to_dict()) == arrayed
+    assert "plate_layout" not in hit.to_dict()  # the default keeps older content hashes
+    with pytest.raises(ValueError, match="`plate_layout` must be 'field' or 'protein'"):
+        SyntheticAtlasConfig(plate_layout="well")
