@@ -1333,6 +1333,6 @@ def _representative_crops(
         for c, row in enumerate(picks)
     ]
     labels = [figs.roman(c) for c in range(picks.shape[0])]
-    side = grid and next((x.shape[0] for row in grid for x in row if x is not None), 0)
+    side = next((x.shape[0] for row in grid for x in row if x is not None), 0)
     bar = max(5, int(round(side / 5, -1))) if side else None
     return figs.plot_crop_grid(grid, titles, labels, scale_px=bar)

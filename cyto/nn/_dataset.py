@@ -49,6 +49,11 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
+def _epoch_key(seed: int, epoch: int) -> np.uint64:
+    """The hash key of ``(seed, epoch)``: per-crop draws hash the crop index with it."""
+    return _splitmix64(np.uint64(seed & 0xFFFFFFFF) << np.uint64(32) | np.uint64(epoch))
+
+
 class DihedralAugment:
     """Random 90° rotations and flips (the 8 symmetries of the square), on the fly.
 
@@ -77,7 +82,7 @@ class DihedralAugment:
     def codes(self, indices: np.ndarray, *, epoch: int) -> np.ndarray:
         """Code ``k`` in 0..7 per crop index: ``k % 4`` quarter turns, flipped if ``k >= 4``."""
         idx = np.asarray(indices, dtype=np.uint64)
-        key = _splitmix64(np.uint64(self.seed & 0xFFFFFFFF) << np.uint64(32) | np.uint64(epoch))
+        key = _epoch_key(self.seed, epoch)
         return (_splitmix64(idx ^ key) >> np.uint64(61)).astype(np.int64)
 
     def __call__(self, batch: np.ndarray, indices: np.ndarray, *, epoch: int) -> np.ndarray:
@@ -277,7 +282,7 @@ class PairedCropDataset(CropDataset):
             Same protein, never the row itself; another field when there is one.
         """
         rows = np.asarray(rows, dtype=np.int64)
-        key = _splitmix64(np.uint64(self.seed & 0xFFFFFFFF) << np.uint64(32) | np.uint64(epoch))
+        key = _epoch_key(self.seed, epoch)
         draws = _splitmix64(rows.astype(np.uint64) ^ key ^ np.uint64(0xA5A5A5A5))
         out = np.empty_like(rows)
         for k, (r, h) in enumerate(zip(rows, draws)):
