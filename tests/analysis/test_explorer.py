@@ -217,3 +217,27 @@ def test_analyze_writes_an_h5ad_that_scanpy_plots(fake_embeddings, tmp_path) -> 
     assert out.stdout.split()[:2] == ["64", "32"]  # the test split, 32 global features
     assert "'chromatin'" in out.stdout and "(64, 2)" in out.stdout
     assert (tmp_path / "umap.png").stat().st_size > 5000
+
+
+def test_export_and_explore_reject_bad_input(fake_embeddings, tmp_path) -> None:
+    pytest.importorskip("anndata")
+    from cyto.analysis import cluster_shares, explore_embeddings
+    from cyto.cli import main
+    from cyto.data import export_h5ad
+
+    emb = fake_embeddings["embeddings"]
+    with pytest.raises(ValueError, match="`rows` must be sorted and unique"):
+        export_h5ad(emb, tmp_path / "a.h5ad", rows=np.array([3, 1]))
+    with pytest.raises(ValueError, match=r"`rows` must be 1-D indices in \[0, 192\)"):
+        export_h5ad(emb, tmp_path / "a.h5ad", rows=np.array([0, 500]))
+    with pytest.raises(ValueError, match=r"`obs\['family'\]` must have 192 values"):
+        export_h5ad(emb, tmp_path / "a.h5ad", obs={"family": ["er"] * 3})
+    with pytest.raises(ValueError, match=r"`obsm\['X_umap'\]` must have shape \(192, k\)"):
+        export_h5ad(emb, tmp_path / "a.h5ad", obsm={"X_umap": np.zeros((3, 2))})
+    assert not (tmp_path / "a.h5ad").exists()  # nothing half-written
+    with pytest.raises(ValueError, match="`cluster_labels` must be non-negative"):
+        cluster_shares([[0, 1]], [0, -1])
+    with pytest.raises(FileNotFoundError, match="`embeddings` file not found"):
+        explore_embeddings(tmp_path / "none.h5", tmp_path / "x.html", verbose=False)
+    code = main(["explore", str(emb), "-o", str(tmp_path / "x.html"), "--max-thumbnails", "-1"])
+    assert code == 2 and not (tmp_path / "x.html").exists()
