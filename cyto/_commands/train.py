@@ -118,6 +118,12 @@ def _machine_options(p: argparse.ArgumentParser) -> None:
         help="also checkpoint every STEPS steps (default 0: at the end of each epoch only)",
     )
     p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="compile the training step with torch.compile (worth it on a GPU)",
+    )
+    p.add_argument(
         "--tensorboard",
         action="store_true",
         default=None,
@@ -155,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         "log_every": args.log_every,
         "checkpoint_every": args.checkpoint_every,
         "tensorboard": args.tensorboard,
+        "compile": args.compile,
         "progress": False if args.quiet else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}

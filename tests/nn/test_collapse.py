@@ -188,7 +188,11 @@ def test_default_path_on_a_few_dozen_real_crops_gives_a_healthy_embedding(tmp_pa
     out = embed(run, few, tmp_path / "emb.h5", progress=False, num_workers=0, threads=1)
     with h5py.File(out, "r") as f:
         health = json.loads(f.attrs["health"])
-    assert not health["degenerate"] and health["distinct_maps"] >= 4
+    # Measured over seeds 0-3 of this run: 2-16 distinct code maps of the 96 crops, 3-10
+    # codes used, relative variance 0.03-0.15; a collapsed run has 1 map, 1-2 codes and a
+    # relative variance near 0.
+    assert not health["degenerate"]
+    assert health["codes_used"] >= 3 and health["relative_variance"] > 0.01
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_epoch"] >= 0 and (run / "checkpoints" / "best.pt").exists()
     vq = [

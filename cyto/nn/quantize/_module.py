@@ -462,7 +462,6 @@ class VectorQuantizer(nn.Module):
             centroids[used] = sums[used] / counts[used, None]
         return centroids
 
-    @torch.compiler.disable  # one-off / data-dependent, with collectives
     @torch.no_grad()
     def _update_statistics(self, vectors: Tensor, indices: Tensor, counts: Tensor) -> None:
         counts = all_reduce_sum(counts.to(self.cluster_size.dtype))
@@ -481,13 +480,17 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart_dead_codes(self, vectors: Tensor) -> None:
-        # cluster_size is identical on all ranks, so every rank finds the same dead codes.
-        dead = torch.nonzero(self.cluster_size < self.dead_code_threshold).flatten()
-        if dead.numel() == 0:
-            return
-        new_codes = sample_rows_rank0(vectors, int(dead.numel()))
-        self.codebook.data[dead] = new_codes
+        """Move codes used less than ``dead_code_threshold`` onto random encoder outputs.
+
+        Branch-free (``torch.where`` over all codes, one candidate row drawn per code every
+        step), so the training step never waits for the device to say whether a code died
+        and ``torch.compile`` captures it in one graph. ``cluster_size`` is identical on all
+        ranks and the candidates come from rank 0, so every rank makes the same moves.
+        """
+        dead = self.cluster_size < self.dead_code_threshold
+        candidates = sample_rows_rank0(vectors, self.num_embeddings)
         # A fresh code gets the average usage as a grace period before it can die again.
-        self.cluster_size[dead] = self.cluster_size.mean().clamp_min(self.dead_code_threshold)
-        self.embed_sum[dead] = new_codes * self.cluster_size[dead, None]
-        logger.debug("restarted %d dead codes", dead.numel())
+        grace = self.cluster_size.mean().clamp_min(self.dead_code_threshold)
+        self.codebook.data.copy_(torch.where(dead[:, None], candidates, self.codebook))
+        self.cluster_size.copy_(torch.where(dead, grace, self.cluster_size))
+        self.embed_sum.copy_(torch.where(dead[:, None], candidates * grace, self.embed_sum))
