@@ -148,7 +148,11 @@ def bench_embed(run: Path, store: Path, out: Path, device, batch: int, **kw) -> 
     with CropStore(store) as s:
         n = len(s)
     t = time.perf_counter()
-    embed(run, store, out, batch_size=batch, device=str(device), progress=False, **kw)
+    # throughput only: a short benchmark run may well give degenerate encodings
+    embed(
+        run, store, out, batch_size=batch, device=str(device), progress=False,
+        allow_degenerate=True, **kw,
+    )  # fmt: skip
     return n / (time.perf_counter() - t)
 
 
@@ -158,7 +162,7 @@ _PEAK = """
 import sys
 from cyto.nn import embed
 embed(sys.argv[1], sys.argv[2], sys.argv[3], batch_size=int(sys.argv[4]), device="cpu",
-      num_workers=0, progress=False)
+      num_workers=0, progress=False, allow_degenerate=True)
 status = open("/proc/self/status").read().splitlines()
 print(next(int(x.split()[1]) for x in status if x.startswith("VmHWM")))
 """
@@ -187,13 +191,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats (best kept)")
     parser.add_argument("--embed-crops", type=int, default=1024, help="crops in the store")
     parser.add_argument("--out", type=Path, default=RESULTS / "train.json")
+    parser.add_argument(
+        "--devices", default="cpu,cuda", help="comma-separated; cuda is skipped without one"
+    )
     args = parser.parse_args()
 
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
-    else:
-        print("CUDA not available: CUDA benchmarks skipped")
+    devices = [torch.device(d) for d in args.devices.split(",") if d != "cuda"]
+    if "cuda" in args.devices.split(","):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        else:
+            print("CUDA not available: CUDA benchmarks skipped")
     batch = args.batch_size
     results: dict = {
         "machine": machine_info(torch=True),
