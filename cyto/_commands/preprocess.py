@@ -68,6 +68,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--dtype", choices=("float16", "float32"), default="float16", help="crop storage type"
     )
+    p.add_argument(
+        "--store-compression",
+        choices=("lzf", "none"),
+        default="lzf",
+        help="compression of the stored crops: lzf (default) or none (~1.45x the disk, "
+        "fastest training reads)",
+    )
     add_workers(p, "local worker processes (default: all cores)", None)
     p.add_argument(
         "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786); needs cyto[dask]"
@@ -115,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
             nucleus_diameter=args.nucleus_diameter,
             normalize=args.normalize,
             dtype=args.dtype,
+            compression=None if args.store_compression == "none" else "lzf",
             workers=args.workers,
             scheduler=args.scheduler,
             progress=not args.quiet,

@@ -2,7 +2,9 @@
 
 File layout (``format_version`` 1)::
 
-    /crops        (N, C, S, S) float16 or float32, chunked along N, compressed
+    /crops        (N, C, S, S) float16 or float32, one crop per chunk, LZF-compressed
+                  with byte shuffle (or uncompressed; files written before cyto
+                  0.1.1 hold several crops per chunk: still read, more slowly)
     /protein_id   (N,) variable-length UTF-8 str
     /fov_id       (N,) variable-length UTF-8 str
     /centers      (N, 2) int32  (row, col of the crop centre in the processed field)
@@ -42,9 +44,11 @@ CHANNEL_NAMES = ("protein", "distance", "nucleus")
 _REQUIRED = ("crops", "protein_id", "fov_id", "centers", "nucleus_id")
 # the fov table's own columns; any other column is field metadata
 _FOV_COLUMNS = ("fov_id", "protein_id", "path", "n_crops", "source")
-# Target size of one compressed chunk of /crops: small enough for random access
-# from a DataLoader, large enough to compress well.
-_CHUNK_BYTES = 1 << 18
+#: Compressions of /crops a writer offers: LZF with byte shuffle (fast to decode, about
+#: 0.7x the raw size on real crops) or none (1.45x the disk, read by plain file reads).
+COMPRESSIONS = ("lzf", None)
+_LZF = 32000  # HDF5 filter ids
+_SHUFFLE = 2
 
 
 def _h5py():
@@ -93,10 +97,73 @@ def _as_str_array(values: Any, n: int, name: str) -> np.ndarray:
     return np.array([str(v) for v in arr], dtype=object)
 
 
-def _crop_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    per_crop = max(1, int(np.prod(shape[1:])) * itemsize)
-    rows = max(1, min(max(shape[0], 1), _CHUNK_BYTES // per_crop))
-    return (rows, *shape[1:])
+class _CropChunks:
+    """Direct reads of /crops when every crop is its own chunk.
+
+    A training loader reads crops in random order. Through HDF5 each read pays for the
+    library's selection machinery (and, with several crops per chunk, for decompressing
+    crops nobody asked for); here each crop is one ``pread`` of its chunk's bytes, then
+    LZF decoding (imagecodecs) and the byte unshuffle in NumPy: about 5x the crops/s
+    of the chunked layout per core (``benchmarks/bench_loader.py``). The chunk offsets
+    come from one pass of HDF5's chunk iterator when the store is opened.
+    """
+
+    def __init__(self, path: Path, crops: Any) -> None:
+        plist = crops.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        if crops.chunks != (1, *crops.shape[1:]) or filters not in ([], [_SHUFFLE, _LZF]):
+            raise NotImplementedError("not one plain or shuffle+LZF crop per chunk")
+        self.compressed = bool(filters)
+        self.shape = tuple(crops.shape[1:])
+        self.dtype = crops.dtype
+        n = crops.shape[0]
+        self.offsets = np.full(n, -1, dtype=np.int64)
+        self.sizes = np.zeros(n, dtype=np.int64)
+        self.masks = np.zeros(n, dtype=np.uint32)
+
+        def visit(info: Any) -> None:
+            i = info.chunk_offset[0]
+            self.offsets[i], self.sizes[i], self.masks[i] = (
+                info.byte_offset,
+                info.size,
+                info.filter_mask,
+            )
+
+        crops.id.chunk_iter(visit)  # HDF5 >= 1.14 (else AttributeError: the h5py path)
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def read(self, rows: np.ndarray, fallback: Any) -> np.ndarray:
+        """Crops ``rows`` (native dtype); ``fallback(i)`` reads a chunk HDF5 must decode
+        itself (a filter skipped for it) or one never written (fill value)."""
+        per = int(np.prod(self.shape))
+        item = self.dtype.itemsize
+        if not self.compressed:
+            out = np.empty((len(rows), per * item), dtype=np.uint8)
+            for k, i in enumerate(rows):
+                if (
+                    self.offsets[i] < 0
+                    or os.preadv(self.fd, [out[k]], self.offsets[i]) != out[k].size
+                ):
+                    out[k] = fallback(i).view(np.uint8).ravel()
+            return out.view(self.dtype).reshape((len(rows), *self.shape))
+        from imagecodecs import lzf_decode
+
+        shuffled = np.empty((len(rows), item, per), dtype=np.uint8)
+        for k, i in enumerate(rows):
+            if self.offsets[i] < 0 or self.masks[i]:
+                data = np.ascontiguousarray(fallback(i)).view(np.uint8).reshape(per, item)
+                shuffled[k] = data.T
+                continue
+            raw = os.pread(self.fd, int(self.sizes[i]), int(self.offsets[i]))
+            shuffled[k] = np.frombuffer(lzf_decode(raw, out=per * item), np.uint8).reshape(
+                item, per
+            )
+        # the shuffle filter stored each value's bytes in separate planes
+        out = np.ascontiguousarray(shuffled.transpose(0, 2, 1))
+        return out.view(self.dtype).reshape((len(rows), *self.shape))
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class CropStoreWriter:
@@ -118,6 +185,8 @@ class CropStoreWriter:
         Stored pixel type (float16 or float32).
     params : dict or None
         JSON-serializable preprocessing parameters.
+    compression : {"lzf", None}, default "lzf"
+        LZF with byte shuffle, or none (larger, fastest to read).
     """
 
     def __init__(
@@ -128,8 +197,13 @@ class CropStoreWriter:
         crop_size: int,
         dtype: np.dtype,
         params: dict | None,
+        compression: str | None = "lzf",
     ) -> None:
         h5py = _h5py()
+        if compression not in COMPRESSIONS:
+            raise ValueError(
+                f"`compression` must be one of {list(COMPRESSIONS)}, got {compression!r}"
+            )
         from cyto import __version__
         from cyto._provenance import package_versions
 
@@ -152,9 +226,9 @@ class CropStoreWriter:
             shape=shape,
             maxshape=(None, c, s, s),
             dtype=self.dtype,
-            chunks=_crop_chunks(shape, self.dtype.itemsize),
-            compression="lzf",
-            shuffle=True,
+            chunks=(1, c, s, s),  # one crop per chunk: random reads decode only it
+            compression=compression,
+            shuffle=compression is not None,
         )
         sdt = _str_dtype()
         for name in ("protein_id", "fov_id"):
@@ -232,6 +306,7 @@ def write_crop_store(
     nucleus_ids: np.ndarray | None = None,
     channels: Sequence[str] = ("protein", "distance"),
     params: dict | None = None,
+    compression: str | None = "lzf",
 ) -> Path:
     """Write crops and their labels to a new HDF5 crop store, atomically.
 
@@ -257,6 +332,8 @@ def write_crop_store(
         ``("protein", "distance", "nucleus")``.
     params : dict, optional
         JSON-serializable preprocessing parameters, stored as the ``params`` attribute.
+    compression : {"lzf", None}, default "lzf"
+        Compression of the crops (see :class:`CropStoreWriter`).
 
     Returns
     -------
@@ -311,7 +388,10 @@ def write_crop_store(
 
     dtype = np.float16 if crops.dtype == np.float16 else np.float32
     with atomic_path(path) as tmp:
-        w = CropStoreWriter(tmp, channels=channels, crop_size=s, dtype=dtype, params=params)
+        w = CropStoreWriter(
+            tmp, channels=channels, crop_size=s, dtype=dtype, params=params,
+            compression=compression,
+        )  # fmt: skip
         try:
             w.append(
                 crops,
@@ -375,6 +455,7 @@ class CropStore:
         self.path = Path(path)
         self._file = None
         self._pid = None
+        self._chunks: _CropChunks | bool | None = None  # None: not tried in this process
         f = self._open()
         try:
             self._load_metadata(f)
@@ -452,6 +533,7 @@ class CropStore:
         if self._file is None or self._pid != os.getpid():
             # Never reuse an HDF5 handle across fork: open a fresh one in this process.
             self._file = None
+            self._chunks = None
             self._open()
         return self._file
 
@@ -459,8 +541,20 @@ class CropStore:
     def __len__(self) -> int:
         return self._n
 
-    def read(self, indices: slice | Sequence[int] | np.ndarray) -> np.ndarray:
-        """Read crops as float32.
+    def _chunk_reader(self) -> _CropChunks | None:
+        """This process's direct chunk reader, or None where the layout does not allow one."""
+        crops = self._handle()["crops"]
+        if self._chunks is None:
+            try:
+                self._chunks = _CropChunks(self.path, crops)
+            except (NotImplementedError, AttributeError, ImportError):
+                self._chunks = False
+        return self._chunks or None
+
+    def read(
+        self, indices: slice | Sequence[int] | np.ndarray, dtype: Any = np.float32
+    ) -> np.ndarray:
+        """Read crops as float32 (or as stored, ``dtype=None``).
 
         A damaged file (a corrupted or truncated chunk) raises an :class:`OSError`
         naming the store, the dataset and the crops that could not be read.
@@ -470,10 +564,14 @@ class CropStore:
         indices : slice or 1-D int array-like
             Which crops, in the order wanted (unsorted and repeated indices are fine,
             negative indices count from the end).
+        dtype : numpy dtype or None, default float32
+            Type of the result; ``None`` keeps the stored type (float16 for stores
+            written by ``cyto preprocess``), saving a conversion pass for callers that
+            convert anyway.
 
         Returns
         -------
-        crops : (n, C, S, S) float32 ndarray
+        crops : (n, C, S, S) ndarray
 
         Raises
         ------
@@ -483,7 +581,7 @@ class CropStore:
             If ``indices`` is neither a slice nor integers.
         """
         try:
-            return self._read(indices)
+            out = self._read(indices)
         except OSError as err:
             if isinstance(indices, slice):
                 where = f"crops {indices.start or 0}..{indices.stop}"
@@ -494,11 +592,12 @@ class CropStore:
                 f"crop store {self.path}: cannot read {where} of dataset /crops ({err}); "
                 "the file is damaged: rewrite it (`cyto preprocess` resumes from the images)"
             ) from None
+        return out if dtype is None else np.asarray(out, dtype=dtype)
 
     def _read(self, indices: slice | Sequence[int] | np.ndarray) -> np.ndarray:
         crops = self._handle()["crops"]
         if isinstance(indices, slice):
-            return np.asarray(crops[indices], dtype=np.float32)
+            return crops[indices]
         idx = np.asarray(indices)
         if idx.ndim == 0:
             idx = idx.reshape(1)
@@ -515,7 +614,12 @@ class CropStore:
         idx = np.where(idx < 0, idx + n, idx)
         uniq, inverse = np.unique(idx, return_inverse=True)
         lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-        if hi - lo <= 4 * len(uniq):  # dense enough: one contiguous read
+        reader = self._chunk_reader()
+        if reader is not None and hi - lo < len(uniq) * 2:
+            out = crops[lo:hi][uniq - lo]  # dense (e.g. embedding in order): one HDF5 read
+        elif reader is not None:
+            out = reader.read(uniq, lambda i: crops[int(i)])
+        elif hi - lo <= 4 * len(uniq):  # dense enough: one contiguous read
             out = crops[lo:hi][uniq - lo]
         else:
             # one slice read per stored chunk touched: h5py point selections are
@@ -529,7 +633,10 @@ class CropStore:
                 first = int(chunk[a]) * rows
                 block = crops[first : min(first + rows, self._n)]
                 out[a:b] = block[uniq[a:b] - first]
-        return np.asarray(out[inverse.reshape(-1)], dtype=np.float32)
+        inverse = inverse.reshape(-1)
+        if len(uniq) == len(idx) and np.array_equal(uniq, idx):
+            return out  # sorted, no repeats: already in order
+        return out[inverse]
 
     def fov_table(self) -> dict[str, np.ndarray]:
         """The fields of view recorded by ``cyto preprocess`` (empty arrays if none).
@@ -629,6 +736,9 @@ class CropStore:
 
     def close(self) -> None:
         """Close the file handle (metadata stay available)."""
+        if self._chunks and self._pid == os.getpid():
+            self._chunks.close()
+        self._chunks = None
         if self._file is not None:
             try:
                 if self._pid == os.getpid():
@@ -646,6 +756,7 @@ class CropStore:
         state = self.__dict__.copy()
         state["_file"] = None
         state["_pid"] = None
+        state["_chunks"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:

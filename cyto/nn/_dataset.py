@@ -26,9 +26,11 @@ from cyto._cpus import available_cpus, free_cpus
 __all__ = [
     "SPLIT_NAMES",
     "BlockShuffleSampler",
+    "CropBatch",
     "CropDataset",
     "DihedralAugment",
     "PairedCropDataset",
+    "collate_crops",
     "default_num_workers",
     "encode_labels",
     "split_crops",
@@ -85,20 +87,51 @@ class DihedralAugment:
         key = _epoch_key(self.seed, epoch)
         return (_splitmix64(idx ^ key) >> np.uint64(61)).astype(np.int64)
 
-    def __call__(self, batch: np.ndarray, indices: np.ndarray, *, epoch: int) -> np.ndarray:
-        """Apply the transforms to ``batch`` (n, C, S, S) for crops ``indices`` (n,)."""
+    def __call__(
+        self, batch: np.ndarray, indices: np.ndarray, *, epoch: int, dtype: Any = None
+    ) -> np.ndarray:
+        """Apply the transforms to ``batch`` (n, C, S, S) for crops ``indices`` (n,).
+
+        ``dtype`` converts in the same pass (e.g. float16 crops to float32 tensors).
+        """
         codes = self.codes(indices, epoch=epoch)
-        out = np.empty_like(batch)
-        for code in np.unique(codes):
-            sel = codes == code
-            part = batch[sel]
-            if code >= 4:
-                part = part[..., ::-1]
-            out[sel] = np.rot90(part, k=int(code % 4), axes=(-2, -1))
+        out = np.empty(batch.shape, dtype=batch.dtype if dtype is None else dtype)
+        # one copy per crop: grouping crops by transform first would copy each twice more
+        for k, code in enumerate(codes):
+            part = batch[k, ..., ::-1] if code >= 4 else batch[k]
+            out[k] = np.rot90(part, k=int(code % 4), axes=(-2, -1))
         return out
 
     def __repr__(self) -> str:
         return f"DihedralAugment(seed={self.seed})"
+
+
+class CropBatch(Sequence):
+    """A batch read whole by :meth:`CropDataset.__getitems__`: ``(x, y)`` tensors.
+
+    Indexing gives the ``(x[i], y[i])`` pairs (as a list of items would), while
+    :func:`collate_crops` returns the stacked tensors as they are, without the copy
+    of the default collation.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return self.x[i], self.y[i]
+
+
+def collate_crops(items: Any) -> Any:
+    """DataLoader ``collate_fn``: a :class:`CropBatch` as ``[x, y]``, anything else as
+    torch's default collation does."""
+    if isinstance(items, CropBatch):
+        return [items.x, items.y]
+    from torch.utils.data import default_collate
+
+    return default_collate(items)
 
 
 class CropDataset(Dataset):
@@ -174,9 +207,10 @@ class CropDataset(Dataset):
         return int(self.indices.size)
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
-        # CropStore.read sorts the rows, reads each touched chunk once and reopens the
-        # file in a new process (fork-safe)
-        return self._store.read(rows)
+        # As stored (float16 from `cyto preprocess`): the augmentation converts in its own
+        # pass. CropStore.read sorts the rows, reads each crop's chunk directly and
+        # reopens the file in a new process (fork-safe).
+        return self._store.read(rows, dtype=None)
 
     def read(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read dataset positions as ``(crops (n, C, S, S) float32, labels (n,))``.
@@ -191,18 +225,17 @@ class CropDataset(Dataset):
             return np.empty(shape, np.float32), self.labels[rows]
         out = self._read_rows(rows)
         if self.augment is not None:
-            out = self.augment(out, rows, epoch=self.epoch)
+            return self.augment(out, rows, epoch=self.epoch, dtype=np.float32), self.labels[rows]
         return np.ascontiguousarray(out, dtype=np.float32), self.labels[rows]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.read([i])
         return torch.from_numpy(x[0]), torch.tensor(y[0])
 
-    def __getitems__(self, positions: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def __getitems__(self, positions: list[int]) -> CropBatch:
+        """A whole batch, read at once; :func:`collate_crops` passes it through unstacked."""
         x, y = self.read(positions)
-        xt = torch.from_numpy(x)
-        yt = torch.from_numpy(y)
-        return [(xt[i], yt[i]) for i in range(len(positions))]
+        return CropBatch(torch.from_numpy(x), torch.from_numpy(y))
 
     def close(self) -> None:
         """Close this process's store handle (reopened on the next read)."""
@@ -306,7 +339,7 @@ class PairedCropDataset(CropDataset):
         if self.augment is not None:
             # each crop of a pair gets its own transform (the partner's keyed apart)
             keys = np.concatenate([both[: rows.size], both[rows.size :] + self.labels.size])
-            crops = self.augment(crops, keys, epoch=self.epoch)
+            crops = self.augment(crops, keys, epoch=self.epoch, dtype=np.float32)
         pairs = np.concatenate([crops[: rows.size], crops[rows.size :]], axis=1)
         return np.ascontiguousarray(pairs, dtype=np.float32), self.labels[rows]
 

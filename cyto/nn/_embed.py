@@ -52,7 +52,13 @@ from cyto.data._embeddings import EMBEDDING_FORMAT, Embeddings, EmbeddingsWriter
 from cyto.data._rundir import RunDir
 
 from ._checkpoint import load_checkpoint
-from ._dataset import SPLIT_NAMES, CropDataset, default_num_workers, torch_threads
+from ._dataset import (
+    SPLIT_NAMES,
+    CropDataset,
+    collate_crops,
+    default_num_workers,
+    torch_threads,
+)
 from ._distributed import resolve_device
 
 __all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
@@ -440,6 +446,7 @@ def _encode_rows(
         sampler=sampler,
         num_workers=workers,
         pin_memory=dev.type == "cuda",
+        collate_fn=collate_crops,
     )
     options = {k: bool(job.identity[k]) for k in ("logits", "local", "global_only")}
     pos = start

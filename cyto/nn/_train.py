@@ -58,6 +58,7 @@ from ._dataset import (
     CropDataset,
     DihedralAugment,
     PairedCropDataset,
+    collate_crops,
     default_num_workers,
     default_threads,
     encode_labels,
@@ -1167,6 +1168,7 @@ def _make_loaders(
         num_workers=workers,
         pin_memory=info.device.type == "cuda",
         generator=generator,
+        collate_fn=collate_crops,
     )
     if workers > 0:
         common["prefetch_factor"] = 4

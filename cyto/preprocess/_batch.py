@@ -290,6 +290,7 @@ def _consolidate(
     params: dict,
     channels: tuple[str, ...],
     sources: Mapping[str, str],
+    compression: str | None = "lzf",
 ) -> int:
     """Merge the old store and all shards into a new store; replace atomically."""
     from cyto.data import CropStore, CropStoreWriter
@@ -303,6 +304,7 @@ def _consolidate(
                 crop_size=params["crop_size"],
                 dtype=np.dtype(params["dtype"]),
                 params=params,
+                compression=compression,
             )
             try:
                 table = _copy_old_store(old, w) if old is not None else []
@@ -435,6 +437,7 @@ def preprocess_dataset(
     masks: str | os.PathLike | None = None,
     segmenter: str | Callable[..., np.ndarray] | None = None,
     plate_map: str | os.PathLike | Mapping[str, str] | None = None,
+    compression: str | None = "lzf",
 ) -> BatchReport:
     """Preprocess every field of view of a dataset into one HDF5 crop store.
 
@@ -461,6 +464,11 @@ def preprocess_dataset(
         As in :func:`preprocess_fov`.
     dtype : {"float16", "float32"}
         Storage type of the crops.
+    compression : {"lzf", None}, default "lzf"
+        Compression of the stored crops (one crop per chunk either way): LZF with byte
+        shuffle, or none (about 1.45x the disk, for the fastest training reads). Not a
+        preprocessing parameter: a resumed run may change it, and the whole store is
+        rewritten with it.
     workers : int, optional
         Processes of the local pool (default: all CPU cores); 1 runs in this process.
     scheduler : str or distributed.Client, optional
@@ -523,6 +531,8 @@ def preprocess_dataset(
         raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
     if dtype not in ("float16", "float32"):
         raise ValueError(f"`dtype` {dtype!r} must be 'float16' or 'float32'")
+    if compression not in ("lzf", None):
+        raise ValueError(f"`compression` {compression!r} must be 'lzf' or None")
     if normalize == "none" and dtype == "float16":
         raise ValueError(
             "`normalize`='none' keeps raw intensities (up to 65535 for 16-bit images), "
@@ -574,8 +584,9 @@ def preprocess_dataset(
         return report
     with write_lock(out, what="crop store"):
         return _preprocess_locked(
-            specs, sources, out, params, names, report, workers, scheduler, progress, on_error, t0
-        )
+            specs, sources, out, params, names, report, workers, scheduler, progress, on_error, t0,
+            compression,
+        )  # fmt: skip
 
 
 def _segmenter_name(segmenter: Any, workers: int | None, scheduler: Any) -> str:
@@ -671,6 +682,7 @@ def _preprocess_locked(
     progress: bool,
     on_error: Callable[[str, str], None] | None,
     t0: float,
+    compression: str | None,
 ) -> BatchReport:
     """The body of :func:`preprocess_dataset`, run while holding the store's lock."""
     parts = out.with_name(out.name + _PARTS_SUFFIX)
@@ -678,7 +690,7 @@ def _preprocess_locked(
     _check_same_inputs(out, done, specs, sources)
     _prepare_parts(out, parts, params)
     if not out.exists():  # an empty, valid store from the start
-        _consolidate(out, parts, [], params, names, sources)
+        _consolidate(out, parts, [], params, names, sources, compression)
     sharded = {s.fov_id for s in specs if (parts / _shard_name(s.fov_id)).is_file()}
     pending = [s for s in specs if s.fov_id not in done and s.fov_id not in sharded]
     report.n_skipped = len(specs) - len(pending)
@@ -712,7 +724,7 @@ def _preprocess_locked(
             if not disk_full:
                 raise
         else:
-            report.n_crops = _consolidate(out, parts, specs, params, names, sources)
+            report.n_crops = _consolidate(out, parts, specs, params, names, sources, compression)
     shutil.rmtree(parts, ignore_errors=True)
     report.seconds = time.perf_counter() - t0
     return report

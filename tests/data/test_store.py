@@ -199,3 +199,66 @@ def test_damaged_chunk_names_the_store_and_the_crops(tmp_path) -> None:
     with CropStore(path) as store:
         with pytest.raises(OSError, match=r"crop store .*c\.h5: cannot read crops \[0, 1\]"):
             store.read([0, 1])
+
+
+# ------------------------------------------------------------------ direct chunk reads
+def _mixed_crops(n=40, seed=0):
+    """Compressible crops (LZF applies) and noise (LZF skipped for that chunk)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2, 16, 16)).astype(np.float16)
+    x[::2] = np.round(x[::2] * 2) / 8  # few distinct values: compresses
+    return x
+
+
+@pytest.mark.parametrize("compression", ["lzf", None])
+def test_direct_chunk_reads_equal_hdf5_reads(tmp_path, compression):
+    x = _mixed_crops()
+    path = write_crop_store(tmp_path / "c.h5", x, "P", compression=compression)
+    with h5py.File(path, "r") as f:
+        assert f["crops"].chunks == (1, 2, 16, 16)
+        assert f["crops"].compression == compression
+    idx = np.array([39, 5, 3, 3, 0, 21, 11, 38, 1, 7, 30, 17])  # unsorted, repeated, sparse
+    with CropStore(path) as s:
+        reader = s._chunk_reader()
+        assert reader is not None and reader.compressed == (compression is not None)
+        if compression:  # some chunks were stored with LZF skipped: the HDF5 fallback
+            assert reader.masks.any() and not reader.masks.all()
+        np.testing.assert_array_equal(s.read(idx), x[idx].astype(np.float32))
+        native = s.read(idx, dtype=None)
+        assert native.dtype == np.float16
+        np.testing.assert_array_equal(native, x[idx])
+        np.testing.assert_array_equal(s.read(np.arange(10, 20)), x[10:20])  # dense: one read
+        np.testing.assert_array_equal(s.read(slice(3, 9)), x[3:9])
+
+
+def test_stores_of_several_crops_per_chunk_are_still_read(tmp_path):
+    """Files written before one-crop chunks hold 6 crops per chunk: the HDF5 path."""
+    x = _mixed_crops()
+    path = write_crop_store(tmp_path / "c.h5", x, "P")
+    with h5py.File(path, "a") as f:
+        del f["crops"]
+        f.create_dataset(
+            "crops", data=x, chunks=(6, 2, 16, 16), maxshape=(None, 2, 16, 16),
+            compression="lzf", shuffle=True,
+        )  # fmt: skip
+    idx = np.array([39, 5, 3, 3, 0, 21])
+    with CropStore(path) as s:
+        assert s._chunk_reader() is None
+        np.testing.assert_array_equal(s.read(idx), x[idx].astype(np.float32))
+
+
+def test_direct_reads_reopen_after_fork(tmp_path):
+    """A pickled store (as DataLoader workers get it) opens its own file and offsets."""
+    x = _mixed_crops()
+    path = write_crop_store(tmp_path / "c.h5", x, "P")
+    with CropStore(path) as s:
+        s.read([1, 30])
+        clone = pickle.loads(pickle.dumps(s))
+        assert clone._chunks is None and clone._file is None
+        np.testing.assert_array_equal(clone.read([30, 2]), x[[30, 2]].astype(np.float32))
+        clone.close()
+
+
+def test_bad_compression_is_named(tmp_path):
+    with pytest.raises(ValueError, match="`compression` must be one of"):
+        write_crop_store(tmp_path / "c.h5", _mixed_crops(4), "P", compression="gzip")
