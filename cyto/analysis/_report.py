@@ -33,7 +33,7 @@ from cyto.analysis._spectra import (
     mean_by_label,
     representative_images,
 )
-from cyto.data._embeddings import Embeddings
+from cyto.data._embeddings import Embeddings, LazyRows
 
 __all__ = ["AnalysisReport", "analyze_embeddings", "write_report"]
 
@@ -292,14 +292,19 @@ def _atlas_rows(emb: Embeddings, split: str | None, max_points: int | None) -> t
     return rows, used
 
 
-def _local_codes(emb: Embeddings) -> tuple[np.ndarray | None, int]:
-    """Local VQ index maps (None if absent) and the local codebook size."""
-    idx = emb.read("local_indices") if "local_indices" in emb else None
+def _local_codes(emb: Embeddings) -> tuple[LazyRows | None, int]:
+    """Local VQ index maps (None if absent), read lazily: the spectra and cluster shares
+    walk them block by block, so 10⁶ maps never sit in memory; the local codebook size."""
+    idx = emb.lazy("local_indices") if "local_indices" in emb else None
     if "local_hist" in emb:
         return idx, emb.shape("local_hist")[1]
     if "num_embeddings_local" in emb.attrs:
         return idx, int(emb.attrs["num_embeddings_local"])
-    return idx, (int(idx.max()) + 1 if idx is not None else 0)
+    if idx is None:
+        return None, 0
+    step = 4096
+    top = max((int(idx[a : a + step].max()) for a in range(0, len(idx), step)), default=-1)
+    return idx, top + 1
 
 
 def _read_embeddings(

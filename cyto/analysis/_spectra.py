@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +25,12 @@ __all__ = [
 _CHUNK = 1 << 22  # code positions per bincount chunk (32 MiB of int64 keys)
 
 
-def _check_indices(indices: Any, num_codes: int) -> np.ndarray:
+def _check_num_codes(num_codes: Any) -> None:
     if not isinstance(num_codes, (int, np.integer)) or num_codes < 1:
         raise ValueError(f"`num_codes` must be a positive integer, got {num_codes!r}")
-    idx = as_int_array(indices, "indices")
-    if idx.ndim < 1:
-        raise ValueError(f"`indices` must have one row per image, got shape {idx.shape}")
-    idx = idx.reshape(idx.shape[0], -1)
+
+
+def _check_range(idx: np.ndarray, num_codes: int) -> np.ndarray:
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= num_codes:
@@ -41,9 +40,50 @@ def _check_indices(indices: Any, num_codes: int) -> np.ndarray:
     return idx
 
 
-def _binned(rows: np.ndarray, idx: np.ndarray, n_rows: int, num_codes: int) -> np.ndarray:
+def _check_indices(indices: Any, num_codes: int) -> np.ndarray:
+    _check_num_codes(num_codes)
+    idx = as_int_array(indices, "indices")
+    if idx.ndim < 1:
+        raise ValueError(f"`indices` must have one row per image, got shape {idx.shape}")
+    return _check_range(idx.reshape(idx.shape[0], -1), num_codes)
+
+
+def _is_lazy(indices: Any) -> bool:
+    """Rows read on slicing (e.g. :class:`cyto.data.LazyRows`), not an in-memory array."""
+    return not isinstance(indices, (np.ndarray, list, tuple)) and hasattr(indices, "shape")
+
+
+def _n_images(indices: Any) -> int:
+    return int(indices.shape[0]) if _is_lazy(indices) else int(np.shape(indices)[0])
+
+
+def _index_blocks(indices: Any, num_codes: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, (b, P) checked int block)`` over the rows of ``indices``.
+
+    An array is walked in views; lazily read rows (:class:`cyto.data.LazyRows`) are read
+    one block at a time, so memory stays bounded whatever the number of images.
+    """
+    _check_num_codes(num_codes)
+    lazy = _is_lazy(indices)
+    src = indices if lazy else as_int_array(indices, "indices")
+    if len(src.shape) < 1:
+        raise ValueError(f"`indices` must have one row per image, got shape {src.shape}")
+    per_image = int(np.prod(src.shape[1:]))
+    step = max(_CHUNK // max(per_image, 1), 1)
+    for start in range(0, int(src.shape[0]), step):
+        block = (
+            as_int_array(src[start : start + step], "indices")
+            if lazy
+            else src[start : step + start]
+        )
+        yield start, _check_range(block.reshape(block.shape[0], -1), num_codes)
+
+
+def _binned(
+    rows: np.ndarray, idx: np.ndarray, n_rows: int, num_codes: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Counts ``out[rows[i], idx[i, j]] += 1`` by bincount on ``row * K + code``, chunked."""
-    out = np.zeros(n_rows * num_codes, dtype=np.int64)
+    out = np.zeros(n_rows * num_codes, dtype=np.int64) if out is None else out.reshape(-1)
     per_image = max(idx.shape[1], 1)
     step = max(_CHUNK // per_image, 1)
     for start in range(0, idx.shape[0], step):
@@ -131,7 +171,8 @@ def feature_spectra(indices: Any, groups: Any, num_codes: int) -> FeatureSpectra
     Parameters
     ----------
     indices : (n, ...) array_like of int
-        Local (VQ1) code indices per image, e.g. (n, 625).
+        Local (VQ1) code indices per image, e.g. (n, 625); also rows read lazily
+        (:meth:`cyto.data.Embeddings.lazy`), walked block by block in bounded memory.
     groups : (n,) array_like
         Group of each image, typically its protein id. Images with an unlabelled group
         (``None``, ``""``, NaN, -1) are skipped.
@@ -154,14 +195,15 @@ def feature_spectra(indices: Any, groups: Any, num_codes: int) -> FeatureSpectra
     >>> s.groups.tolist(), s.spectra.tolist(), s.n_images.tolist()
     (['A', 'B'], [[1.5, 0.5, 0.0], [0.0, 0.0, 2.0]], [2, 1])
     """
-    idx = _check_indices(indices, num_codes)
-    codes, classes = encode_labels(groups, idx.shape[0], name="groups")
-    keep = codes >= 0
-    if not keep.all():
-        idx, codes = idx[keep], codes[keep]
+    _check_num_codes(num_codes)
+    codes, classes = encode_labels(groups, _n_images(indices), name="groups")
     g = classes.shape[0]
-    sums = _binned(codes, idx, g, num_codes)
-    n_images = np.bincount(codes, minlength=g)
+    sums = np.zeros((g, num_codes), dtype=np.int64)
+    for start, block in _index_blocks(indices, num_codes):
+        rows = codes[start : start + block.shape[0]]
+        keep = rows >= 0
+        _binned(rows[keep], block[keep], g, num_codes, out=sums)
+    n_images = np.bincount(codes[codes >= 0], minlength=g)
     spectra = sums / np.maximum(n_images, 1)[:, None]
     return FeatureSpectra(groups=classes, spectra=spectra, n_images=n_images)
 
@@ -355,7 +397,7 @@ def cluster_shares(indices: Any, cluster_labels: Any, n_clusters: int | None = N
     Parameters
     ----------
     indices : (n_images, ...) array_like of int
-        Local code indices per image.
+        Local code indices per image (or rows read lazily, walked block by block).
     cluster_labels : (K,) array_like of int
         Feature cluster (>= 0) of every code.
     n_clusters : int, optional
@@ -372,11 +414,14 @@ def cluster_shares(indices: Any, cluster_labels: Any, n_clusters: int | None = N
     [[0.75, 0.25]]
     """
     lab = as_int_array(cluster_labels, "cluster_labels", ndim=1)
-    idx = _check_indices(indices, lab.shape[0])
     if lab.size and lab.min() < 0:
         raise ValueError("`cluster_labels` must be non-negative cluster numbers")
     k = (int(lab.max()) + 1 if lab.size else 0) if n_clusters is None else int(n_clusters)
-    return _row_histograms(lab[idx], k) / max(idx.shape[1], 1)
+    out = np.zeros((_n_images(indices), k), dtype=np.float64)
+    for start, block in _index_blocks(indices, lab.shape[0]):
+        shares = _row_histograms(lab[block], k) / max(block.shape[1], 1)
+        out[start : start + block.shape[0]] = shares
+    return out
 
 
 def representative_images(

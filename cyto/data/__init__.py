@@ -3,7 +3,13 @@
 Each on-disk format has its owner here; every other layer reads and writes it through
 that owner."""
 
-from cyto.data._embeddings import EMBEDDING_FORMAT, Embeddings, EmbeddingsWriter, export_h5ad
+from cyto.data._embeddings import (
+    EMBEDDING_FORMAT,
+    Embeddings,
+    EmbeddingsWriter,
+    LazyRows,
+    export_h5ad,
+)
 from cyto.data._rundir import RunDir
 from cyto.data._store import (
     CHANNEL_NAMES,
@@ -31,6 +37,7 @@ __all__: list[str] = [
     "CropStoreWriter",
     "Embeddings",
     "EmbeddingsWriter",
+    "LazyRows",
     "RunDir",
     "SyntheticAtlasConfig",
     "SyntheticField",

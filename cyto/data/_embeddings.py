@@ -30,7 +30,7 @@ import numpy as np
 from cyto._atomic import atomic_path, default_mode
 from cyto._paths import locate
 
-__all__ = ["EMBEDDING_FORMAT", "Embeddings", "EmbeddingsWriter", "export_h5ad"]
+__all__ = ["EMBEDDING_FORMAT", "Embeddings", "EmbeddingsWriter", "LazyRows", "export_h5ad"]
 
 #: ``format`` attribute of embedding files.
 EMBEDDING_FORMAT = "cyto-embeddings-1"
@@ -64,6 +64,74 @@ def _read_rows(ds: Any, rows: np.ndarray | None) -> np.ndarray:
             out[pos : pos + sel.size] = ds[start : start + _BLOCK][sel - start]
             pos += sel.size
     return out
+
+
+class LazyRows:
+    """Rows of one dataset of an embeddings file, read only when sliced.
+
+    Array-like enough for the analysis functions that walk their input in row blocks
+    (``shape``, ``dtype``, ``len``, slicing): 10⁶ local code maps (625 codes each, 1.25
+    GB) then never sit in memory at once. Each slice opens the file, reads those rows
+    and closes it, so the object is safe to keep and to pickle. Indexing with an integer
+    array gives the ``LazyRows`` of those rows; ``np.asarray`` reads everything.
+
+    Parameters
+    ----------
+    path : path-like
+        The embeddings file.
+    name : str
+        Dataset, e.g. ``"local_indices"``.
+    rows : (m,) int array, optional
+        File rows served (in this order); default all.
+
+    Examples
+    --------
+    >>> codes = LazyRows("emb.h5", "local_indices")  # doctest: +SKIP
+    >>> codes.shape, codes[:10].shape  # doctest: +SKIP
+    ((1000000, 1, 25, 25), (10, 1, 25, 25))
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str, rows: np.ndarray | None = None):
+        self.path, self.name = Path(path), str(name)
+        with _h5py().File(self.path, "r") as f:
+            ds = f[self.name]
+            self._file_shape, self.dtype = tuple(ds.shape), ds.dtype
+        n = self._file_shape[0]
+        self.rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (int(self.rows.size), *self._file_shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self._file_shape)
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def __getitem__(self, key: Any) -> np.ndarray | LazyRows:
+        if isinstance(key, slice):
+            return self._read(self.rows[key])
+        key = np.asarray(key)
+        if key.dtype == bool:
+            key = np.flatnonzero(key)
+        return LazyRows(self.path, self.name, self.rows[key])
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        order = np.argsort(rows, kind="stable")
+        with _h5py().File(self.path, "r") as f:
+            sorted_rows = _read_rows(f[self.name], rows[order])
+        out = np.empty_like(sorted_rows)
+        out[order] = sorted_rows
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self._read(self.rows)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"LazyRows({str(self.path)!r}, {self.name!r}, shape={self.shape})"
 
 
 class Embeddings:
@@ -129,6 +197,10 @@ class Embeddings:
     def read(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
         """Dataset ``name`` (all rows, or the sorted ``rows``), read block by block."""
         return _read_rows(self._f[name], None if rows is None else np.asarray(rows))
+
+    def lazy(self, name: str, rows: np.ndarray | None = None) -> LazyRows:
+        """Dataset ``name`` (all rows, or ``rows``) as :class:`LazyRows`: read on slicing."""
+        return LazyRows(self.path, name, rows)
 
     def strings(self, name: str) -> np.ndarray:
         """String dataset ``name`` (e.g. ``"classes"``) as ``str`` objects."""

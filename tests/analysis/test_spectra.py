@@ -135,3 +135,47 @@ def test_mean_by_label_and_representatives() -> None:
 def test_bad_input(call, match) -> None:
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_spectra_and_shares_stream_lazily_read_code_maps(tmp_path, monkeypatch):
+    """10⁶ code maps must never sit in memory: lazily read rows are walked in blocks."""
+    import h5py
+
+    import cyto.analysis._spectra as spectra_module
+    from cyto.analysis import cluster_shares
+    from cyto.data import LazyRows
+
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 16, size=(500, 1, 5, 5)).astype(np.int16)
+    groups = np.array([f"P{i % 7}" for i in range(500)], dtype=object)
+    groups[::50] = ""  # unlabelled rows are skipped
+    path = tmp_path / "emb.h5"
+    with h5py.File(path, "w") as f:
+        f["local_indices"] = idx
+    monkeypatch.setattr(spectra_module, "_CHUNK", 25 * 64)  # 64 maps per block
+    reads = []
+    original = LazyRows._read
+    monkeypatch.setattr(
+        LazyRows, "_read", lambda self, rows: reads.append(rows.size) or original(self, rows)
+    )
+    lazy = LazyRows(path, "local_indices")
+    want = feature_spectra(idx, groups, 16)
+    got = feature_spectra(lazy, groups, 16)
+    np.testing.assert_array_equal(got.groups, want.groups)
+    np.testing.assert_allclose(got.spectra, want.spectra)
+    np.testing.assert_array_equal(got.n_images, want.n_images)
+    assert max(reads) == 64 and sum(reads) == 500
+    lut = rng.integers(0, 3, 16)
+    rows = np.array([400, 3, 250, 3])  # a subset in any order, as the explorer takes
+    np.testing.assert_allclose(
+        cluster_shares(lazy[rows], lut, 3), cluster_shares(idx[rows], lut, 3)
+    )
+    np.testing.assert_array_equal(
+        representative_images(lazy, lut, n=3), representative_images(idx, lut, n=3)
+    )
+    bad = idx.copy()
+    bad[499, 0, 0, 0] = 16
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["local_indices"] = bad
+    with pytest.raises(ValueError, match=r"must lie in \[0, num_codes=16\)"):
+        feature_spectra(LazyRows(tmp_path / "bad.h5", "local_indices"), groups, 16)
