@@ -112,6 +112,12 @@ def _machine_options(p: argparse.ArgumentParser) -> None:
         "--log-every", type=int, metavar="STEPS", help="steps between metric records (default: 10)"
     )
     p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        metavar="N",
+        help="at most N steps per epoch, each epoch a fresh random subset (default 0: all)",
+    )
+    p.add_argument(
         "--checkpoint-every",
         type=int,
         metavar="STEPS",
@@ -160,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         "channels_last": args.channels_last,
         "log_every": args.log_every,
         "checkpoint_every": args.checkpoint_every,
+        "steps_per_epoch": args.steps_per_epoch,
         "tensorboard": args.tensorboard,
         "compile": args.compile,
         "progress": False if args.quiet else None,

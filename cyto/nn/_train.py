@@ -187,6 +187,11 @@ class TrainConfig:
         Channels-last memory format on CUDA (ignored on other devices).
     deterministic : bool, default False
         ``torch.use_deterministic_algorithms(True)`` during training.
+    steps_per_epoch : int, default 0
+        At most this many training steps per epoch (0: a full pass). Each epoch then
+        trains on the first ``steps_per_epoch * batch_size`` crops of its own random
+        order: a fresh random subset every epoch. ``cyto demo`` sets it from a short
+        speed measurement to fit its time budget on slow machines.
     log_every : int, default 10
         Steps between per-step metric records (and progress-bar updates).
     checkpoint_every : int, default 0
@@ -242,6 +247,7 @@ class TrainConfig:
     channels_last: bool = True
     deterministic: bool = False
     log_every: int = 10
+    steps_per_epoch: int = 0
     checkpoint_every: int = 0
     variance_samples: int = 4096
     grad_clip: float = 0.0
@@ -259,6 +265,7 @@ class TrainConfig:
             ("num_workers", -1),
             ("shuffle_block", 1),
             ("log_every", 1),
+            ("steps_per_epoch", 0),
             ("checkpoint_every", 0),
             ("variance_samples", 1),
             ("seed", 0),
@@ -755,8 +762,9 @@ def train_one_epoch(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[int, _EpochProgress], None] | None = None,
     dist_info: DistInfo | None = None,
+    max_steps: int = 0,
 ) -> tuple[dict[str, float], int]:
-    """Train ``model`` for one pass over ``loader``.
+    """Train ``model`` for one pass over ``loader`` (or its first ``max_steps`` batches).
 
     Parameters
     ----------
@@ -794,6 +802,9 @@ def train_one_epoch(
     dist_info : DistInfo, optional
         Under DDP: epoch means are reduced over ranks and all ranks stop together
         on a non-finite loss.
+    max_steps : int, default 0
+        Stop once the epoch holds this many batches (those of ``state`` included, so a
+        resumed epoch stops where the uninterrupted one would); 0: the whole loader.
 
     Returns
     -------
@@ -814,6 +825,8 @@ def train_one_epoch(
     window = [0, time.perf_counter()]  # images and start of the current log window
     epoch_start = time.perf_counter() - state.seconds
     for x, y in loader:
+        if max_steps and state.batches >= max_steps:
+            break
         _, loss, names, vec = _step_loss(
             model,
             x,
@@ -1584,8 +1597,9 @@ class _Trainer:
             if info.is_main:
                 save_checkpoint(state, self.run.last)
 
+        steps = len(train_loader) + self.skip_batches
         bar = tqdm(
-            total=len(train_loader) + self.skip_batches,
+            total=min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps,
             initial=self.skip_batches,
             desc=f"epoch {epoch + 1}/{config.max_epochs}",
             disable=not (config.progress and info.is_main),
@@ -1613,6 +1627,7 @@ class _Trainer:
                 checkpoint_every=config.checkpoint_every,
                 on_checkpoint=on_checkpoint,
                 dist_info=info,
+                max_steps=config.steps_per_epoch,
             )
         finally:
             bar.close()

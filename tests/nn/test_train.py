@@ -333,3 +333,18 @@ def test_monitor_selects_the_metric_of_early_stopping(store, tmp_path):
         train(store, tmp_path / "bad", config=bad, model_overrides={"classify": False})
     with pytest.raises(ValueError, match="`monitor` must be a metric name"):
         TrainConfig(monitor="")
+
+
+def test_steps_per_epoch_caps_each_epoch_to_a_fresh_subset(store, tmp_path):
+    """24 training crops, batch 8: 3 steps per full epoch; capped at 1, each epoch one."""
+    run = train(store, tmp_path / "cap", config=FAST.replace(steps_per_epoch=1))
+    recs = epochs(run)
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    steps = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if '"kind": "step"' in line
+    ]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    with pytest.raises(ValueError, match="`steps_per_epoch` must be an int >= 0"):
+        TrainConfig(steps_per_epoch=-1)
