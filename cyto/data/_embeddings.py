@@ -54,7 +54,7 @@ def _strings(ds: Any) -> np.ndarray:
 def _read_rows(ds: Any, rows: np.ndarray | None) -> np.ndarray:
     """Rows (sorted int array; None: all) of an HDF5 dataset, read block by block."""
     n = ds.shape[0]
-    if rows is None or rows.size == n:
+    if rows is None or (rows.size == n and np.array_equal(rows, np.arange(n))):
         return np.asarray(ds[()])
     out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
     pos = 0

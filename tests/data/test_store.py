@@ -262,3 +262,22 @@ def test_direct_reads_reopen_after_fork(tmp_path):
 def test_bad_compression_is_named(tmp_path):
     with pytest.raises(ValueError, match="`compression` must be one of"):
         write_crop_store(tmp_path / "c.h5", _mixed_crops(4), "P", compression="gzip")
+
+
+def test_lazy_rows_read_any_rows_in_order(tmp_path):
+    """LazyRows: slices read those rows, in their order, repeats and all."""
+    from cyto.data import LazyRows
+
+    data = np.arange(60, dtype=np.int16).reshape(20, 3)
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        f["local_indices"] = data
+    lazy = LazyRows(tmp_path / "e.h5", "local_indices")
+    assert lazy.shape == (20, 3) and len(lazy) == 20 and lazy.dtype == np.int16
+    np.testing.assert_array_equal(lazy[2:5], data[2:5])
+    rows = np.array([19, 0, 0, 7, *range(4, 20)])  # 20 rows, not 0..19
+    sub = lazy[rows]
+    assert isinstance(sub, LazyRows) and sub.shape == (20, 3)
+    np.testing.assert_array_equal(sub[:], data[rows])
+    np.testing.assert_array_equal(np.asarray(sub[[1, 3]]), data[rows[[1, 3]]])
+    np.testing.assert_array_equal(np.asarray(lazy[data[:, 0] > 50]), data[data[:, 0] > 50])
+    assert pickle.loads(pickle.dumps(sub))[0:2].tolist() == data[[19, 0]].tolist()
