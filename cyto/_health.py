@@ -104,6 +104,10 @@ class EncodingHealth:
         return ", ".join(parts)
 
 
+#: Values per block of :meth:`HealthAccumulator.update` (32 MiB in float64).
+_BLOCK_VALUES = 1 << 22
+
+
 class HealthAccumulator:
     """Streaming :class:`EncodingHealth`: feed blocks of encodings, then call :meth:`result`.
 
@@ -145,7 +149,7 @@ class HealthAccumulator:
         indices : (n, m) array_like of int, optional
             Their code maps (flattened).
         """
-        x = np.asarray(encodings, dtype=np.float64)
+        x = np.asarray(encodings)
         if x.ndim < 1 or (x.shape[0] == 0 and x.ndim == 1):
             raise ValueError(f"`encodings` must be (n, d), got shape {x.shape}")
         x = x.reshape(x.shape[0], -1)
@@ -154,6 +158,14 @@ class HealthAccumulator:
                 f"`indices` must have one row per encoding ({x.shape[0]}), got "
                 f"{np.shape(indices)[0]}"
             )
+        # in row blocks: float64 copies of 10^5 x 4,608 encodings would take 3.7 GB each
+        step = max(1, _BLOCK_VALUES // max(x.shape[1], 1))
+        for start in range(0, max(x.shape[0], 1), step):
+            block = None if indices is None else indices[start : start + step]
+            self._update_block(x[start : start + step], block)
+
+    def _update_block(self, encodings: np.ndarray, indices: Any) -> None:
+        x = np.asarray(encodings, dtype=np.float64)
         finite = np.isfinite(x).all(axis=1)
         self.non_finite += int((~finite).sum())
         x = x[finite]

@@ -95,3 +95,20 @@ def test_bad_input_is_a_sentence():
         acc.update(np.ones((5, 2)), np.zeros((3, 1), dtype=int))
     with pytest.raises(ValueError, match=r"`encodings` must be \(n, d\)"):
         acc.update(np.float64(1.0))
+
+
+def test_update_holds_one_block_not_a_float64_copy_of_everything():
+    """10⁵ crops x 4,608 dims would take 3.7 GB per float64 copy: update walks blocks."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 1024)).astype(np.float32)  # 80 MB; float64 copy: 160 MB
+    tracemalloc.start()
+    acc = HealthAccumulator()
+    acc.update(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100e6, f"peak {peak / 1e6:.0f} MB"
+    whole = HealthAccumulator()
+    whole._update_block(x, None)
+    assert acc.result().relative_variance == pytest.approx(whole.result().relative_variance)

@@ -326,7 +326,7 @@ def retrieval_scores(
         cannot be measured); each mAP entry holds ``map``, ``fraction_significant`` and
         per-group ``groups``.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)  # no float64 copy of all crops: only of the sampled rows
     X = X.reshape(len(X), -1)
     pids = np.asarray(protein_ids).astype(str)
     rng = np.random.default_rng(seed)
@@ -336,7 +336,7 @@ def retrieval_scores(
     out: dict[str, Any] = {}
     opts = {"null_size": null_size, "seed": seed}
     if np.unique(pids[rows]).size >= 2:
-        r = average_precision(X[rows], pids[rows])
+        r = average_precision(X[rows].astype(np.float64), pids[rows])
         out["protein"] = {**mean_average_precision(r, **opts), "n_crops": int(rows.size)}
     names, profiles = mean_by_label(X, pids)
     names = np.asarray(names).astype(str)

@@ -334,7 +334,7 @@ def _read_embeddings(
         }
         rows, out["split_used"] = _atlas_rows(emb, split, max_points)
         out["rows"] = rows
-        out["X"] = emb.read("global", rows).astype(np.float32)
+        out["X"] = emb.read("global", rows).astype(np.float32, copy=False)
         out["health"] = _check_health(emb, rows, out["X"], allow=allow_degenerate)
         out["X_fit"] = None
         if fit_split is not None:
@@ -345,7 +345,7 @@ def _read_embeddings(
                     f"it has {available}"
                 )
             fit_rows = np.flatnonzero(emb.split == fit_split)
-            out["X_fit"] = emb.read("global", fit_rows).astype(np.float32)
+            out["X_fit"] = emb.read("global", fit_rows).astype(np.float32, copy=False)
         out["local_idx"], out["num_codes"] = _local_codes(emb) if local else (None, 0)
         out["reference"] = None
         out["path"] = path

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 22  # code positions per bincount chunk (32 MiB of int64 keys)
+_BLOCK_VALUES = 1 << 22  # values per row block of mean_by_label (32 MiB in float64)
 
 
 def _check_num_codes(num_codes: Any) -> None:
@@ -231,17 +232,23 @@ def mean_by_label(X: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     >>> classes.tolist(), means.tolist()
     (['er'], [[2.0, 1.0]])
     """
+    from scipy.sparse import csr_matrix
+
     X = as_float_array(X, "X", ndim=2)
     codes, classes = encode_labels(labels, X.shape[0])
-    keep = codes >= 0
-    X, codes = X[keep], codes[keep]
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=classes.shape[0])
-    if X.shape[0] == 0:
-        return classes, np.zeros((0, X.shape[1]), dtype=X.dtype)
-    starts = np.cumsum(counts) - counts
-    sums = np.add.reduceat(X[order], starts, axis=0)
-    return classes, sums / counts[:, None]
+    n_classes = classes.shape[0]
+    counts = np.bincount(codes[codes >= 0], minlength=n_classes)
+    sums = np.zeros((n_classes, X.shape[1]), dtype=np.float64)
+    # in row blocks, summed by a sparse one-hot product: sorting or a float64 copy of a
+    # (10^5, 4608) matrix would take gigabytes
+    step = max(1, _BLOCK_VALUES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        c = codes[start : start + step]
+        keep = np.flatnonzero(c >= 0)
+        if keep.size:
+            onehot = csr_matrix((np.ones(keep.size), (c[keep], keep)), shape=(n_classes, c.size))
+            sums += onehot @ X[start : start + step].astype(np.float64, copy=False)
+    return classes, sums / np.maximum(counts, 1)[:, None]
 
 
 def code_correlation(hist: Any, *, constant: str = "zero") -> np.ndarray:

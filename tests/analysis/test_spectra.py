@@ -179,3 +179,20 @@ def test_spectra_and_shares_stream_lazily_read_code_maps(tmp_path, monkeypatch):
         f["local_indices"] = bad
     with pytest.raises(ValueError, match=r"must lie in \[0, num_codes=16\)"):
         feature_spectra(LazyRows(tmp_path / "bad.h5", "local_indices"), groups, 16)
+
+
+def test_mean_by_label_walks_blocks_without_copying_the_rows():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 1024)).astype(np.float32)  # 80 MB
+    labels = np.array([f"P{i % 37}" for i in range(20_000)], dtype=object)
+    labels[::11] = None
+    tracemalloc.start()
+    classes, means = mean_by_label(x, labels)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100e6, f"peak {peak / 1e6:.0f} MB"
+    keep = np.array([v is not None for v in labels])
+    want = np.stack([x[keep & (labels == c)].astype(np.float64).mean(axis=0) for c in classes])
+    np.testing.assert_allclose(means, want, rtol=1e-10, atol=1e-12)
