@@ -195,7 +195,8 @@ def umap_replicates(
         Called with a line of progress per UMAP.
     **umap_options
         Options of :class:`~cyto.analysis.AtlasUMAP` (``n_neighbors``, ``min_dist``,
-        ``backend``...).
+        ``backend``...), and ``placement`` (``"transform"`` or ``"neighbors"``: how
+        ``X`` is placed in a map fit on ``fit``; see :func:`umap_embed`).
 
     Returns
     -------
@@ -204,12 +205,17 @@ def umap_replicates(
         The backend that ran.
     """
     X = np.asarray(X)
+    placement = umap_options.pop("placement", "transform")
     out, backend = [], ""
     for seed in seeds:
         if log is not None:
             log(f"UMAP (seed {seed}) of {X.shape[0]} points × {X.shape[1]}")
         atlas = AtlasUMAP(random_state=int(seed), **umap_options)
-        out.append(atlas.fit(fit).transform(X) if fit is not None else atlas.fit_transform(X))
+        if fit is None:
+            out.append(atlas.fit_transform(X))
+        else:
+            atlas.fit(fit)
+            out.append(atlas.place(X) if placement == "neighbors" else atlas.transform(X))
         backend = atlas.backend_
     return out, backend
 

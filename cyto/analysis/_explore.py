@@ -255,9 +255,12 @@ def explore_embeddings(
     log(
         f"UMAP of {rows.size} crops" + (f" (fit on {fit.shape[0]})" if fit is not None else ""),
     )
+    # a sampled fit places the other crops at their nearest fitted crops: umap-learn's
+    # transform of 10^6 points takes half an hour on 2 cores (docs/scale.md)
     (xy,), _ = umap_replicates(
-        main["X"], [seed], fit=fit, n_neighbors=n_neighbors, min_dist=min_dist, backend=backend
-    )
+        main["X"], [seed], fit=fit, n_neighbors=n_neighbors, min_dist=min_dist, backend=backend,
+        placement="neighbors",
+    )  # fmt: skip
     spectra = clusters = local = None
     if main["local_idx"] is not None and main["num_codes"] > 0:
         local = main["local_idx"][rows]

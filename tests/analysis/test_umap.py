@@ -73,3 +73,25 @@ def test_errors() -> None:
 def test_cuml_missing_names_the_extra() -> None:
     with pytest.raises(ImportError, match=r"cyto\[cuml\]"):
         umap_embed(np.random.default_rng(0).normal(size=(30, 3)), backend="cuml")
+
+
+def test_place_puts_points_among_their_nearest_fitted_points():
+    """The fast path for 10⁶ points: no optimisation, the mean of the neighbours' places."""
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, 8)) * 6
+    lab = np.repeat(np.arange(4), 60)
+    X = centers[lab] + rng.normal(size=(240, 8))
+    atlas = AtlasUMAP(random_state=0, backend="umap").fit(X[::2])
+    placed = atlas.place(X[1::2])
+    assert placed.shape == (120, 2) and placed.dtype == np.float32
+    # a fitted point placed again lands where its neighbourhood is
+    fitted_means = np.stack([atlas.embedding_[lab[::2] == k].mean(axis=0) for k in range(4)])
+    nearest = np.argmin(((placed[:, None] - fitted_means[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == lab[1::2]).mean() > 0.95
+    via = umap_embed(X[1::2], random_state=0, backend="umap", fit_on=X[::2], placement="neighbors")
+    np.testing.assert_allclose(via, placed, atol=1e-5)
+    with pytest.raises(ValueError, match="`placement` must be"):
+        umap_embed(X, fit_on=X, placement="nearest")
+    with pytest.raises(ValueError, match="has 3 features"):
+        atlas.place(X[:, :3])
