@@ -387,8 +387,12 @@ def write_report(results: dict, args: argparse.Namespace) -> None:
         f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
         f"torch {info.get('torch')}, umap-learn {info.get('umap-learn')}. Each stage runs in "
         "a fresh process; peak RSS includes its worker processes. Encoding-level stages "
-        "(6–11) use encodings synthesised by sampling (64 PCA components of the 10⁵ "
-        "embedding, rows drawn with replacement plus noise).",
+        "(umap_* to explorer) use encodings synthesised by sampling (64 PCA components of "
+        "the 10⁵ embedding, rows drawn with replacement plus noise); their k-NN accuracy "
+        "at 10⁶ is optimistic (a query's neighbours include noisy copies of its own source "
+        "crop). `umap_fast`: fit on a stratified sample of 50,000, the rest placed at the "
+        "mean of their nearest fitted points; `umap_transform`: the same fit, the rest "
+        "placed by umap-learn's `transform`; `umap_full`: fit on everything.",
         "",
         "| stage | size | wall | CPU | peak RSS | disk | notes |",
         "|---|---|---|---|---|---|---|",
@@ -423,11 +427,16 @@ def _plot(rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cyto.analysis._palette import categorical_colors
+
+    stages = CROP_STAGES + ENC_STAGES
+    colors = categorical_colors(len(stages))
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for stage in CROP_STAGES + ENC_STAGES:
+    for stage, color in zip(stages, colors):
         pts = sorted((r["size"], r["wall_s"]) for r in rows if r["stage"] == stage)
+        style = "-" if stage in CROP_STAGES else "--"  # crops vs (sampled) encodings
         if pts:
-            ax.loglog(*zip(*pts), marker="o", label=stage)
+            ax.loglog(*zip(*pts), style, marker="o", color=color, label=stage)
     ax.set_xlabel("crops / encodings")
     ax.set_ylabel("wall time (s)")
     ax.grid(True, which="both", alpha=0.3)
