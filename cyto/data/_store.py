@@ -114,6 +114,10 @@ class _CropChunks:
         if crops.chunks != (1, *crops.shape[1:]) or filters not in ([], [_SHUFFLE, _LZF]):
             raise NotImplementedError("not one plain or shuffle+LZF crop per chunk")
         self.compressed = bool(filters)
+        if self.compressed:  # ImportError: the caller reads through h5py instead
+            from imagecodecs import lzf_decode
+
+            self._lzf_decode = lzf_decode
         self.shape = tuple(crops.shape[1:])
         self.dtype = crops.dtype
         n = crops.shape[0]
@@ -146,8 +150,7 @@ class _CropChunks:
                 ):
                     out[k] = fallback(i).view(np.uint8).ravel()
             return out.view(self.dtype).reshape((len(rows), *self.shape))
-        from imagecodecs import lzf_decode
-
+        lzf_decode = self._lzf_decode
         shuffled = np.empty((len(rows), item, per), dtype=np.uint8)
         for k, i in enumerate(rows):
             if self.offsets[i] < 0 or self.masks[i]:

@@ -281,3 +281,22 @@ def test_lazy_rows_read_any_rows_in_order(tmp_path):
     np.testing.assert_array_equal(np.asarray(sub[[1, 3]]), data[rows[[1, 3]]])
     np.testing.assert_array_equal(np.asarray(lazy[data[:, 0] > 50]), data[data[:, 0] > 50])
     assert pickle.loads(pickle.dumps(sub))[0:2].tolist() == data[[19, 0]].tolist()
+
+
+def test_without_imagecodecs_the_store_reads_through_hdf5(tmp_path, monkeypatch):
+    """A GPU host may lack imagecodecs: the LZF store is then read through h5py."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_imagecodecs(name, *args, **kwargs):
+        if name.split(".")[0] == "imagecodecs":
+            raise ModuleNotFoundError("No module named 'imagecodecs'")
+        return real_import(name, *args, **kwargs)
+
+    x = _mixed_crops()
+    path = write_crop_store(tmp_path / "c.h5", x, "P")
+    monkeypatch.setattr(builtins, "__import__", no_imagecodecs)
+    with CropStore(path) as s:
+        assert s._chunk_reader() is None
+        np.testing.assert_array_equal(s.read([30, 2, 7]), x[[30, 2, 7]].astype(np.float32))
