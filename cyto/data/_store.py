@@ -3,8 +3,8 @@
 File layout (``format_version`` 1)::
 
     /crops        (N, C, S, S) float16 or float32, one crop per chunk, LZF-compressed
-                  with byte shuffle (or uncompressed; files written before cyto
-                  0.1.1 hold several crops per chunk: still read, more slowly)
+                  with byte shuffle (or uncompressed; files written by earlier
+                  versions hold several crops per chunk: still read, more slowly)
     /protein_id   (N,) variable-length UTF-8 str
     /fov_id       (N,) variable-length UTF-8 str
     /centers      (N, 2) int32  (row, col of the crop centre in the processed field)
@@ -31,6 +31,7 @@ from cyto._atomic import atomic_path
 
 __all__ = [
     "CHANNEL_NAMES",
+    "COMPRESSIONS",
     "FORMAT_VERSION",
     "CropStore",
     "CropStoreWriter",
@@ -158,9 +159,11 @@ class _CropChunks:
                 shuffled[k] = data.T
                 continue
             raw = os.pread(self.fd, int(self.sizes[i]), int(self.offsets[i]))
-            shuffled[k] = np.frombuffer(lzf_decode(raw, out=per * item), np.uint8).reshape(
-                item, per
-            )
+            try:
+                plane = np.frombuffer(lzf_decode(raw, out=per * item), np.uint8)
+                shuffled[k] = plane.reshape(item, per)
+            except (RuntimeError, ValueError) as err:  # LzfError, or a short result
+                raise OSError(f"the chunk of crop {int(i)} does not decode: {err}") from None
         # the shuffle filter stored each value's bytes in separate planes
         out = np.ascontiguousarray(shuffled.transpose(0, 2, 1))
         return out.view(self.dtype).reshape((len(rows), *self.shape))

@@ -300,3 +300,21 @@ def test_without_imagecodecs_the_store_reads_through_hdf5(tmp_path, monkeypatch)
     with CropStore(path) as s:
         assert s._chunk_reader() is None
         np.testing.assert_array_equal(s.read([30, 2, 7]), x[[30, 2, 7]].astype(np.float32))
+
+
+def test_a_damaged_chunk_on_the_direct_path_names_the_store_and_the_crops(tmp_path):
+    """Sparse reads go through the direct chunk reader: a chunk LZF cannot decode is
+    reported like any damaged chunk (an OSError naming the store and the crops)."""
+    x = _mixed_crops()
+    path = write_crop_store(tmp_path / "c.h5", x, "P")
+    with CropStore(path) as s:
+        info = s._chunk_reader()
+        assert info.masks[0] == 0  # crop 0 is LZF-compressed
+        offset, size = int(info.offsets[0]), int(info.sizes[0])
+    data = bytearray(path.read_bytes())
+    for k in range(offset, offset + size):
+        data[k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with CropStore(path) as s:
+        with pytest.raises(OSError, match=r"c\.h5: cannot read crops \[0, 39\].*does not decode"):
+            s.read([0, 39])
