@@ -13,6 +13,7 @@ from cyto.data._embeddings import (
 from cyto.data._rundir import RunDir
 from cyto.data._store import (
     CHANNEL_NAMES,
+    COMPRESSIONS,
     FORMAT_VERSION,
     CropStore,
     CropStoreWriter,
@@ -31,6 +32,7 @@ from cyto.data.synthetic import (
 
 __all__: list[str] = [
     "CHANNEL_NAMES",
+    "COMPRESSIONS",
     "EMBEDDING_FORMAT",
     "FORMAT_VERSION",
     "CropStore",

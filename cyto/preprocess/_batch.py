@@ -531,8 +531,10 @@ def preprocess_dataset(
         raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
     if dtype not in ("float16", "float32"):
         raise ValueError(f"`dtype` {dtype!r} must be 'float16' or 'float32'")
-    if compression not in ("lzf", None):
-        raise ValueError(f"`compression` {compression!r} must be 'lzf' or None")
+    from cyto.data import COMPRESSIONS
+
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"`compression` must be one of {list(COMPRESSIONS)}, got {compression!r}")
     if normalize == "none" and dtype == "float16":
         raise ValueError(
             "`normalize`='none' keeps raw intensities (up to 65535 for 16-bit images), "

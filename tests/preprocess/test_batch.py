@@ -132,6 +132,9 @@ def test_option_errors(tmp_path, dataset) -> None:
         preprocess_dataset(dataset, tmp_path / "a.h5", normalize="none", progress=False)
     with pytest.raises(ValueError, match="workers"):
         preprocess_dataset(dataset, tmp_path / "a.h5", workers=0, progress=False)
+    with pytest.raises(ValueError, match=r"`compression` must be one of \['lzf', None\]"):
+        preprocess_dataset(dataset, tmp_path / "a.h5", compression="gzip", progress=False)
+    assert not (tmp_path / "a.h5").exists()
     from cyto.preprocess import FovSpec
 
     twice = [FovSpec(Path("a.tif"), "P", "x"), FovSpec(Path("b.tif"), "P", "x")]
