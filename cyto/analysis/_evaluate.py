@@ -15,7 +15,7 @@ from cyto.analysis._ground_truth import GroundTruth
 from cyto.analysis._retrieval import average_precision, complex_recall, mean_average_precision
 from cyto.analysis._score import clustering_score, mean_sem
 from cyto.analysis._spectra import localize, mean_by_label
-from cyto.analysis._umap import AtlasUMAP
+from cyto.analysis._umap import AtlasUMAP, _place_into
 
 __all__ = [
     "Evaluation",
@@ -214,8 +214,7 @@ def umap_replicates(
         if fit is None:
             out.append(atlas.fit_transform(X))
         else:
-            atlas.fit(fit)
-            out.append(atlas.place(X) if placement == "neighbors" else atlas.transform(X))
+            out.append(_place_into(atlas.fit(fit), X, placement))
         backend = atlas.backend_
     return out, backend
 
