@@ -190,8 +190,8 @@ class TrainConfig:
     steps_per_epoch : int, default 0
         At most this many training steps per epoch (0: a full pass). Each epoch then
         trains on the first ``steps_per_epoch * batch_size`` crops of its own random
-        order: a fresh random subset every epoch. ``cyto demo`` sets it from a short
-        speed measurement to fit its time budget on slow machines.
+        order: a fresh random subset every epoch, so a screen of 10⁶ crops validates
+        and checkpoints every ``steps_per_epoch`` steps.
     log_every : int, default 10
         Steps between per-step metric records (and progress-bar updates).
     checkpoint_every : int, default 0
