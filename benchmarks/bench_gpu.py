@@ -45,6 +45,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _timed(fn, steps: int, device: torch.device) -> tuple[float, float, torch.Tensor]:
+    """Seconds of 3 untimed warm-up calls (codebook initialisation, autotuning,
+    compilation), seconds of ``steps`` timed calls, and the last call's result."""
+    start = time.perf_counter()
+    for _ in range(3):
+        fn()
+    _sync(device)
+    warmup = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = fn()
+    _sync(device)
+    return warmup, time.perf_counter() - start, out
+
+
 def _batch(config, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     size = (batch, config.in_channels, config.image_size, config.image_size)
@@ -73,16 +88,7 @@ def train_rate(config, device, *, batch: int, steps: int, compiled: bool, amp: s
         _optimizer_step(step_model, loss, optimizer, None, 0.0)
         return values
 
-    start = time.perf_counter()
-    for _ in range(3):  # codebook initialisation, autotuning, compilation
-        step()
-    _sync(device)
-    warmup = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(steps):
-        values = step()
-    _sync(device)
-    seconds = time.perf_counter() - start
+    warmup, seconds, values = _timed(step, steps, device)
     return {
         "images_per_s": batch * steps / seconds,
         "batch": batch,
@@ -111,14 +117,7 @@ def embed_rate(config, device, *, batch: int, steps: int, amp: str) -> dict:
         with torch.inference_mode(), autocast:
             return model.encode_global(x)[0]
 
-    for _ in range(3):
-        run()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = run()
-    _sync(device)
-    seconds = time.perf_counter() - start
+    _, seconds, out = _timed(run, steps, device)
     return {
         "images_per_s": batch * steps / seconds,
         "batch": batch,
@@ -157,6 +156,8 @@ def _markdown(result: dict) -> str:
         note = f"warm-up {r['warmup_s']:.1f} s" if "warmup_s" in r else ""
         if r.get("peak_memory_gib") is not None:
             note += f", peak {r['peak_memory_gib']:.1f} GiB"
+        if r.get("skipped"):
+            note = f"{r['skipped']}: the eager numbers repeated"
         lines.append(f"| {key} | {r['images_per_s']:,.0f} | {r['batch']} | {r['steps']} | {note} |")
     if result.get("verdict"):
         lines += ["", "| target | wanted | measured | met |", "|---|---|---|---|"]
