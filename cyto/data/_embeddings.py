@@ -94,6 +94,11 @@ class LazyRows:
     def __init__(self, path: str | os.PathLike, name: str, rows: np.ndarray | None = None):
         self.path, self.name = Path(path), str(name)
         with _h5py().File(self.path, "r") as f:
+            if self.name not in f:
+                raise KeyError(
+                    f"`name` {self.name!r} is not a dataset of {self.path.name}; it has "
+                    f"{sorted(f.keys())}"
+                )
             ds = f[self.name]
             self._file_shape, self.dtype = tuple(ds.shape), ds.dtype
         n = self._file_shape[0]

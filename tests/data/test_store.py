@@ -281,6 +281,10 @@ def test_lazy_rows_read_any_rows_in_order(tmp_path):
     np.testing.assert_array_equal(np.asarray(sub[[1, 3]]), data[rows[[1, 3]]])
     np.testing.assert_array_equal(np.asarray(lazy[data[:, 0] > 50]), data[data[:, 0] > 50])
     assert pickle.loads(pickle.dumps(sub))[0:2].tolist() == data[[19, 0]].tolist()
+    with pytest.raises(
+        KeyError, match=r"'local_idx' is not a dataset of e\.h5; it has \['local_indices'\]"
+    ):
+        LazyRows(tmp_path / "e.h5", "local_idx")
 
 
 def test_without_imagecodecs_the_store_reads_through_hdf5(tmp_path, monkeypatch):
