@@ -419,6 +419,23 @@ def _run_dask(pending, params, parts, scheduler, on_result) -> None:
             client.close()
 
 
+def _check_storage(normalize: str, dtype: str, compression: str | None) -> None:
+    """Intensity scaling, storage type and compression, checked before any work."""
+    from cyto.data import COMPRESSIONS
+
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"`dtype` {dtype!r} must be 'float16' or 'float32'")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"`compression` must be one of {list(COMPRESSIONS)}, got {compression!r}")
+    if normalize == "none" and dtype == "float16":
+        raise ValueError(
+            "`normalize`='none' keeps raw intensities (up to 65535 for 16-bit images), "
+            "beyond the float16 range; use dtype='float32'"
+        )
+
+
 def preprocess_dataset(
     source: str | os.PathLike | Sequence[FovSpec],
     out: str | os.PathLike,
@@ -527,19 +544,7 @@ def preprocess_dataset(
     """
     t0 = time.perf_counter()
     names = check_channels(channels)
-    if normalize not in NORMALIZE_MODES:
-        raise ValueError(f"`normalize` {normalize!r} must be one of {list(NORMALIZE_MODES)}")
-    if dtype not in ("float16", "float32"):
-        raise ValueError(f"`dtype` {dtype!r} must be 'float16' or 'float32'")
-    from cyto.data import COMPRESSIONS
-
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"`compression` must be one of {list(COMPRESSIONS)}, got {compression!r}")
-    if normalize == "none" and dtype == "float16":
-        raise ValueError(
-            "`normalize`='none' keeps raw intensities (up to 65535 for 16-bit images), "
-            "beyond the float16 range; use dtype='float32'"
-        )
+    _check_storage(normalize, dtype, compression)
     params = {
         "channels": list(names),
         "crop_size": check_positive(crop_size, "crop_size", integer=True),
