@@ -194,6 +194,31 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert set(rerun["scores"]) == {"organelle"} == levels
     with pytest.raises(ValueError, match="holds a demo of data="):
         run_demo(out, data=store, preset="tiny", progress=False, echo=lambda _: None)
+    # a training budget this machine cannot meet shortens every epoch, and says so
+    capped = run_demo(
+        own,
+        data=store,
+        ground_truth=out / "atlas/annotations.csv",
+        preset="tiny",
+        stages=["train"],
+        train_budget_s=1.0,
+        progress=False,
+        echo=lambda _: None,
+    )
+    plan = json.loads((own / "train_plan.json").read_text())
+    assert plan["capped"] and plan["steps_per_epoch"] == 1 < plan["full_steps"]
+    assert plan["images_per_s"] > 0 and plan["max_epochs"] == 15
+    assert (
+        "1 of " in capped.stages[2].summary and "to fit the 1 s budget" in capped.stages[2].summary
+    )
+    steps = [
+        r["step"]
+        for r in map(json.loads, (own / "run/metrics.jsonl").open())
+        if r["kind"] == "epoch"
+    ]
+    assert len(steps) >= 2 and steps == list(range(1, len(steps) + 1))  # one step each
+    with pytest.raises(ValueError, match="`train_budget_s` must be a number of seconds >= 0"):
+        run_demo(own, data=store, preset="tiny", train_budget_s=-1.0)
 
 
 @pytest.mark.slow

@@ -47,7 +47,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="compute threads, fixed for the run (default 0: the CPUs this process may use); "
-        "runs with one seed and one thread count give identical stage hashes",
+        "runs with one seed and one thread count give identical stage hashes (unless the "
+        "training budget shortened the epochs: see train_plan.json)",
+    )
+    p.add_argument(
+        "--train-budget",
+        type=float,
+        metavar="SECONDS",
+        help="wall-time budget of training: a slower machine trains shorter epochs "
+        "(default: the preset's, 240 for small; 0: full epochs whatever they take)",
     )
     p.add_argument(
         "--stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"rerun: {', '.join(STAGES)}"
@@ -68,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         threads=args.threads,
+        train_budget_s=args.train_budget,
         stages=args.stages,
         progress=not args.quiet,
     )

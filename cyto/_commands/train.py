@@ -54,6 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--max-epochs", type=int, metavar="N", help="most epochs (default: 100)")
     p.add_argument("--batch-size", type=int, metavar="N", help="crops per step (default: 32)")
     p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate (default: 0.0004)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=("plateau", "cosine"),
+        help="plateau: lower the rate when validation stops improving (default); cosine: "
+        "decay it every step to the floor at --max-epochs (for a fixed budget)",
+    )
     _machine_options(p)
     p.set_defaults(func=run)
     return p
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         "max_epochs": args.max_epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "lr_schedule": args.lr_schedule,
         "monitor": args.monitor,
         "device": args.device,
         "num_workers": args.workers,

@@ -1,5 +1,6 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
+from ._budget import StepPlan, measure_train_speed, plan_steps
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._config import CODEBOOKS, CytoselfConfig
 from ._dataset import (
@@ -26,11 +27,13 @@ from ._interpret import ClusterAblation, CodeAblation, ablate_codes, ablate_feat
 from ._model import Cytoself, CytoselfLoss, CytoselfOutput
 from ._registry import MODELS
 from ._train import (
+    LR_SCHEDULES,
     NonFiniteLossError,
     PlateauState,
     TermWatch,
     TrainConfig,
     TrainingWarning,
+    cosine_lr,
     evaluate,
     read_config_file,
     train,
@@ -43,6 +46,7 @@ from .quantize import (
 
 __all__: list[str] = [
     "CODEBOOKS",
+    "LR_SCHEDULES",
     "MODELS",
     "SPLIT_NAMES",
     "BlockShuffleSampler",
@@ -62,6 +66,7 @@ __all__: list[str] = [
     "PairedInpainting",
     "PairedInpaintingConfig",
     "PlateauState",
+    "StepPlan",
     "TermWatch",
     "TrainConfig",
     "TrainingWarning",
@@ -69,6 +74,7 @@ __all__: list[str] = [
     "VectorQuantizer",
     "ablate_codes",
     "ablate_feature_clusters",
+    "cosine_lr",
     "create_encoder",
     "default_num_workers",
     "default_threads",
@@ -79,6 +85,8 @@ __all__: list[str] = [
     "list_encoders",
     "load_checkpoint",
     "load_model",
+    "measure_train_speed",
+    "plan_steps",
     "read_config_file",
     "register_encoder",
     "resolve_encoder",

@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,13 @@ from ._distributed import (
 )
 
 __all__ = [
+    "LR_SCHEDULES",
     "NonFiniteLossError",
     "PlateauState",
     "TermWatch",
     "TrainConfig",
     "TrainingWarning",
+    "cosine_lr",
     "evaluate",
     "read_config_file",
     "train",
@@ -87,6 +90,9 @@ __all__ = [
 ]
 
 _AMP_CHOICES = ("bf16", "fp16", "off")
+
+#: Learning-rate schedules of :class:`TrainConfig` (``lr_schedule``).
+LR_SCHEDULES = ("plateau", "cosine")
 # Fields that may change when a run is resumed (they do not change the result).
 _RESUMABLE = frozenset(
     {
@@ -143,6 +149,13 @@ class TrainConfig:
         restarts after each drop and on every improvement).
     min_lr : float, default 1e-8
         Learning-rate floor.
+    lr_schedule : {"plateau", "cosine"}, default "plateau"
+        ``"plateau"``: ``lr`` until the monitored metric stops improving, then
+        ``lr * lr_factor`` (the paper's rule). ``"cosine"``: from ``lr`` down to
+        ``min_lr`` along a half cosine over the ``max_epochs`` epochs, set every step
+        (the plateau rule then changes nothing; early stopping still applies). For a
+        fixed budget of steps: the last epochs train at a small learning rate, so the
+        last model is a settled one.
     early_stop_patience : int, default 12
         Epochs without improvement before training stops.
     min_delta : float, default 0.0
@@ -231,6 +244,7 @@ class TrainConfig:
     lr_factor: float = 0.1
     lr_patience: int = 4
     min_lr: float = 1e-8
+    lr_schedule: str = "plateau"
     early_stop_patience: int = 12
     min_delta: float = 0.0
     monitor: str = "task_loss"
@@ -294,6 +308,10 @@ class TrainConfig:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool; got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"`lr_schedule` must be one of {list(LR_SCHEDULES)}; got {self.lr_schedule!r}"
+            )
         if self.amp not in _AMP_CHOICES:
             raise ValueError(f"`amp` must be one of {list(_AMP_CHOICES)}; got {self.amp!r}")
         if not isinstance(self.monitor, str) or not self.monitor:
@@ -763,6 +781,7 @@ def train_one_epoch(
     on_checkpoint: Callable[[int, _EpochProgress], None] | None = None,
     dist_info: DistInfo | None = None,
     max_steps: int = 0,
+    lr_at: Callable[[int], float] | None = None,
 ) -> tuple[dict[str, float], int]:
     """Train ``model`` for one pass over ``loader`` (or its first ``max_steps`` batches).
 
@@ -805,6 +824,10 @@ def train_one_epoch(
     max_steps : int, default 0
         Stop once the epoch holds this many batches (those of ``state`` included, so a
         resumed epoch stops where the uninterrupted one would); 0: the whole loader.
+    lr_at : callable, optional
+        Learning rate of each step from the global step count before it (e.g.
+        :func:`cosine_lr`), set on every parameter group before the step; None keeps
+        the optimizer's.
 
     Returns
     -------
@@ -836,6 +859,8 @@ def train_one_epoch(
             channels_last=channels_last,
             reconstruction_scale=reconstruction_scale,
         )
+        if lr_at is not None:
+            _set_lr(optimizer, lr_at(step))
         _optimizer_step(model, loss, optimizer, scaler, grad_clip)
         step += 1
         state.add(names, vec, int(x.shape[0]))
@@ -853,6 +878,36 @@ def train_one_epoch(
     _check_pending(pending, epoch, dist_info)
     state.seconds = time.perf_counter() - epoch_start
     return _epoch_means(state, dist_info), step
+
+
+def cosine_lr(step: int, *, total: int, lr: float, min_lr: float = 0.0) -> float:
+    """Learning rate of ``step`` on a half cosine from ``lr`` (step 0) to ``min_lr``.
+
+    Parameters
+    ----------
+    step : int
+        Steps taken before this one.
+    total : int
+        Steps of the whole schedule; later steps keep ``min_lr``.
+    lr, min_lr : float
+        Start and end of the schedule.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> cosine_lr(0, total=100, lr=1e-3), cosine_lr(50, total=100, lr=1e-3)
+    (0.001, 0.0005)
+    """
+    frac = min(max(step, 0) / max(total, 1), 1.0)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def _set_lr(optimizer: Any, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _log_step(
@@ -1598,8 +1653,10 @@ class _Trainer:
                 save_checkpoint(state, self.run.last)
 
         steps = len(train_loader) + self.skip_batches
+        if config.steps_per_epoch:
+            steps = min(steps, config.steps_per_epoch)
         bar = tqdm(
-            total=min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps,
+            total=steps,
             initial=self.skip_batches,
             desc=f"epoch {epoch + 1}/{config.max_epochs}",
             disable=not (config.progress and info.is_main),
@@ -1628,11 +1685,19 @@ class _Trainer:
                 on_checkpoint=on_checkpoint,
                 dist_info=info,
                 max_steps=config.steps_per_epoch,
+                lr_at=self._lr_schedule(steps),
             )
         finally:
             bar.close()
         self.skip_batches, self.partial, sampler.skip = 0, None, 0
         return metrics
+
+    def _lr_schedule(self, steps_per_epoch: int) -> Callable[[int], float] | None:
+        """The per-step learning rate of ``lr_schedule="cosine"`` (None for "plateau")."""
+        c = self.config
+        if c.lr_schedule != "cosine":
+            return None
+        return partial(cosine_lr, total=steps_per_epoch * c.max_epochs, lr=c.lr, min_lr=c.min_lr)
 
     def validate(self) -> tuple[dict[str, float], Any]:
         """Validation metrics and the health of the validation crops' global encodings."""
@@ -1674,7 +1739,7 @@ class _Trainer:
             improved, reduce_lr, stop = self.plateau.update(value, epoch=epoch, config=config)
         record = self._epoch_record(epoch, train_metrics, val_metrics, val_health, monitor)
         record["improved"] = improved
-        if reduce_lr:
+        if reduce_lr and config.lr_schedule == "plateau":
             record["lr_next"] = self._reduce_lr()
         self.metrics.write(record)
         self._warn(epoch, alarms)
@@ -1718,8 +1783,7 @@ class _Trainer:
     def _reduce_lr(self) -> float:
         lr = self.optimizer.param_groups[0]["lr"]
         new_lr = max(lr * self.config.lr_factor, self.config.min_lr)
-        for group in self.optimizer.param_groups:
-            group["lr"] = new_lr
+        _set_lr(self.optimizer, new_lr)
         return new_lr
 
     def _warn(self, epoch: int, alarms: list[tuple[str, str]]) -> None:

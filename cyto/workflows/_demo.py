@@ -69,6 +69,7 @@ class _Demo:
         self.atlas = out / "atlas"
         self.crops = data if self.user_store else out / "crops.h5"  # type: ignore[assignment]
         self.run = out / "run"
+        self.train_plan = out / "train_plan.json"
         self.embeddings = out / "embeddings.h5"
         self.baselines = out / "baselines.json"
         self.analysis = out / "analysis"
@@ -81,7 +82,7 @@ class _Demo:
         return {
             "synth": [self.atlas] if self.synthetic else [],
             "preprocess": [] if self.user_store else [self.crops, Path(f"{self.crops}.parts")],
-            "train": [self.run],
+            "train": [self.run, self.train_plan],
             "embed": [self.embeddings],
             "baselines": [self.baselines],
             "analyze": [self.analysis, self.scores, self.report, self.out / "summary.json"],
@@ -210,6 +211,9 @@ class _Demo:
             deterministic=True,
         )
         resume = RunDir(self.run).resumable
+        plan = self._step_plan(cfg, resume=resume)
+        if plan is not None and plan.capped:
+            cfg = cfg.replace(steps_per_epoch=plan.steps_per_epoch)
         train(
             self.crops,
             self.run,
@@ -224,7 +228,50 @@ class _Demo:
             f"{summary.get('monitor', 'loss')} {best if best is None else round(abs(best), 4)} "
             f"at epoch {int(summary.get('best_epoch', -1)) + 1} (of 1..{summary.get('epochs')}) "
             f"(stop: {summary.get('stop_reason')})"
+            + (f"; {plan.describe()}" if plan is not None else "")
         )
+
+    def _step_plan(self, cfg: Any, *, resume: bool) -> Any:
+        """The training steps that fit the preset's budget (None without a budget).
+
+        A resumed run keeps the plan it started with, so it trains the same steps.
+        """
+        budget = self.preset.train_budget_s
+        if not budget:
+            return None
+        from cyto.data import CropStore
+        from cyto.nn import StepPlan, measure_train_speed, plan_steps, split_crops
+
+        if resume and self.train_plan.exists():
+            saved = json.loads(self.train_plan.read_text())
+            return StepPlan(**{k: v for k, v in saved.items() if k != "capped"})
+        with CropStore(self.crops) as store:
+            split = split_crops(
+                store.protein_ids,
+                store.fov_ids,
+                fractions=cfg.split,
+                seed=cfg.seed,
+                group_by_fov=cfg.group_by_fov,
+            )
+        rate, eval_rate = measure_train_speed(
+            self.crops,
+            preset=cfg.preset,
+            batch_size=cfg.batch_size,
+            model_overrides=dict(self.preset.model_overrides),
+            seed=self.seed,
+            threads=self.threads,
+        )
+        plan = plan_steps(
+            budget,
+            images_per_s=rate,
+            eval_images_per_s=eval_rate,
+            n_train=int((split == 0).sum()),
+            n_val=int((split == 1).sum()),
+            batch_size=cfg.batch_size,
+            max_epochs=cfg.max_epochs,
+        )
+        _atomic_json(self.train_plan, plan.to_dict())
+        return plan
 
     def embed(self) -> str:
         from cyto.nn import embed
@@ -393,6 +440,7 @@ def run_demo(
     device: str = "auto",
     seed: int = 0,
     threads: int = 0,
+    train_budget_s: float | None = None,
     stages: Sequence[str] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
@@ -435,6 +483,10 @@ def run_demo(
         package versions on the same kind of CPU give identical stage hashes (see
         ``docs/reproducibility.md``); another thread count changes the training's
         floating-point sums, hence its numbers.
+    train_budget_s : float, optional
+        Wall-time budget of the train stage in seconds, replacing the preset's
+        (:attr:`DemoPreset.train_budget_s`; 0: full epochs whatever they take). A slower
+        machine trains shorter epochs; the plan is kept in ``train_plan.json``.
     stages : sequence of str, optional
         Stages to (re)run even if done; their outputs are replaced. Default: every
         stage that has not finished yet.
@@ -456,6 +508,13 @@ def run_demo(
         are given without ``data``, or ``out_dir`` holds a demo of other input data.
     """
     preset = _resolve_preset(preset)
+    if train_budget_s is not None:
+        number = isinstance(train_budget_s, int | float) and not isinstance(train_budget_s, bool)
+        if not number or not 0 <= train_budget_s < float("inf"):
+            raise ValueError(
+                f"`train_budget_s` must be a number of seconds >= 0, got {train_budget_s!r}"
+            )
+        preset = dataclasses.replace(preset, train_budget_s=float(train_budget_s))
     inputs = _demo_inputs(data, ground_truth, complexes, preprocess_options)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"`threads` must be an integer >= 0, got {threads!r}")

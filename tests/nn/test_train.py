@@ -20,6 +20,7 @@ from cyto.nn import (
     PlateauState,
     TrainConfig,
     TrainingWarning,
+    cosine_lr,
     load_checkpoint,
     load_model,
     read_config_file,
@@ -333,6 +334,24 @@ def test_monitor_selects_the_metric_of_early_stopping(store, tmp_path):
         train(store, tmp_path / "bad", config=bad, model_overrides={"classify": False})
     with pytest.raises(ValueError, match="`monitor` must be a metric name"):
         TrainConfig(monitor="")
+
+
+def test_cosine_schedule_sets_every_step_and_ignores_plateaus(store, tmp_path):
+    """3 epochs x 3 steps: step k trains at cosine_lr(k - 1, total=9); no plateau drop."""
+    cfg = FAST.replace(lr_schedule="cosine", lr=1e-3, min_lr=1e-5, lr_patience=1)
+    run = train(store, tmp_path / "cos", config=cfg)
+    steps = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if '"kind": "step"' in line
+    ]
+    assert [s["step"] for s in steps] == list(range(1, 10))
+    want = [cosine_lr(k, total=9, lr=1e-3, min_lr=1e-5) for k in range(9)]
+    np.testing.assert_allclose([s["lr"] for s in steps], want, rtol=1e-12)
+    assert want[0] == 1e-3 and want[-1] < 0.05 * 1e-3
+    assert not any("lr_next" in r for r in epochs(run))
+    with pytest.raises(ValueError, match="`lr_schedule` must be one of"):
+        TrainConfig(lr_schedule="linear")
 
 
 def test_steps_per_epoch_caps_each_epoch_to_a_fresh_subset(store, tmp_path):

@@ -1,0 +1,58 @@
+"""Training within a wall-time budget: speed measured on real batches, epochs sized."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cyto.data import write_crop_store
+from cyto.nn import StepPlan, measure_train_speed, plan_steps
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    crops = rng.normal(size=(40, 2, 32, 32)).astype(np.float16)
+    prot = np.repeat([f"P{k}" for k in range(4)], 10)
+    fov = np.array([f"{p}-{i % 5}" for i, p in enumerate(prot)])
+    return write_crop_store(tmp_path / "c.h5", crops, prot, fov_ids=fov)
+
+
+def test_measured_speeds_are_positive_and_leave_the_caller_state_alone(store):
+    torch.manual_seed(123)
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    train_rate, eval_rate = measure_train_speed(store, preset="tiny", batch_size=8, steps=2)
+    assert 0 < train_rate < eval_rate  # a forward pass is cheaper than a training step
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        measure_train_speed(store, preset="tiny", batch_size=64)
+    with pytest.raises(ValueError, match="`steps` and `batch_size` must be >= 1"):
+        measure_train_speed(store, preset="tiny", batch_size=8, steps=0)
+
+
+def test_plan_keeps_full_epochs_when_they_fit_and_caps_them_otherwise():
+    common = dict(eval_images_per_s=200.0, n_train=6400, n_val=800, batch_size=32, max_epochs=3)
+    fast = plan_steps(600.0, images_per_s=100.0, **common)
+    assert fast.steps_per_epoch == fast.full_steps == 200 and not fast.capped
+    assert fast.estimated_s <= 600.0
+    assert "full epochs of 200 steps" in fast.describe()
+    slow = plan_steps(240.0, images_per_s=50.0, **common)
+    assert slow.capped and 1 <= slow.steps_per_epoch < 200
+    # the estimate fits the budget, one more step per epoch would not (steps in the loop
+    # are taken to run at 0.88 of the measured rate)
+    assert slow.estimated_s <= 240.0 < slow.estimated_s + 3 * 32 / (50.0 * 0.88)
+    assert "of 200 steps per epoch to fit the 240 s budget" in slow.describe()
+    # a budget too small for anything still trains one step per epoch
+    assert plan_steps(1.0, images_per_s=50.0, **common).steps_per_epoch == 1
+    saved = slow.to_dict()
+    assert saved["capped"] is True
+    assert StepPlan(**{k: v for k, v in saved.items() if k != "capped"}) == slow
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="`budget_s` must be a finite number > 0"):
+            plan_steps(bad, images_per_s=50.0, **common)
+    with pytest.raises(ValueError, match="`images_per_s` must be a finite number > 0"):
+        plan_steps(60.0, images_per_s=0.0, **common)
