@@ -48,14 +48,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="compute threads, fixed for the run (default 0: the CPUs this process may use); "
         "runs with one seed and one thread count give identical stage hashes (unless the "
-        "training budget shortened the epochs: see train_plan.json)",
+        "training budget shortened the epochs: see run/summary.json)",
     )
     p.add_argument(
         "--train-budget",
         type=float,
         metavar="SECONDS",
         help="wall-time budget of training: a slower machine trains shorter epochs "
-        "(default: the preset's, 240 for small; 0: full epochs whatever they take)",
+        "(default: the preset's, 300 for small; 0: full epochs whatever they take)",
     )
     p.add_argument(
         "--stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"rerun: {', '.join(STAGES)}"

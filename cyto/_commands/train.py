@@ -55,6 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, metavar="N", help="crops per step (default: 32)")
     p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate (default: 0.0004)")
     p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="finish within this wall time: epochs shorten when full ones would not fit "
+        "(default 0: no budget; one process only)",
+    )
+    p.add_argument(
         "--lr-schedule",
         choices=("plateau", "cosine"),
         help="plateau: lower the rate when validation stops improving (default); cosine: "
@@ -164,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "lr_schedule": args.lr_schedule,
+        "time_budget_s": args.time_budget,
         "monitor": args.monitor,
         "device": args.device,
         "num_workers": args.workers,

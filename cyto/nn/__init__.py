@@ -1,6 +1,6 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
-from ._budget import StepPlan, measure_train_speed, plan_steps
+from ._budget import EpochBudget, StepPlan, measure_train_speed, plan_steps
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._config import CODEBOOKS, CytoselfConfig
 from ._dataset import (
@@ -59,6 +59,7 @@ __all__: list[str] = [
     "CytoselfOutput",
     "DihedralAugment",
     "EncoderPair",
+    "EpochBudget",
     "InpaintingLoss",
     "InpaintingOutput",
     "NonFiniteLossError",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 from ._dataset import CropDataset, DihedralAugment, collate_crops, encode_labels
 from ._registry import build_model, model_config
 
-__all__ = ["StepPlan", "measure_train_speed", "plan_steps"]
+__all__ = ["EpochBudget", "StepPlan", "measure_config_speed", "measure_train_speed", "plan_steps"]
 
 # Wall time of a run's set-up besides the steps (store checks, pixel variance, model,
 # codebook initialisation, checkpoints), in seconds of one training step.
@@ -132,47 +132,74 @@ def measure_train_speed(
         If ``steps``/``warmup``/``batch_size`` are not positive or the store holds
         fewer crops than one batch.
     """
-    from cyto.data import CropStore
-
     if min(steps, batch_size) < 1 or warmup < 0:
         raise ValueError(
             f"`steps` and `batch_size` must be >= 1 and `warmup` >= 0; got {steps}, "
             f"{batch_size}, {warmup}"
         )
+    from cyto.data import CropStore
+
     with CropStore(crops) as store:
-        n, ids, size = len(store), store.protein_ids, int(store.crop_size)
-        channels = len(store.channels)
-    if n < batch_size:
-        raise ValueError(f"crop store {crops} holds {n} crops, fewer than one batch ({batch_size})")
-    labels, classes = encode_labels(ids)
+        ids, size, channels = store.protein_ids, int(store.crop_size), len(store.channels)
+    classes = encode_labels(ids)[1]
     cfg = model_config(preset, dict(model_overrides or {})).replace(
         in_channels=channels, num_classes=max(int(classes.size), 2), image_size=size
     )
-    rng_state, before = torch.get_rng_state(), torch.get_num_threads()
+    before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads or before)
+        return measure_config_speed(crops, cfg, batch_size, steps=steps, warmup=warmup, seed=seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure_config_speed(
+    crops: str | os.PathLike,
+    config: Any,
+    batch_size: int,
+    *,
+    steps: int = 6,
+    warmup: int = 2,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> tuple[float, float]:
+    """:func:`measure_train_speed` for a model config (one whose model's ``loss`` takes
+    ``(x, y, output)``), on ``device`` (default CPU), with the current threads."""
+    from cyto.data import CropStore
+
+    with CropStore(crops) as store:
+        n, ids = len(store), store.protein_ids
+    if n < batch_size:
+        raise ValueError(f"crop store {crops} holds {n} crops, fewer than one batch ({batch_size})")
+    device = device or torch.device("cpu")
+    rng_state = torch.get_rng_state()
+    try:
         torch.manual_seed(seed)
-        model = build_model(cfg)
+        model = build_model(config).to(device)
+        labels = encode_labels(ids)[0]
         data = CropDataset(crops, np.arange(n), labels=labels, augment=DihedralAugment(seed))
         rows = np.random.default_rng(seed).integers(0, n, size=(warmup + steps, batch_size))
         batches = (collate_crops(data.__getitems__(list(r))) for r in rows)
-        train_rate = _timed_steps(model, batches, warmup, train=True)
+        train_rate = _timed_steps(model, batches, warmup, device, train=True)
         batches = (collate_crops(data.__getitems__(list(r))) for r in rows)
-        eval_rate = _timed_steps(model, batches, warmup, train=False)
+        eval_rate = _timed_steps(model, batches, warmup, device, train=False)
     finally:
         torch.set_rng_state(rng_state)
-        torch.set_num_threads(before)
     return train_rate, eval_rate
 
 
-def _timed_steps(model: torch.nn.Module, batches: Any, warmup: int, *, train: bool) -> float:
+def _timed_steps(
+    model: torch.nn.Module, batches: Any, warmup: int, device: torch.device, *, train: bool
+) -> float:
     """Images/s of the batches after the first ``warmup`` (training steps or forwards)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     model.train(train)
     images, start = 0, time.perf_counter()
     for i, (x, y) in enumerate(batches):
         if i == warmup:
+            _sync(device)
             images, start = 0, time.perf_counter()
+        x, y = x.to(device), y.to(device)
         if train:
             loss = model.loss(x, y, model(x), reconstruction_scale=1.0)
             optimizer.zero_grad(set_to_none=True)
@@ -182,7 +209,13 @@ def _timed_steps(model: torch.nn.Module, batches: Any, warmup: int, *, train: bo
             with torch.no_grad():
                 model(x)
         images += int(x.shape[0])
+    _sync(device)
     return images / max(time.perf_counter() - start, 1e-9)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def plan_steps(
@@ -244,3 +277,131 @@ def plan_steps(
         max_epochs=int(max_epochs),
         estimated_s=float(fixed + max_epochs * steps * step_s),
     )
+
+
+class EpochBudget:
+    """The steps of each epoch of a run that must end within ``budget_s`` seconds.
+
+    Before each epoch the steps are sized from the time left and the speed observed so
+    far (:func:`measure_train_speed` before the first epoch, then each finished epoch's
+    own training and validation time), so a machine that slows down mid-run shortens the
+    later epochs instead of overrunning. ``lr_at`` keeps a cosine schedule continuous
+    across the re-plans: the schedule's progress goes from where it is to 1 over the
+    steps now planned. When every epoch fits in full, the steps and learning rates are
+    those of a run without a budget.
+
+    Parameters
+    ----------
+    budget_s : float
+        Wall-time budget of the run from the moment this object is made (plus
+        ``spent_s`` of a resumed run).
+    max_epochs : int
+        Epochs of the run.
+    images_per_s, eval_images_per_s : float
+        Speeds to plan the first epoch with (:func:`measure_train_speed`); ``None``
+        plans it in full.
+    batch_size, n_val : int
+        Crops per step and validation crops.
+    lr, min_lr : float
+        Ends of the cosine schedule (used by :meth:`lr_at`).
+    clock : callable, default time.perf_counter
+        Seconds of a monotonic clock.
+    """
+
+    def __init__(
+        self,
+        budget_s: float,
+        *,
+        max_epochs: int,
+        batch_size: int,
+        n_val: int,
+        images_per_s: float | None,
+        eval_images_per_s: float | None,
+        lr: float,
+        min_lr: float,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.budget_s = float(budget_s)
+        self.clock = clock
+        self.max_epochs, self.batch_size, self.n_val = int(max_epochs), int(batch_size), n_val
+        self.lr, self.min_lr = float(lr), float(min_lr)
+        self.rates = (images_per_s, eval_images_per_s)
+        self.spent_s = 0.0
+        self._start = clock()
+        self.observed: tuple[float, float] | None = None  # seconds per step, per validation
+        self.epoch_steps: dict[int, int] = {}
+        self.anchor = (0, 0.0, 1)  # step, schedule progress at it, steps left after it
+
+    def elapsed(self) -> float:
+        """Seconds of the run so far (those before a resume included)."""
+        return self.spent_s + self.clock() - self._start
+
+    def plan_epoch(self, epoch: int, full_steps: int, step: int) -> int:
+        """Steps of ``epoch`` (``full_steps`` when they fit); fixed once planned."""
+        if epoch in self.epoch_steps:
+            return self.epoch_steps[epoch]
+        left_epochs = self.max_epochs - epoch
+        left_s = self.budget_s - self.elapsed()
+        if self.observed is not None:
+            step_s, val_s = self.observed
+            fits = int((left_s - left_epochs * val_s) / (left_epochs * step_s))
+            steps = min(full_steps, max(fits, 1))
+        elif self.rates[0] and self.rates[1]:
+            steps = plan_steps(
+                max(left_s, 1e-3),
+                images_per_s=self.rates[0],
+                eval_images_per_s=self.rates[1],
+                n_train=full_steps * self.batch_size,
+                n_val=self.n_val,
+                batch_size=self.batch_size,
+                max_epochs=left_epochs,
+            ).steps_per_epoch
+        else:
+            steps = full_steps
+        self.epoch_steps[epoch] = steps
+        progress = self.progress(step)
+        self.anchor = (step, progress, max(steps * left_epochs, 1))
+        return steps
+
+    def observe(self, *, train_s: float, steps: int, val_s: float) -> None:
+        """Record a finished epoch's training seconds, steps and validation seconds."""
+        if steps > 0:
+            self.observed = (train_s / steps, val_s)
+
+    def progress(self, step: int) -> float:
+        """Fraction of the learning-rate schedule done before ``step``."""
+        start, done, left = self.anchor
+        return min(done + (step - start) / left * (1.0 - done), 1.0)
+
+    def lr_at(self, step: int) -> float:
+        """Cosine learning rate of ``step`` (see :func:`cyto.nn.cosine_lr`)."""
+        frac = self.progress(step)
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    def summary(self) -> dict[str, Any]:
+        """The budget, the time used so far and the steps of each planned epoch."""
+        return {
+            "budget_s": self.budget_s,
+            "elapsed_s": round(self.elapsed(), 3),
+            "measured_images_per_s": self.rates[0],
+            "epoch_steps": [self.epoch_steps[e] for e in sorted(self.epoch_steps)],
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps (time spent, plans, observed speeds)."""
+        return {
+            "spent_s": self.elapsed(),
+            "epoch_steps": {str(k): v for k, v in self.epoch_steps.items()},
+            "observed": self.observed,
+            "anchor": list(self.anchor),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue a resumed run's budget."""
+        self.spent_s = float(state.get("spent_s", 0.0))
+        self._start = self.clock()
+        self.epoch_steps = {int(k): int(v) for k, v in state.get("epoch_steps", {}).items()}
+        observed = state.get("observed")
+        self.observed = None if observed is None else (float(observed[0]), float(observed[1]))
+        step, done, left = state.get("anchor", (0, 0.0, 1))
+        self.anchor = (int(step), float(done), int(left))

@@ -44,6 +44,7 @@ from cyto._paths import relative_to
 from cyto._provenance import package_versions
 from cyto.data._rundir import RunDir
 
+from ._budget import EpochBudget, measure_config_speed
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
     get_rng_state,
@@ -200,6 +201,15 @@ class TrainConfig:
         Channels-last memory format on CUDA (ignored on other devices).
     deterministic : bool, default False
         ``torch.use_deterministic_algorithms(True)`` during training.
+    time_budget_s : float, default 0.0
+        Wall-time budget of the run in seconds (0: none; one process only). A few timed
+        steps measure the machine first, and before each epoch its steps are sized
+        from the time left and the speed seen so far (:class:`~cyto.nn.EpochBudget`):
+        full epochs when they fit, otherwise each epoch trains a random subset that
+        does, so a machine that slows down mid-run shortens its later epochs. With
+        ``lr_schedule="cosine"`` the schedule stays continuous and ends at ``min_lr``.
+        A machine fast enough for every full epoch trains exactly them. The plan is in
+        each epoch record (``planned_steps``) and in ``summary.json``.
     steps_per_epoch : int, default 0
         At most this many training steps per epoch (0: a full pass). Each epoch then
         trains on the first ``steps_per_epoch * batch_size`` crops of its own random
@@ -262,6 +272,7 @@ class TrainConfig:
     deterministic: bool = False
     log_every: int = 10
     steps_per_epoch: int = 0
+    time_budget_s: float = 0.0
     checkpoint_every: int = 0
     variance_samples: int = 4096
     grad_clip: float = 0.0
@@ -288,7 +299,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < low:
                 raise ValueError(f"`{name}` must be an int >= {low}; got {value!r}")
-        for name in ("lr", "lr_factor", "min_lr", "min_delta", "grad_clip"):
+        for name in ("lr", "lr_factor", "min_lr", "min_delta", "grad_clip", "time_budget_s"):
             value = getattr(self, name)
             if not _is_nonneg_number(value):
                 raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}")
@@ -1512,6 +1523,8 @@ class _Trainer:
     skip_batches: int = 0
     partial: Mapping[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None
+    budget: EpochBudget | None = None
+    epoch_time: tuple[float, int] = (0.0, 0)  # training seconds and steps of the last epoch
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -1562,6 +1575,7 @@ class _Trainer:
             amp=amp,
             channels_last=channels_last,
             watch=TermWatch(codebook=getattr(mcfg, "codebook", "ema")),
+            budget=_make_budget(data, config, mcfg, info, measure=checkpoint is None),
         )
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
@@ -1579,6 +1593,8 @@ class _Trainer:
         self.start_epoch, self.step = int(checkpoint["epoch"]), int(checkpoint["step"])
         self.skip_batches = int(checkpoint.get("epoch_batches", 0))
         self.partial = checkpoint.get("epoch_progress") or None
+        if self.budget is not None and checkpoint.get("budget"):
+            self.budget.load_state_dict(checkpoint["budget"])
         self.checkpoint = checkpoint
         gens = checkpoint["loader_generator"]
         self.loaders[4].set_state(gens[min(self.info.rank, len(gens) - 1)])
@@ -1628,6 +1644,7 @@ class _Trainer:
             "model_config": self.mcfg.to_dict(),
             "reconstruction_scale": data.reconstruction_scale,
             "world_size": self.info.world_size,
+            "budget": self.budget.state_dict() if self.budget is not None else None,
         }
 
     # ------------------------------------------------------------------ one epoch
@@ -1655,6 +1672,10 @@ class _Trainer:
         steps = len(train_loader) + self.skip_batches
         if config.steps_per_epoch:
             steps = min(steps, config.steps_per_epoch)
+        lr_at = self._lr_schedule(steps)
+        if self.budget is not None:
+            steps = self.budget.plan_epoch(epoch, steps, epoch_start_step)
+            lr_at = self.budget.lr_at if config.lr_schedule == "cosine" else None
         bar = tqdm(
             total=steps,
             initial=self.skip_batches,
@@ -1684,11 +1705,12 @@ class _Trainer:
                 checkpoint_every=config.checkpoint_every,
                 on_checkpoint=on_checkpoint,
                 dist_info=info,
-                max_steps=config.steps_per_epoch,
-                lr_at=self._lr_schedule(steps),
+                max_steps=steps,
+                lr_at=lr_at,
             )
         finally:
             bar.close()
+        self.epoch_time = (ep_state.seconds, ep_state.batches)
         self.skip_batches, self.partial, sampler.skip = 0, None, 0
         return metrics
 
@@ -1718,7 +1740,11 @@ class _Trainer:
     def end_epoch(self, epoch: int, train_metrics: dict[str, float]) -> bool:
         """Validate, judge, log and checkpoint the epoch; True when training should stop."""
         config = self.config
+        started = time.perf_counter()
         val_metrics, val_health = self.validate()
+        if self.budget is not None:
+            seconds, steps = self.epoch_time
+            self.budget.observe(train_s=seconds, steps=steps, val_s=time.perf_counter() - started)
         source, prefix = (val_metrics, "val") if val_metrics else (train_metrics, "train")
         monitor = f"{prefix}_{config.monitor}"
         value = _monitored_value(source, config, monitor, epoch=epoch, step=self.step)
@@ -1739,6 +1765,8 @@ class _Trainer:
             improved, reduce_lr, stop = self.plateau.update(value, epoch=epoch, config=config)
         record = self._epoch_record(epoch, train_metrics, val_metrics, val_health, monitor)
         record["improved"] = improved
+        if self.budget is not None:
+            record["planned_steps"] = self.budget.epoch_steps.get(epoch)
         if reduce_lr and config.lr_schedule == "plateau":
             record["lr_next"] = self._reduce_lr()
         self.metrics.write(record)
@@ -1859,12 +1887,44 @@ class _Trainer:
             "steps": self.step,
             "world_size": info.world_size,
             "device": str(info.device),
+            "time_budget": self.budget.summary() if self.budget is not None else None,
         }
         _atomic_text(run.summary_file, json.dumps(summary, indent=2) + "\n")
         if self.config.progress:
             from tqdm.auto import tqdm
 
             tqdm.write(summary["selection"], file=sys.stderr)
+
+
+def _make_budget(
+    data: _RunData, config: TrainConfig, mcfg: Any, info: DistInfo, *, measure: bool
+) -> EpochBudget | None:
+    """The run's :class:`EpochBudget` (None without ``time_budget_s``); a new run first
+    times a few steps of a throwaway model (paired models: the first epoch in full)."""
+    from ._registry import is_paired
+
+    if not config.time_budget_s:
+        return None
+    if info.distributed:
+        raise ValueError(
+            "`time_budget_s` needs a single training process (each rank would plan from its "
+            "own clock); set it to 0 under torchrun"
+        )
+    rates: tuple[float | None, float | None] = (None, None)
+    if measure and not is_paired(mcfg):
+        rates = measure_config_speed(
+            data.store_path, mcfg, config.batch_size, seed=config.seed, device=info.device
+        )
+    return EpochBudget(
+        config.time_budget_s,
+        max_epochs=config.max_epochs,
+        batch_size=config.batch_size,
+        n_val=int((data.split == 1).sum()),
+        images_per_s=rates[0],
+        eval_images_per_s=rates[1],
+        lr=config.lr,
+        min_lr=config.min_lr,
+    )
 
 
 def _compiled(model: nn.Module, enabled: bool) -> nn.Module:

@@ -69,7 +69,6 @@ class _Demo:
         self.atlas = out / "atlas"
         self.crops = data if self.user_store else out / "crops.h5"  # type: ignore[assignment]
         self.run = out / "run"
-        self.train_plan = out / "train_plan.json"
         self.embeddings = out / "embeddings.h5"
         self.baselines = out / "baselines.json"
         self.analysis = out / "analysis"
@@ -82,7 +81,7 @@ class _Demo:
         return {
             "synth": [self.atlas] if self.synthetic else [],
             "preprocess": [] if self.user_store else [self.crops, Path(f"{self.crops}.parts")],
-            "train": [self.run, self.train_plan],
+            "train": [self.run],
             "embed": [self.embeddings],
             "baselines": [self.baselines],
             "analyze": [self.analysis, self.scores, self.report, self.out / "summary.json"],
@@ -211,9 +210,6 @@ class _Demo:
             deterministic=True,
         )
         resume = RunDir(self.run).resumable
-        plan = self._step_plan(cfg, resume=resume)
-        if plan is not None and plan.capped:
-            cfg = cfg.replace(steps_per_epoch=plan.steps_per_epoch)
         train(
             self.crops,
             self.run,
@@ -227,51 +223,8 @@ class _Demo:
             f"{summary.get('epochs', '?')} epochs, best validation "
             f"{summary.get('monitor', 'loss')} {best if best is None else round(abs(best), 4)} "
             f"at epoch {int(summary.get('best_epoch', -1)) + 1} (of 1..{summary.get('epochs')}) "
-            f"(stop: {summary.get('stop_reason')})"
-            + (f"; {plan.describe()}" if plan is not None else "")
+            f"(stop: {summary.get('stop_reason')})" + _budget_text(summary.get("time_budget"))
         )
-
-    def _step_plan(self, cfg: Any, *, resume: bool) -> Any:
-        """The training steps that fit the preset's budget (None without a budget).
-
-        A resumed run keeps the plan it started with, so it trains the same steps.
-        """
-        budget = self.preset.train_budget_s
-        if not budget:
-            return None
-        from cyto.data import CropStore
-        from cyto.nn import StepPlan, measure_train_speed, plan_steps, split_crops
-
-        if resume and self.train_plan.exists():
-            saved = json.loads(self.train_plan.read_text())
-            return StepPlan(**{k: v for k, v in saved.items() if k != "capped"})
-        with CropStore(self.crops) as store:
-            split = split_crops(
-                store.protein_ids,
-                store.fov_ids,
-                fractions=cfg.split,
-                seed=cfg.seed,
-                group_by_fov=cfg.group_by_fov,
-            )
-        rate, eval_rate = measure_train_speed(
-            self.crops,
-            preset=cfg.preset,
-            batch_size=cfg.batch_size,
-            model_overrides=dict(self.preset.model_overrides),
-            seed=self.seed,
-            threads=self.threads,
-        )
-        plan = plan_steps(
-            budget,
-            images_per_s=rate,
-            eval_images_per_s=eval_rate,
-            n_train=int((split == 0).sum()),
-            n_val=int((split == 1).sum()),
-            batch_size=cfg.batch_size,
-            max_epochs=cfg.max_epochs,
-        )
-        _atomic_json(self.train_plan, plan.to_dict())
-        return plan
 
     def embed(self) -> str:
         from cyto.nn import embed
@@ -469,7 +422,7 @@ def run_demo(
         :func:`cyto.preprocess.preprocess_dataset` (e.g. ``nucleus_diameter``,
         ``downsample_factor``, ``crop_size``).
     preset : str or DemoPreset, default "small"
-        ``"small"`` (≤ 10 minutes on 2 CPU cores), ``"tiny"`` (a smoke test) or
+        ``"small"`` (≤ 8 minutes on 2 CPU cores), ``"tiny"`` (a smoke test) or
         ``"paper"`` (the paper's model on a larger atlas, for one GPU; ``"gpu"`` is an alias); see
         :data:`DEMO_PRESETS`. With ``data`` only the model and training budget apply.
     device : str, default "auto"
@@ -486,7 +439,7 @@ def run_demo(
     train_budget_s : float, optional
         Wall-time budget of the train stage in seconds, replacing the preset's
         (:attr:`DemoPreset.train_budget_s`; 0: full epochs whatever they take). A slower
-        machine trains shorter epochs; the plan is kept in ``train_plan.json``.
+        machine trains shorter epochs; ``run/summary.json`` keeps the steps (``time_budget``).
     stages : sequence of str, optional
         Stages to (re)run even if done; their outputs are replaced. Default: every
         stage that has not finished yet.
@@ -560,6 +513,19 @@ def run_demo(
     _atomic_json(out / "summary.json", summary)
     echo(f"report: {report}")
     return DemoResult(out_dir=out, report=report, stages=tuple(records), summary=summary)
+
+
+def _budget_text(budget: Mapping[str, Any] | None) -> str:
+    """How the training budget shaped the epochs ('' without a budget)."""
+    if not budget:
+        return ""
+    steps = budget["epoch_steps"]
+    rate = budget.get("measured_images_per_s")
+    measured = f", measured {rate:.0f} images/s" if rate else ""
+    return (
+        f"; {budget['elapsed_s']:.0f} s of a {budget['budget_s']:.0f} s budget: steps per "
+        f"epoch {', '.join(map(str, steps))}{measured}"
+    )
 
 
 def _record_demo(

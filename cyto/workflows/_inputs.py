@@ -39,11 +39,9 @@ class DemoPreset:
     lr_schedule : {"plateau", "cosine"}
         Learning-rate schedule (see :class:`cyto.nn.TrainConfig`).
     train_budget_s : float
-        Wall-time budget of the train stage in seconds (0: none). A few timed steps
-        measure the machine first; when ``max_epochs`` full epochs would not fit, each
-        epoch trains a random subset that does (:func:`cyto.nn.plan_steps`; the plan is
-        kept in ``train_plan.json``). A machine fast enough for full epochs trains
-        exactly them.
+        Wall-time budget of the train stage in seconds (0: none): ``time_budget_s`` of
+        :class:`cyto.nn.TrainConfig` (a slower machine trains shorter epochs; one fast
+        enough for full epochs trains exactly them).
     monitor : str
         Validation metric of early stopping and the best checkpoint (see
         :class:`cyto.nn.TrainConfig`; default ``"task_loss"`` as in ``cyto train``);
@@ -85,6 +83,7 @@ class DemoPreset:
             max_epochs=self.max_epochs,
             lr=self.lr,
             lr_schedule=self.lr_schedule,
+            time_budget_s=float(self.train_budget_s),
             seed=int(seed),
             device=device,
             progress=progress,
@@ -120,7 +119,7 @@ DEMO_PRESETS: dict[str, DemoPreset] = {
     ),
     # The default: the whole synthetic atlas, ≤ 8 minutes on a slow 2-core machine. Three
     # epochs of small batches on a cosine schedule (4 z planes: half the synthesis and
-    # reading of 8); a machine too slow for them in 4 minutes trains shorter epochs.
+    # reading of 8); a machine too slow for them in 5 minutes trains shorter epochs.
     "small": DemoPreset(
         name="small",
         atlas={"fields_per_protein": 5, "z_planes": 4},
@@ -131,7 +130,7 @@ DEMO_PRESETS: dict[str, DemoPreset] = {
         umap_seeds=(0, 1, 2),
         model_overrides={"fc_dropout": 0.0},
         lr_schedule="cosine",
-        train_budget_s=240.0,
+        train_budget_s=300.0,
     ),
     # The paper's model on a larger atlas: for one GPU ("gpu" is an alias).
     "paper": DemoPreset(

@@ -354,6 +354,31 @@ def test_cosine_schedule_sets_every_step_and_ignores_plateaus(store, tmp_path):
         TrainConfig(lr_schedule="linear")
 
 
+def test_time_budget_shortens_epochs_and_resumes_with_its_plan(store, tmp_path):
+    """A budget nothing fits in: one step per epoch, recorded; a roomy one changes nothing."""
+    cfg = FAST.replace(lr_schedule="cosine", time_budget_s=0.01, max_epochs=2)
+    run = train(store, tmp_path / "tight", config=cfg)
+    recs = epochs(run)
+    assert [r["step"] for r in recs] == [1, 2] and [r["planned_steps"] for r in recs] == [1, 1]
+    summary = json.loads((run / "summary.json").read_text())["time_budget"]
+    assert summary["epoch_steps"] == [1, 1] and summary["measured_images_per_s"] > 0
+    # resumed for a third epoch: the budget's clock and plans carry over
+    train(store, run, config=cfg.replace(max_epochs=3), resume=True)
+    again = json.loads((run / "summary.json").read_text())["time_budget"]
+    assert again["epoch_steps"] == [1, 1, 1] and again["elapsed_s"] > summary["elapsed_s"]
+    roomy = train(store, tmp_path / "roomy", config=cfg.replace(time_budget_s=3600.0))
+    assert [r["planned_steps"] for r in epochs(roomy)] == [3, 3]
+    plain = train(store, tmp_path / "plain", config=cfg.replace(time_budget_s=0.0))
+    assert [r["step"] for r in epochs(plain)] == [r["step"] for r in epochs(roomy)]
+    np.testing.assert_allclose(
+        [r["train_loss"] for r in epochs(plain)],
+        [r["train_loss"] for r in epochs(roomy)],
+        rtol=1e-5,
+    )
+    with pytest.raises(ValueError, match="`time_budget_s` must be a finite number >= 0"):
+        TrainConfig(time_budget_s=-1.0)
+
+
 def test_steps_per_epoch_caps_each_epoch_to_a_fresh_subset(store, tmp_path):
     """24 training crops, batch 8: 3 steps per full epoch; capped at 1, each epoch one."""
     run = train(store, tmp_path / "cap", config=FAST.replace(steps_per_epoch=1))
