@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -248,7 +249,9 @@ def run_ablation(
         If a variant or the preset is unknown, ``seeds``/``umap_seeds`` is empty, ``data``
         comes without ground truth, or a crop store lacks a channel a variant needs.
     """
-    preset = _resolve_preset(preset)
+    # every variant trains the same steps: a time budget would give a slower variant
+    # (or a busier moment) fewer, and the comparison would measure the machine
+    preset = dataclasses.replace(_resolve_preset(preset), train_budget_s=0.0)
     names = list(ABLATION_VARIANTS) if variants is None else [str(v) for v in variants]
     if with_baselines:
         names += [n for n in BASELINE_VARIANTS if n not in names]
