@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cyto.cli import main
 from cyto.data import EmbeddingsWriter
@@ -74,6 +75,36 @@ def test_card_with_batch_correction_recovers_the_family_map(tmp_path: Path) -> N
         assert table.iloc[0]["Metadata_n_crops"] == 10
     # no crop store: the baselines are left out, and the card says nothing false about them
     assert all(not r["representation"].startswith("baseline") for r in card["rows"])
+
+
+def test_card_scores_harmony_beside_centring(tmp_path: Path, capsys) -> None:
+    emb = _embeddings(tmp_path / "emb.h5", plate_shift=6.0)
+    argv = ["evaluate", str(emb), "-o", str(tmp_path / "card"), "--ground-truth"]
+    argv += [str(tmp_path / "gt.csv"), "--batch-key", "plate", "--corrections"]
+    if importlib.util.find_spec("harmonypy") is None:
+        assert main([*argv, "harmony"]) == 2
+        assert "cyto[harmony]" in capsys.readouterr().err
+        return
+    assert main([*argv, "center_scale", "harmony"]) == 0
+    card = json.loads((tmp_path / "card" / "evaluation.json").read_text())
+    rows = {(r["representation"], r["correction"]): r for r in card["rows"]}
+    assert set(rows) == {
+        ("cyto (global encodings)", c) for c in ("none", "center_scale", "harmony")
+    }
+    raw, fixed = (
+        rows[("cyto (global encodings)", "none")],
+        rows[("cyto (global encodings)", "harmony")],
+    )
+    # Harmony ran on the principal components (its defaults do not undo an offset this
+    # large: benchmarks/results/plate_effect.md measures it on the synthetic plates)
+    assert np.isfinite(fixed["family_map"]) and fixed["family_map"] != raw["family_map"]
+    assert (
+        "| cyto (global encodings) | harmony |" in (tmp_path / "card" / "evaluation.md").read_text()
+    )
+    with pytest.raises(SystemExit) as exc:  # argparse names the choices
+        main([*argv, "combat"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'combat'" in capsys.readouterr().err
 
 
 def test_card_refuses_an_unknown_batch_key(tmp_path: Path, capsys) -> None:

@@ -43,6 +43,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="per-crop column to correct for (plate, well, Metadata_*: from the manifest)",
     )
     p.add_argument(
+        "--corrections",
+        nargs="+",
+        choices=("center_scale", "harmony"),
+        default=["center_scale"],
+        metavar="NAME",
+        help="with --batch-key: corrections scored beside the uncorrected rows: center_scale "
+        "(per-batch centring and scaling, default), harmony (needs cyto[harmony])",
+    )
+    p.add_argument(
         "--split", choices=("test", "all"), default="test", help="crops evaluated (default test)"
     )
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
@@ -67,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         umap_seeds=tuple(range(args.seeds)),
         seed=args.seed,
         split=args.split,
+        corrections=tuple(args.corrections),
         echo=(lambda msg: None) if args.quiet else None,
     )
     print(card_markdown(card))

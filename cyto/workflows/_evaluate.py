@@ -16,11 +16,12 @@ from cyto.analysis import (
     baseline_features,
     center_scale_by_batch,
     evaluate,
+    harmony,
 )
 from cyto.data import CropStore, Embeddings
 from cyto.workflows._inputs import _atomic_json, _atomic_text, _print_stderr
 
-__all__ = ["CARD_FILES", "card_markdown", "evaluation_card"]
+__all__ = ["CARD_FILES", "CORRECTIONS", "card_markdown", "evaluation_card"]
 
 #: File names of a card, in its folder.
 CARD_FILES = ("evaluation.json", "evaluation.md", "profiles.csv")
@@ -118,6 +119,13 @@ def _card_row(name: str, correction: str, ev: Any) -> dict[str, Any]:
     }
 
 
+#: Batch corrections of the card: name -> ``f(X, batch) -> corrected features``.
+CORRECTIONS: dict[str, Callable[[Any, Any], np.ndarray]] = {
+    "center_scale": center_scale_by_batch,
+    "harmony": harmony,
+}
+
+
 def evaluation_card(
     embeddings: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -130,6 +138,7 @@ def evaluation_card(
     seed: int = 0,
     echo: Callable[[str], None] | None = None,
     split: str = "test",
+    corrections: Sequence[str] = ("center_scale",),
 ) -> dict[str, Any]:
     """Evaluate an embeddings file against a ground truth, with baselines, as one card.
 
@@ -137,8 +146,9 @@ def evaluation_card(
     found, the raw-pixel and intensity baselines on the same crops — is scored by
     :func:`cyto.analysis.evaluate` (Γ per level over ``umap_seeds``, family and protein
     mAP with FDR, complex recall, k-NN accuracy for the model), uncorrected and, with
-    ``batch_key``, after per-batch centring and scaling
-    (:func:`cyto.analysis.center_scale_by_batch`).
+    ``batch_key``, after each of ``corrections``: per-batch centring and scaling
+    (:func:`cyto.analysis.center_scale_by_batch`) and Harmony on 50 principal
+    components (:func:`cyto.analysis.harmony`, needs ``cyto[harmony]``).
 
     Also writes ``profiles.csv``: the per-protein mean encodings with ``Metadata_*``
     columns (protein, ground-truth labels, crop count), as pycytominer lays them out.
@@ -162,6 +172,8 @@ def evaluation_card(
         Receives progress lines (default: stderr).
     split : {"test", "all"}, default "test"
         Crops evaluated: the test split (every crop when the file has none), or all.
+    corrections : sequence of {"center_scale", "harmony"}, default ("center_scale",)
+        Batch corrections scored beside the uncorrected rows (with ``batch_key``).
 
     Returns
     -------
@@ -180,6 +192,13 @@ def evaluation_card(
         raise ValueError("`ground_truth` or `complexes` is needed: the card scores against them")
     if split not in ("test", "all"):
         raise ValueError(f"`split` must be 'test' or 'all', got {split!r}")
+    unknown = sorted(set(corrections) - set(CORRECTIONS))
+    if unknown:
+        raise ValueError(f"`corrections` must be names from {list(CORRECTIONS)}, got {unknown}")
+    if "harmony" in corrections and batch_key is not None:
+        from cyto._optional import require
+
+        require("harmonypy", "harmony", purpose="Harmony batch correction")  # fail before work
     inp = _inputs(Path(embeddings), batch_key, split)
     reps = {"cyto (global encodings)": inp["X"]}
     store = crops if crops is not None else inp["store"]
@@ -189,11 +208,11 @@ def evaluation_card(
         }
     else:
         echo("[evaluate] no crop store found: baselines left out (give --crops)")
-    corrections = ["none"] + (["center_scale"] if batch_key is not None else [])
+    applied = ["none"] + (list(dict.fromkeys(corrections)) if batch_key is not None else [])
     rows, details = [], {}
     for name, X in reps.items():
-        for corr in corrections:
-            Xc = X if corr == "none" else center_scale_by_batch(X, inp["batch"])
+        for corr in applied:
+            Xc = X if corr == "none" else CORRECTIONS[corr](X, inp["batch"])
             ref = inp["reference"] if (corr == "none" and name.startswith("cyto")) else None
             echo(f"[evaluate] {name}, correction {corr}: {len(Xc)} crops")
             ev = evaluate(
