@@ -101,6 +101,18 @@ def test_demo_training_budget_reaches_the_trainer_and_its_summary() -> None:
     assert _budget_text(None) == ""
 
 
+def test_demo_batch_key_is_checked_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synthetic atlas is imaged as one plate"):
+        run_demo(tmp_path / "a", batch_key="plate")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,protein_id,plate\nimg.tif,P1,1\n")
+    with pytest.raises(ValueError, match=r"`batch_key` 'well' is not a column of .*'plate'"):
+        run_demo(tmp_path / "b", data=manifest, batch_key="well")
+    with pytest.raises(ValueError, match="`batch_key` must be a column name"):
+        run_demo(tmp_path / "c", data=manifest, batch_key="")
+    assert not (tmp_path / "b").exists()  # refused before anything was written
+
+
 def test_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = run_demo(out, preset="tiny", progress=False, echo=lambda _: None)

@@ -61,6 +61,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--stages", nargs="+", choices=STAGES, metavar="STAGE", help=f"rerun: {', '.join(STAGES)}"
     )
     add_own_data_arguments(p, needs_truth=False)
+    p.add_argument(
+        "--batch-key",
+        metavar="COLUMN",
+        help="with --data: per-crop column (plate, well...) to score the encodings before "
+        "and after per-batch correction",
+    )
     add_quiet(p)
     p.set_defaults(func=_run)
     return p
@@ -77,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         train_budget_s=args.train_budget,
+        batch_key=args.batch_key,
         stages=args.stages,
         progress=not args.quiet,
     )

@@ -22,6 +22,7 @@ from cyto.workflows._inputs import (
     DemoResult,
     StageRecord,
     _atomic_json,
+    _check_batch_key,
     _check_preprocessed,
     _demo_inputs,
     _is_crop_store,
@@ -54,8 +55,10 @@ class _Demo:
         ground_truth: Path | None = None,
         complexes: Path | None = None,
         preprocess_options: Mapping[str, Any] | None = None,
+        batch_key: str | None = None,
     ) -> None:
         self.out = out
+        self.batch_key = batch_key
         self.preset = preset
         self.device = device
         self.seed = seed
@@ -286,6 +289,7 @@ class _Demo:
             page=False,  # its sections go on the demo's one page
             hidden_seed=self.seed,
             baselines=self.baselines if self.baselines.exists() else None,
+            batch_key=self.batch_key,
         )
         ev = rep.evaluation
         _atomic_json(self.scores, {"evaluated_on": where or "all", **ev.to_dict()})
@@ -394,6 +398,7 @@ def run_demo(
     seed: int = 0,
     threads: int = 0,
     train_budget_s: float | None = None,
+    batch_key: str | None = None,
     stages: Sequence[str] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
@@ -440,6 +445,10 @@ def run_demo(
         Wall-time budget of the train stage in seconds, replacing the preset's
         (:attr:`DemoPreset.train_budget_s`; 0: full epochs whatever they take). A slower
         machine trains shorter epochs; ``run/summary.json`` keeps the steps (``time_budget``).
+    batch_key : str, optional
+        With ``data``: a per-crop column of the manifest or store (``plate``, ``well``,
+        ...); the report then scores the encodings before and after per-batch
+        correction, as ``cyto analyze --batch-key`` does.
     stages : sequence of str, optional
         Stages to (re)run even if done; their outputs are replaced. Default: every
         stage that has not finished yet.
@@ -469,6 +478,7 @@ def run_demo(
             )
         preset = dataclasses.replace(preset, train_budget_s=float(train_budget_s))
     inputs = _demo_inputs(data, ground_truth, complexes, preprocess_options)
+    _check_batch_key(inputs["data"], batch_key)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"`threads` must be an integer >= 0, got {threads!r}")
     threads = int(threads) or available_cpus()
@@ -494,6 +504,7 @@ def run_demo(
         ground_truth=inputs["ground_truth"],
         complexes=inputs["complexes"],
         preprocess_options=inputs["options"],
+        batch_key=batch_key,
     )
     # a rerun stage invalidates the stages after it
     first_rerun = min((STAGES.index(s) for s in rerun), default=len(STAGES))

@@ -290,6 +290,36 @@ def _demo_inputs(
     return out
 
 
+def _check_batch_key(data: Path | None, key: str | None) -> None:
+    """Refuse, before any work, a ``batch_key`` the demo's input cannot carry."""
+    if key is None:
+        return
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"`batch_key` must be a column name such as 'plate', got {key!r}")
+    if data is None:
+        raise ValueError(
+            "`batch_key` needs your own `data` with that per-crop column: the synthetic "
+            "atlas is imaged as one plate, so there is nothing to correct"
+        )
+    if _is_crop_store(data):
+        from cyto.data import CropStore
+
+        with CropStore(data) as store:
+            columns = {c for meta in store.fov_metadata().values() for c in meta}
+    elif data.is_file():
+        import csv
+
+        with open(data, newline="") as fh:
+            columns = set(next(csv.reader(fh), []))
+    else:
+        columns = set()  # a folder of per-protein folders carries no plate layout
+    if key not in columns:
+        raise ValueError(
+            f"`batch_key` {key!r} is not a column of {str(data)!r}; it has "
+            f"{sorted(columns) or 'none'} (plate, well... come from the manifest)"
+        )
+
+
 def _is_crop_store(path: Path) -> bool:
     """True when ``path`` is an HDF5 file (a crop store), judged by its signature."""
     if not path.is_file():
