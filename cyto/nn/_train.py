@@ -1910,12 +1910,13 @@ def _make_budget(
             "`time_budget_s` needs a single training process (each rank would plan from its "
             "own clock); set it to 0 under torchrun"
         )
+    started = time.perf_counter()
     rates: tuple[float | None, float | None] = (None, None)
     if measure and not is_paired(mcfg):
         rates = measure_config_speed(
             data.store_path, mcfg, config.batch_size, seed=config.seed, device=info.device
         )
-    return EpochBudget(
+    budget = EpochBudget(
         config.time_budget_s,
         max_epochs=config.max_epochs,
         batch_size=config.batch_size,
@@ -1925,6 +1926,8 @@ def _make_budget(
         lr=config.lr,
         min_lr=config.min_lr,
     )
+    budget.spent_s = time.perf_counter() - started  # the measurement counts too
+    return budget
 
 
 def _compiled(model: nn.Module, enabled: bool) -> nn.Module:
