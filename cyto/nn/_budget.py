@@ -23,7 +23,14 @@ import torch
 from ._dataset import CropDataset, DihedralAugment, collate_crops, encode_labels
 from ._registry import build_model, model_config
 
-__all__ = ["EpochBudget", "StepPlan", "measure_config_speed", "measure_train_speed", "plan_steps"]
+__all__ = [
+    "EpochBudget",
+    "StepPlan",
+    "cosine_lr",
+    "measure_config_speed",
+    "measure_train_speed",
+    "plan_steps",
+]
 
 # Wall time of a run's set-up besides the steps (store checks, pixel variance, model,
 # codebook initialisation, checkpoints), in seconds of one training step.
@@ -266,8 +273,7 @@ def plan_steps(
     step_s = batch_size / (images_per_s * _LOOP_EFFICIENCY)
     full = max(n_train // batch_size, 1)
     fixed = _SETUP_STEPS * step_s + max_epochs * n_val / eval_images_per_s
-    fits = int((budget_s - fixed) / (max_epochs * step_s))
-    steps = min(full, max(fits, 1))
+    steps = _steps_that_fit(budget_s - fixed, max_epochs, step_s, full)
     return StepPlan(
         budget_s=float(budget_s),
         images_per_s=float(images_per_s),
@@ -277,6 +283,40 @@ def plan_steps(
         max_epochs=int(max_epochs),
         estimated_s=float(fixed + max_epochs * steps * step_s),
     )
+
+
+def cosine_lr(step: int, *, total: int, lr: float, min_lr: float = 0.0) -> float:
+    """Learning rate of ``step`` on a half cosine from ``lr`` (step 0) to ``min_lr``.
+
+    Parameters
+    ----------
+    step : int
+        Steps taken before this one.
+    total : int
+        Steps of the whole schedule; later steps keep ``min_lr``.
+    lr, min_lr : float
+        Start and end of the schedule.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> cosine_lr(0, total=100, lr=1e-3), cosine_lr(50, total=100, lr=1e-3)
+    (0.001, 0.0005)
+    """
+    return _cosine(min(max(step, 0) / max(total, 1), 1.0), lr, min_lr)
+
+
+def _cosine(frac: float, lr: float, min_lr: float) -> float:
+    """The half cosine from ``lr`` (``frac`` 0) to ``min_lr`` (``frac`` 1)."""
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def _steps_that_fit(seconds: float, epochs: int, step_s: float, full_steps: int) -> int:
+    """Steps per epoch of ``epochs`` epochs that fit ``seconds`` (1 to ``full_steps``)."""
+    return min(full_steps, max(int(seconds / (epochs * step_s)), 1))
 
 
 class EpochBudget:
@@ -344,8 +384,7 @@ class EpochBudget:
         left_s = self.budget_s - self.elapsed()
         if self.observed is not None:
             step_s, val_s = self.observed
-            fits = int((left_s - left_epochs * val_s) / (left_epochs * step_s))
-            steps = min(full_steps, max(fits, 1))
+            steps = _steps_that_fit(left_s - left_epochs * val_s, left_epochs, step_s, full_steps)
         elif self.rates[0] and self.rates[1]:
             steps = plan_steps(
                 max(left_s, 1e-3),
@@ -375,8 +414,7 @@ class EpochBudget:
 
     def lr_at(self, step: int) -> float:
         """Cosine learning rate of ``step`` (see :func:`cyto.nn.cosine_lr`)."""
-        frac = self.progress(step)
-        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+        return _cosine(self.progress(step), self.lr, self.min_lr)
 
     def summary(self) -> dict[str, Any]:
         """The budget, the time used so far and the steps of each planned epoch."""

@@ -44,7 +44,7 @@ from cyto._paths import relative_to
 from cyto._provenance import package_versions
 from cyto.data._rundir import RunDir
 
-from ._budget import EpochBudget, measure_config_speed
+from ._budget import EpochBudget, cosine_lr, measure_config_speed
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
     get_rng_state,
@@ -889,31 +889,6 @@ def train_one_epoch(
     _check_pending(pending, epoch, dist_info)
     state.seconds = time.perf_counter() - epoch_start
     return _epoch_means(state, dist_info), step
-
-
-def cosine_lr(step: int, *, total: int, lr: float, min_lr: float = 0.0) -> float:
-    """Learning rate of ``step`` on a half cosine from ``lr`` (step 0) to ``min_lr``.
-
-    Parameters
-    ----------
-    step : int
-        Steps taken before this one.
-    total : int
-        Steps of the whole schedule; later steps keep ``min_lr``.
-    lr, min_lr : float
-        Start and end of the schedule.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> cosine_lr(0, total=100, lr=1e-3), cosine_lr(50, total=100, lr=1e-3)
-    (0.001, 0.0005)
-    """
-    frac = min(max(step, 0) / max(total, 1), 1.0)
-    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def _set_lr(optimizer: Any, lr: float) -> None:
