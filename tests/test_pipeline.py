@@ -105,9 +105,12 @@ def test_demo_batch_key_is_checked_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synthetic atlas is imaged as one plate"):
         run_demo(tmp_path / "a", batch_key="plate")
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("path,protein_id,plate\nimg.tif,P1,1\n")
+    manifest.write_text("path,protein_id,axes,plate\nimg.tif,P1,CYX,1\n")
     with pytest.raises(ValueError, match=r"`batch_key` 'well' is not a column of .*'plate'"):
         run_demo(tmp_path / "b", data=manifest, batch_key="well")
+    # only columns that follow the crops count: 'axes' is a reading option, not metadata
+    with pytest.raises(ValueError, match=r"`batch_key` 'axes' is not a column of .*\['plate'\]"):
+        run_demo(tmp_path / "b", data=manifest, batch_key="axes")
     with pytest.raises(ValueError, match="`batch_key` must be a column name"):
         run_demo(tmp_path / "c", data=manifest, batch_key="")
     assert not (tmp_path / "b").exists()  # refused before anything was written

@@ -301,18 +301,16 @@ def _check_batch_key(data: Path | None, key: str | None) -> None:
             "`batch_key` needs your own `data` with that per-crop column: the synthetic "
             "atlas is imaged as one plate, so there is nothing to correct"
         )
+    # the metadata columns that follow every crop, as their readers define them
     if _is_crop_store(data):
         from cyto.data import CropStore
 
         with CropStore(data) as store:
             columns = {c for meta in store.fov_metadata().values() for c in meta}
-    elif data.is_file():
-        import csv
-
-        with open(data, newline="") as fh:
-            columns = set(next(csv.reader(fh), []))
     else:
-        columns = set()  # a folder of per-protein folders carries no plate layout
+        from cyto.preprocess import list_fovs
+
+        columns = {c for fov in list_fovs(data) for c, _ in fov.metadata}
     if key not in columns:
         raise ValueError(
             f"`batch_key` {key!r} is not a column of {str(data)!r}; it has "
