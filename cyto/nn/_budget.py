@@ -361,6 +361,12 @@ class EpochBudget:
         min_lr: float,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        if not (isinstance(budget_s, int | float) and math.isfinite(budget_s) and budget_s > 0):
+            raise ValueError(f"`budget_s` must be a finite number > 0; got {budget_s!r}")
+        if min(max_epochs, batch_size) < 1:
+            raise ValueError(
+                f"`max_epochs` and `batch_size` must be >= 1; got {max_epochs}, {batch_size}"
+            )
         self.budget_s = float(budget_s)
         self.clock = clock
         self.max_epochs, self.batch_size, self.n_val = int(max_epochs), int(batch_size), n_val

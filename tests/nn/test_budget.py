@@ -118,3 +118,20 @@ def test_epoch_budget_shortens_later_epochs_when_the_machine_slows_down():
     again.load_state_dict(state)
     assert again.elapsed() == pytest.approx(10.0)
     assert again.plan_epoch(1, 10, 10) == 9 and again.lr_at(20) == budget.lr_at(20)
+
+
+def test_epoch_budget_rejects_a_budget_it_cannot_plan():
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="`budget_s` must be a finite number > 0"):
+            make_budget(Clock(), budget_s=bad)
+    with pytest.raises(ValueError, match="`max_epochs` and `batch_size` must be >= 1"):
+        EpochBudget(
+            10.0,
+            max_epochs=0,
+            batch_size=8,
+            n_val=1,
+            images_per_s=None,
+            eval_images_per_s=None,
+            lr=1e-3,
+            min_lr=0.0,
+        )
