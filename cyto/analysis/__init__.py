@@ -66,6 +66,7 @@ from cyto.analysis._retrieval import (
     benjamini_hochberg,
     complex_recall,
     mean_average_precision,
+    sample_queries,
 )
 from cyto.analysis._score import (
     ScoreTable,
@@ -159,6 +160,7 @@ __all__ = [
     "representative_images",
     "retrieval_scores",
     "sample_per_group",
+    "sample_queries",
     "save_figure",
     "sphere",
     "umap_embed",

@@ -29,7 +29,7 @@ import numpy as np
 
 from cyto._atomic import atomic_path
 from cyto.analysis._palette import UNLABELLED_COLOR, categorical_colors
-from cyto.analysis._validate import as_float_array, encode_labels
+from cyto.analysis._validate import as_float_array, encode_labels, random_rank_in_group
 
 __all__ = [
     "ExplorerData",
@@ -250,11 +250,7 @@ def sample_per_group(groups: Any, max_total: int, *, seed: int = 0) -> np.ndarra
         return np.arange(n)
     rng = np.random.default_rng(seed)
     per = max(1, max_total // max(classes.size, 1))
-    order = rng.permutation(n)
-    # rank of every item within its group, in random order
-    by_group = order[np.argsort(codes[order], kind="stable")]
-    starts = np.searchsorted(codes[by_group], codes[by_group], side="left")
-    rank = np.arange(n) - starts
+    by_group, rank = random_rank_in_group(codes, rng)
     first = by_group[rank < per]
     if first.size > max_total:
         first = rng.choice(first, size=max_total, replace=False)

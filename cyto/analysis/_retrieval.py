@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto.analysis._validate import encode_labels
+from cyto.analysis._validate import encode_labels, random_rank_in_group
 
 __all__ = [
     "RetrievalResult",
@@ -25,6 +25,7 @@ __all__ = [
     "complex_recall",
     "mean_average_precision",
     "random_ap",
+    "sample_queries",
 ]
 
 
@@ -39,18 +40,23 @@ class RetrievalResult:
     n_pos, n_total : (n,) int64 ndarray
         Positives and candidates (positives + negatives) of each query.
     labels : (n,) object ndarray
-        The label each query was matched on (None: not a query).
+        The label of each profile (None: unlabelled).
+    queried : (n,) bool ndarray or None
+        The rows ranked as queries when only some were (``queries=``); None: every
+        labelled row.
     """
 
     ap: np.ndarray
     n_pos: np.ndarray
     n_total: np.ndarray
     labels: np.ndarray = field(repr=False)
+    queried: np.ndarray | None = field(default=None, repr=False)
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (cosine similarity becomes a dot product)."""
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    norm = np.sqrt(np.einsum("ij,ij->i", X, X))[:, None]
+    return X / np.maximum(norm, 1e-12)
 
 
 def _similarity(X: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
@@ -68,6 +74,7 @@ def average_precision(
     differ: Any = None,
     metric: str = "cosine",
     block_size: int | None = None,
+    queries: Any = None,
 ) -> RetrievalResult:
     """Average precision of each profile retrieving the profiles that share its label.
 
@@ -78,6 +85,11 @@ def average_precision(
     rank (``copairs``' definition, pos_sameby=label, pos_diffby=differ,
     neg_diffby=label). Same-label profiles that fail ``differ`` are neither positive nor
     negative.
+
+    Every query is ranked against every candidate, so the time grows as (queries × n × d):
+    for very many profiles, rank a sample of queries (``queries=``,
+    :func:`sample_queries`) — each sampled AP is still exact, and
+    :func:`mean_average_precision` reports the standard error of the sampled mAP.
 
     Parameters
     ----------
@@ -90,7 +102,10 @@ def average_precision(
     metric : {"cosine", "euclidean"}, default "cosine"
         Similarity used for ranking.
     block_size : int, optional
-        Queries ranked at once (default: ≈ 2²⁴ / n, memory ≈ 16 × block × n bytes).
+        Queries ranked at once (default: ≈ 2²⁴ / n, memory ≈ 24 × block × n bytes).
+    queries : (k,) array_like of int or (n,) array_like of bool, optional
+        Rows used as queries (default: every labelled row). All labelled rows stay
+        candidates; the other rows get AP NaN.
 
     Returns
     -------
@@ -99,7 +114,7 @@ def average_precision(
     Raises
     ------
     ValueError
-        If the shapes disagree or the metric is unknown.
+        If the shapes disagree, the metric is unknown or ``queries`` is not a set of rows.
 
     Examples
     --------
@@ -121,67 +136,179 @@ def average_precision(
         d = np.asarray(differ).astype(str)
         if d.shape != (n,):
             raise ValueError(f"`differ` must have one value per row, got shape {d.shape}")
-        diff = np.unique(d, return_inverse=True)[1]
-    if metric == "cosine":
-        X = _unit_rows(X)
+        diff = np.unique(d, return_inverse=True)[1][ok]
+    queried = ok & _query_mask(queries, n)
+    cands = np.flatnonzero(ok)  # the ranking runs on the labelled rows only
+    Xc = _unit_rows(X[cands]) if metric == "cosine" else X[cands]
+    qpos = np.flatnonzero(queried[cands])
+    ccodes = np.unique(codes[cands], return_inverse=True)[1]
+    members = _group_members(ccodes)
     ap = np.full(n, np.nan)
     n_pos = np.zeros(n, dtype=np.int64)
     n_total = np.zeros(n, dtype=np.int64)
-    queries = np.flatnonzero(ok)
     step = block_size or max(1, (1 << 24) // max(n, 1))
-    for a in range(0, queries.size, step):
-        rows = queries[a : a + step]
-        ap[rows], n_pos[rows], n_total[rows] = _block_ap(X, rows, codes, diff, metric)
-    return RetrievalResult(ap, n_pos, n_total, np.where(ok, lab, None))
+    for a in range(0, qpos.size, step):
+        rows = qpos[a : a + step]
+        at = cands[rows]
+        ap[at], n_pos[at], n_total[at] = _block_ap(Xc, rows, ccodes, members, diff, metric)
+    labels_out = np.where(ok, lab, None)
+    return RetrievalResult(ap, n_pos, n_total, labels_out, None if queries is None else queried)
+
+
+def _query_mask(queries: Any, n: int) -> np.ndarray:
+    """``queries`` (row indices or a boolean mask) as an (n,) boolean mask."""
+    if queries is None:
+        return np.ones(n, dtype=bool)
+    q = np.asarray(queries)
+    if q.dtype == bool:
+        if q.shape != (n,):
+            raise ValueError(f"`queries` as a mask must have shape ({n},), got {q.shape}")
+        return q
+    if q.ndim != 1 or (q.size and (q.dtype.kind not in "iu" or q.min() < 0 or q.max() >= n)):
+        raise ValueError(f"`queries` must be row indices in [0, {n}) or a boolean mask")
+    mask = np.zeros(n, dtype=bool)
+    mask[q] = True
+    return mask
+
+
+def sample_queries(labels: Any, per_group: int, *, seed: int = 0) -> np.ndarray:
+    """Up to ``per_group`` random rows of every label, as query rows for a sampled mAP.
+
+    Parameters
+    ----------
+    labels : (n,) array_like
+        The labels :func:`average_precision` matches on (unlabelled rows are never drawn).
+    per_group : int
+        Queries per label (a label with fewer rows gives all of them).
+    seed : int, default 0
+
+    Returns
+    -------
+    rows : (k,) int64 ndarray
+        Sorted row indices.
+
+    Examples
+    --------
+    >>> sample_queries(["a", "a", "a", "b", None], 2).size
+    3
+    """
+    if isinstance(per_group, bool) or not isinstance(per_group, (int, np.integer)) or per_group < 1:
+        raise ValueError(f"`per_group` must be a positive integer, got {per_group!r}")
+    codes = encode_labels(labels, len(np.asarray(labels)))[0]
+    order, rank = random_rank_in_group(codes, np.random.default_rng(seed))
+    return np.sort(order[(rank < per_group) & (codes[order] >= 0)])
+
+
+def _group_members(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by label, where each label starts, and its size (codes 0..G-1)."""
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    return order, np.cumsum(sizes) - sizes, sizes
 
 
 def _block_ap(
-    X: np.ndarray, rows: np.ndarray, codes: np.ndarray, diff: np.ndarray | None, metric: str
+    X: np.ndarray,
+    rows: np.ndarray,
+    codes: np.ndarray,
+    members: tuple[np.ndarray, np.ndarray, np.ndarray],
+    diff: np.ndarray | None,
+    metric: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AP, positives and candidates of a block of queries (one sort per block)."""
-    b, n = rows.size, codes.size
+    """AP, positives and candidates of a block of queries (all rows of ``X`` labelled).
+
+    Only the query's own label is listed pair by pair; the rank of each positive (the
+    candidates at least as similar) is counted over the whole row from the similarities
+    at or above the query's least similar positive — no sort of the rows.
+    """
+    order, starts, sizes = members
+    b, n = rows.size, X.shape[0]
     S = _similarity(X, rows, metric)
-    same = codes[rows, None] == codes[None, :]
-    cand = (codes[None, :] >= 0) & (np.arange(n)[None, :] != rows[:, None])
-    pos = same & cand
+    g = codes[rows]
+    s = sizes[g]
+    pr = np.repeat(np.arange(b), s)  # same-label pairs: query row, candidate column
+    pc = order[np.repeat(starts[g], s) + np.arange(s.sum()) - np.repeat(np.cumsum(s) - s, s)]
+    pos = pc != rows[pr]
     if diff is not None:
-        ok_pos = diff[rows, None] != diff[None, :]
-        cand &= ~same | ok_pos  # same label, same batch: neither positive nor negative
-        pos &= ok_pos
-    finite = S[cand]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    width = hi - lo + 2.0
-    # rows laid end to end on one axis: one sort and one search rank every positive
-    keys = np.where(cand, S, lo - 1.0) + width * np.arange(b)[:, None]
-    flat = np.sort(keys, axis=1).ravel()
-    r, c = np.nonzero(pos)
-    at = np.searchsorted(flat, keys[r, c], side="left") - r * n
-    rank = n - at  # candidates at least as similar as this positive (itself included)
-    order = np.lexsort((rank, r))
-    r, rank = r[order], rank[order]
-    counts = np.bincount(r, minlength=b)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    k = np.arange(r.size) - first + 1  # the k-th positive of its query
+        pos &= diff[pc] != diff[rows[pr]]
+    n_pos = np.bincount(pr[pos], minlength=b)
+    n_total = n - np.bincount(pr[~pos], minlength=b)  # self and same-batch mates are out
+    rank, row = _positive_ranks(S, pr, pc, pos)
+    k = n_pos[row] - (np.arange(row.size) - np.repeat(np.cumsum(n_pos) - n_pos, n_pos))
     with np.errstate(invalid="ignore", divide="ignore"):
-        ap = np.bincount(r, weights=k / rank, minlength=b) / counts
-    return np.where(counts > 0, ap, np.nan), counts, cand.sum(1)
+        ap = np.bincount(row, weights=k / rank, minlength=b) / n_pos
+    return np.where(n_pos > 0, ap, np.nan), n_pos, n_total
+
+
+def _positive_ranks(
+    S: np.ndarray, pr: np.ndarray, pc: np.ndarray, pos: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of every positive (candidates with a similarity ≥ its own), sorted by row and
+    rising similarity, and the row of each. Overwrites ``S``.
+
+    Only the similarities at or above each row's least similar positive can rank above
+    a positive: those are sorted, rows laid end to end on one axis (row r shifted by
+    r × width, in place), and each positive finds its place among them with one search.
+    Pairs of the query's label that are not candidates (itself, same-batch mates) are
+    subtracted the same way.
+    """
+    b = S.shape[0]
+    thr = np.full(b, np.inf)
+    np.minimum.at(thr, pr[pos], S[pr[pos], pc[pos]])
+    lowest = thr[np.isfinite(thr)].min(initial=0.0)
+    width = float(S.max(initial=0.0)) - lowest + 1.0  # any row's span is below it
+    shift = width * np.arange(b)
+    S += shift[:, None]
+    thr += shift
+    pv = S[pr, pc]
+    by_key = np.argsort(pv[pos])
+    keys, row = pv[pos][by_key], pr[pos][by_key]
+
+    def at_or_above(values: np.ndarray, per_row: np.ndarray) -> np.ndarray:
+        """How many of ``values`` (``per_row`` in each row) are ≥ each key of its row."""
+        values.sort()
+        return np.cumsum(per_row)[row] - np.searchsorted(values, keys, side="left")
+
+    hit = S >= thr[:, None]
+    hits = at_or_above(S[hit], hit.sum(axis=1))
+    out = ~pos & (pv >= thr[pr])
+    mates = at_or_above(pv[out], np.bincount(pr[out], minlength=b))
+    return (hits - mates).astype(np.float64), row
 
 
 def random_ap(null_size: int, n_pos: int, n_total: int, rng: np.random.Generator) -> np.ndarray:
     """AP of ``null_size`` random rankings of ``n_pos`` positives among ``n_total``.
 
-    The positives' ranks are a uniform random subset of 1..n_total (drawn in chunks of
-    rows, so memory stays ≈ 8 × 2²³ bytes whatever the sizes).
+    The positives' ranks are a uniform random ``n_pos``-subset of 1..n_total. When
+    positives are few against the candidates, each subset is drawn directly (rows with a
+    repeated rank are drawn again, which keeps every subset equally likely), in time
+    independent of ``n_total``; otherwise from random keys over all candidates, in
+    chunks of rows (memory ≈ 8 × 2²³ bytes whatever the sizes).
     """
+    if n_pos * n_pos <= n_total:  # a repeat is rare (probability ≲ 1/2 per row)
+        return _ap_of_ranks(_distinct_ranks(null_size, n_pos, n_total, rng))
     out = np.empty(null_size)
     step = max(1, (1 << 23) // max(n_total, 1))
-    k = np.arange(1, n_pos + 1)
     for a in range(0, null_size, step):
         m = min(step, null_size - a)
         keys = rng.random((m, n_total))
-        ranks = np.sort(np.argpartition(keys, n_pos - 1, axis=1)[:, :n_pos], axis=1) + 1
-        out[a : a + m] = (k / ranks).mean(axis=1)
+        out[a : a + m] = _ap_of_ranks(np.argpartition(keys, n_pos - 1, axis=1)[:, :n_pos] + 1)
     return out
+
+
+def _distinct_ranks(m: int, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(m, k) rows of k distinct integers drawn uniformly from 1..n (rejection)."""
+    ranks = np.sort(rng.integers(1, n + 1, size=(m, k)), axis=1)
+    bad = np.flatnonzero((np.diff(ranks, axis=1) == 0).any(axis=1))
+    while bad.size:
+        ranks[bad] = np.sort(rng.integers(1, n + 1, size=(bad.size, k)), axis=1)
+        bad = bad[(np.diff(ranks[bad], axis=1) == 0).any(axis=1)]
+    return ranks
+
+
+def _ap_of_ranks(ranks: np.ndarray) -> np.ndarray:
+    """AP of each row of positive ranks (1-based)."""
+    ranks = np.sort(ranks, axis=1)
+    return (np.arange(1, ranks.shape[1] + 1) / ranks).mean(axis=1)
 
 
 def benjamini_hochberg(p: Any) -> np.ndarray:
@@ -215,6 +342,13 @@ def mean_average_precision(
     same number of positives and candidates (``copairs``' null); p = (1 + #null > mAP) /
     (1 + null_size); q-values by Benjamini–Hochberg over the groups.
 
+    When only a sample of queries was ranked (``average_precision(..., queries=)``),
+    each group's mAP is the mean of its sampled APs and comes with its standard error
+    (``sem``: sample standard deviation / √m, with the finite-population correction
+    √(1 − m / group size)); its p-value tests the sampled queries against the null of
+    as many random queries, so it stays valid, with less power. Exact results have
+    ``sem`` 0.
+
     Parameters
     ----------
     result : RetrievalResult
@@ -229,40 +363,74 @@ def mean_average_precision(
     Returns
     -------
     summary : dict
-        ``groups`` (list of dicts: ``label``, ``map``, ``p_value``, ``q_value``,
-        ``n_queries``), ``map`` (mean over groups), ``fraction_significant`` (q <
-        ``threshold``).
+        ``groups`` (list of dicts: ``label``, ``map``, ``sem``, ``p_value``,
+        ``q_value``, ``n_queries``), ``map`` (mean over groups) and ``map_sem`` (its
+        standard error; NaN when a sampled group has a single query),
+        ``fraction_significant`` (q < ``threshold``), ``sampled``.
     """
     if isinstance(null_size, bool) or not isinstance(null_size, (int, np.integer)) or null_size < 1:
         raise ValueError(f"`null_size` must be a positive integer, got {null_size!r}")
     valid = np.isfinite(result.ap)
-    labels = result.labels[valid].astype(str)
-    names, inverse = np.unique(labels, return_inverse=True)
+    names, inverse = np.unique(result.labels[valid].astype(str), return_inverse=True)
     conf = np.stack([result.n_pos[valid], result.n_total[valid]], axis=1)
     confs, conf_ix = np.unique(conf, axis=0, return_inverse=True)
     rng = np.random.default_rng(seed)
     nulls = np.stack([random_ap(null_size, int(k), int(t), rng) for k, t in confs])
+    sizes = _group_sizes(result, names)
     ap = result.ap[valid]
+    by_group = np.argsort(inverse, kind="stable")
+    ends = np.cumsum(np.bincount(inverse, minlength=names.size))
+    starts = np.append(0, ends[:-1])
     groups = []
     for g, name in enumerate(names):
-        members = inverse == g
+        members = by_group[starts[g] : ends[g]]
         observed = float(ap[members].mean())
         null = nulls[conf_ix[members]].mean(axis=0)
-        p = (1.0 + float((null > observed).sum())) / (1.0 + null_size)
         groups.append(
-            {"label": str(name), "map": observed, "p_value": p, "n_queries": int(members.sum())}
+            {
+                "label": str(name),
+                "map": observed,
+                "sem": _sem(ap[members], sizes[g]),
+                "p_value": (1.0 + float((null > observed).sum())) / (1.0 + null_size),
+                "n_queries": int(members.size),
+            }
         )
+    return _summary(groups, threshold, null_size, sampled=result.queried is not None)
+
+
+def _group_sizes(result: RetrievalResult, names: np.ndarray) -> np.ndarray:
+    """Profiles of each label (the population a sampled group's queries came from)."""
+    labelled = result.labels[result.labels != None].astype(str)  # noqa: E711
+    uniq, counts = np.unique(labelled, return_counts=True)
+    return counts[np.searchsorted(uniq, names)] if names.size else np.zeros(0, dtype=int)
+
+
+def _sem(values: np.ndarray, population: int) -> float:
+    """Standard error of the mean of ``values`` drawn without replacement."""
+    m = values.size
+    if m >= population:
+        return 0.0
+    if m < 2:
+        return float("nan")
+    return float(values.std(ddof=1) / np.sqrt(m) * np.sqrt(1.0 - m / population))
+
+
+def _summary(groups: list[dict], threshold: float, null_size: int, *, sampled: bool) -> dict:
+    """Overall mAP, its standard error and the FDR-controlled significance."""
     q = benjamini_hochberg([g["p_value"] for g in groups])
     for g, qv in zip(groups, q):
         g["q_value"] = float(qv)
+    sem = np.array([g["sem"] for g in groups])
     return {
         "groups": groups,
         "map": float(np.mean([g["map"] for g in groups])) if groups else float("nan"),
+        "map_sem": float(np.sqrt((sem**2).sum()) / sem.size) if groups else float("nan"),
         "fraction_significant": (
             float(np.mean([g["q_value"] < threshold for g in groups])) if groups else float("nan")
         ),
         "threshold": threshold,
         "null_size": null_size,
+        "sampled": sampled,
     }
 
 

@@ -115,3 +115,15 @@ def encode_labels(
     classes, inverse = np.unique(kept, return_inverse=True)
     codes[keep] = inverse.ravel()
     return codes, classes
+
+
+def random_rank_in_group(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Items ordered by group, shuffled within each, and each one's rank in its group.
+
+    Returns ``(order, rank)``: ``order`` (n,) indices grouped by code in random order
+    within a group, ``rank`` (n,) 0-based position of ``order[i]`` within its group.
+    """
+    shuffled = rng.permutation(codes.size)
+    order = shuffled[np.argsort(codes[shuffled], kind="stable")]
+    grouped = codes[order]
+    return order, np.arange(codes.size) - np.searchsorted(grouped, grouped, side="left")

@@ -14,7 +14,9 @@ from cyto.analysis import (
     complex_recall,
     mean_average_precision,
     retrieval_scores,
+    sample_queries,
 )
+from cyto.analysis._retrieval import random_ap
 
 
 def _profiles(rng: np.random.Generator, n: int = 300, groups: int = 10, signal: float = 1.5):
@@ -106,3 +108,78 @@ def test_bad_options_are_named(rng: np.random.Generator) -> None:
     names = [f"P{i}" for i in range(40)]
     with pytest.raises(ValueError, match="`metric` must be 'cosine' or 'euclidean'"):
         complex_recall(X, names, {"P0": "c", "P1": "c"}, metric="manhattan")
+
+
+def _brute_ap(X: np.ndarray, lab: np.ndarray, differ: np.ndarray) -> np.ndarray:
+    """AP by its definition, one query at a time (Euclidean; ties count as ranked above)."""
+    out = np.full(len(X), np.nan)
+    for q in range(len(X)):
+        if lab[q] is None:
+            continue
+        sim = -np.sqrt(((X - X[q]) ** 2).sum(1))
+        same = np.array([v == lab[q] for v in lab])
+        pos = same & (differ != differ[q])
+        cand = np.array([v is not None for v in lab]) & (~same | pos)
+        cand[q] = pos[q] = False
+        if not pos.any():
+            continue
+        ranks = np.sort([(sim[cand] >= sim[j]).sum() for j in np.flatnonzero(pos)])
+        out[q] = np.mean(np.arange(1, ranks.size + 1) / ranks)
+    return out
+
+
+def test_average_precision_with_ties_matches_its_definition(rng: np.random.Generator) -> None:
+    X = rng.integers(0, 3, size=(80, 2)).astype(float)  # many exact ties
+    lab = rng.integers(0, 4, 80).astype(object)
+    lab[::9] = None
+    plate = rng.integers(0, 2, 80)
+    ours = average_precision(X, lab, differ=plate, metric="euclidean", block_size=7)
+    np.testing.assert_allclose(ours.ap, _brute_ap(X, lab, plate), atol=1e-12)
+
+
+def test_sampled_queries_give_exact_aps_and_a_standard_error(rng: np.random.Generator) -> None:
+    X, lab, _ = _profiles(rng, n=600, groups=12, signal=0.6)
+    full = average_precision(X, lab)
+    rows = sample_queries(lab, 6, seed=1)
+    assert rows.size == 72 and np.unique(lab[rows], return_counts=True)[1].tolist() == [6] * 12
+    part = average_precision(X, lab, queries=rows)
+    np.testing.assert_allclose(part.ap[rows], full.ap[rows], atol=1e-12)
+    assert np.isnan(np.delete(part.ap, rows)).all() and part.queried.sum() == 72
+    exact = mean_average_precision(full, null_size=500)
+    est = mean_average_precision(part, null_size=500)
+    assert exact["map_sem"] == 0.0 and not exact["sampled"] and est["sampled"]
+    assert 0 < est["map_sem"] < 0.05
+    assert abs(est["map"] - exact["map"]) < 3 * est["map_sem"]
+    assert all(g["n_queries"] == 6 and g["sem"] > 0 for g in est["groups"])
+    everything = mean_average_precision(average_precision(X, lab, queries=sample_queries(lab, 999)))
+    assert everything["map"] == pytest.approx(exact["map"]) and everything["map_sem"] == 0.0
+
+
+def test_random_ap_draws_every_subset_equally_often() -> None:
+    from itertools import combinations
+
+    from cyto.analysis._retrieval import _distinct_ranks
+
+    ranks = _distinct_ranks(30000, 2, 6, np.random.default_rng(0))
+    assert (np.diff(ranks, axis=1) > 0).all()
+    subsets = {c: i for i, c in enumerate(combinations(range(1, 7), 2))}
+    counts = np.bincount([subsets[tuple(r)] for r in ranks.tolist()], minlength=15)
+    expected = 30000 / 15
+    assert ((counts - expected) ** 2 / expected).sum() < 36.1  # chi² 14 dof, p = 0.001
+    rng = np.random.default_rng(1)
+    direct = random_ap(20000, 3, 12, rng)  # drawn as subsets (3² ≤ 12)
+    perm = np.argsort(rng.random((20000, 12)), axis=1)[:, :3] + 1  # ranks of a shuffle
+    by_shuffle = (np.arange(1, 4) / np.sort(perm, axis=1)).mean(axis=1)
+    se = np.sqrt((direct.var() + by_shuffle.var()) / 20000)
+    assert abs(direct.mean() - by_shuffle.mean()) < 4 * se
+    assert np.quantile(direct, 0.9) == pytest.approx(np.quantile(by_shuffle, 0.9), abs=0.02)
+
+
+def test_bad_queries_are_named(rng: np.random.Generator) -> None:
+    X, lab, _ = _profiles(rng, n=40)
+    with pytest.raises(ValueError, match="`queries` must be row indices"):
+        average_precision(X, lab, queries=[0, 40])
+    with pytest.raises(ValueError, match="`queries` as a mask must have shape"):
+        average_precision(X, lab, queries=np.ones(5, dtype=bool))
+    with pytest.raises(ValueError, match="`per_group` must be a positive integer"):
+        sample_queries(lab, 0)
