@@ -97,3 +97,27 @@ def machine_info(
     if note is not None:
         info["note"] = note
     return info
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put ``text`` in ``path`` between ``<!-- name -->`` markers, replacing the block
+    a previous run left there (or appending it), so results of two benchmarks can share
+    one page without either deleting the other's."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
+    old = path.read_text() if path.is_file() else ""
+    if start in old and end in old:
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end) + 1 :]
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + block
+    path.write_text(new)
+
+
+def kept_sections(path: Path) -> str:
+    """The ``<!-- name -->`` blocks of ``path`` (to carry over when a page is rewritten)."""
+    import re
+
+    if not path.is_file():
+        return ""
+    blocks = re.finditer(r"<!-- (\w+) -->\n.*?<!-- /\1 -->\n", path.read_text(), flags=re.S)
+    return "".join(m.group(0) for m in blocks)

@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _machine import machine_info  # noqa: E402
+from _machine import kept_sections, machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "opencell" / "hoechst_zprojections" / "FOV_00076_RAW.tif"
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         + result["note"],
         "",
     ]
-    out.with_suffix(".md").write_text("\n".join(md))
+    kept = kept_sections(out.with_suffix(".md"))  # e.g. bench_segmentation's F1 table
+    out.with_suffix(".md").write_text("\n".join(md) + ("\n" + kept if kept else ""))
     print("\n".join(md))
     return 0
 

@@ -144,6 +144,13 @@ def _diameter_from_mask(fg: np.ndarray) -> float | None:
 _NECK = 0.9
 _TRIM = 0.5
 _VALLEY = 0.85
+# Smallest nucleus kept, as a fraction of the area of a disk of diameter d (DSB 2018
+# nuclei span 15-27 px around a 24 px median: 0.3, the OpenCell value, drops the small
+# ones; 0.15 keeps more, but also debris and texture fragments on OpenCell fields).
+_MIN_AREA = 0.2
+# Re-segment at the measured size when it differs from the estimate by more than this
+# (10 % re-ran clumped OpenCell fields at a smaller size and over-split them).
+_RESIZE = 0.15
 
 
 def _octagonal_distance(mask: np.ndarray) -> np.ndarray:
@@ -350,6 +357,48 @@ def _trim_dim_margin(
     return out
 
 
+def _labels_at(
+    img: np.ndarray, d: float, min_contrast: float, split: bool, min_area: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-6 of :func:`segment_nuclei` at nucleus diameter ``d``: labels 1..n and
+    the area of each."""
+    # Large nuclei are segmented on a block-mean image where they are ~_D_WORK px
+    # across (cost falls with the square of the factor); the labels are upsampled
+    # and their outer boundary re-traced on the full-resolution threshold mask.
+    f = max(1, int(d // _D_WORK))
+    if f > 1 and min(img.shape) // f < 3:
+        f = 1
+    work = _block_mean(img, f) if f > 1 else img
+    result = _segment(work, d / f, min_contrast, split)
+    if result is None:
+        return np.zeros(img.shape, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    labels, threshold, smoothed = result
+    if f > 1:
+        full = np.zeros(img.shape, dtype=np.int32)
+        up = np.repeat(np.repeat(labels, f, axis=0), f, axis=1)
+        full[: up.shape[0], : up.shape[1]] = up
+        smoothed = ndi.gaussian_filter(img, max(0.5, 5.0 * d / _D_REF), truncate=3.0)
+        full[smoothed <= threshold] = 0
+        labels = full
+    labels = _trim_dim_margin(labels, smoothed, threshold, 0.25 * np.pi * d * d / 4.0)
+    # 6. size filter and renumbering
+    if min_area is None:
+        min_area = _MIN_AREA * np.pi * d * d / 4.0
+    area = np.bincount(labels.ravel())
+    keep = area >= min_area
+    keep[0] = False
+    lut = np.zeros(area.size, dtype=np.int32)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lut[labels], area[keep]
+
+
+def _median_diameter(area: np.ndarray, min_count: int = 5) -> float | None:
+    """Median equivalent-disk diameter of nuclei of these areas (None if too few)."""
+    if area.size < min_count:
+        return None
+    return float(np.median(2.0 * np.sqrt(area / np.pi)))
+
+
 def segment_nuclei(
     hoechst: np.ndarray,
     *,
@@ -389,9 +438,15 @@ def segment_nuclei(
        and its own mean intensity (out-of-focus haze that a global threshold lets
        in around bright nuclei in dense fields); small holes this opens are
        returned to it.
-    6. Regions smaller than ``min_area`` (default 0.3 × the area of a disk of
-       diameter ``d``, i.e. the OpenCell 1,000 px at ``d`` = 65) are removed and
+    6. Regions smaller than ``min_area`` (default 0.2 × the area of a disk of
+       diameter ``d``; OpenCell's 1,000 px at ``d`` = 65 is 0.3, which drops the
+       smaller nuclei of fields whose sizes vary, as on DSB 2018) are removed and
        labels renumbered 1..n.
+    7. When ``d`` was estimated, the median equivalent diameter of the nuclei found
+       is measured; if it differs from the estimate by more than 15 % (the estimate
+       comes from the blurred, unsplit mask: clumps of small nuclei inflate it),
+       steps 1-6 run again at the measured size. On DSB 2018 the estimate is 27 px,
+       the nuclei found measure 22.7 px, and F1 at IoU 0.5 rises from 0.85 to 0.91.
 
     Nuclei larger than 2 × 18 px are segmented on a block-mean image in which they
     are about 18 px across (the cost falls with the square of the factor); the
@@ -471,39 +526,20 @@ def segment_nuclei(
         d = _estimate(img, min_contrast)
         if d is None:
             return empty
-
-    # Large nuclei are segmented on a block-mean image where they are ~_D_WORK px
-    # across (cost falls with the square of the factor); the labels are upsampled
-    # and their outer boundary re-traced on the full-resolution threshold mask.
-    f = max(1, int(d // _D_WORK))
-    if f > 1 and min(img.shape) // f < 3:
-        f = 1
-    work = _block_mean(img, f) if f > 1 else img
-    result = _segment(work, d / f, min_contrast, split)
-    if result is None:
-        return empty
-    labels, threshold, smoothed = result
-    if f > 1:
-        full = np.zeros(img.shape, dtype=np.int32)
-        up = np.repeat(np.repeat(labels, f, axis=0), f, axis=1)
-        full[: up.shape[0], : up.shape[1]] = up
-        smoothed = ndi.gaussian_filter(img, max(0.5, 5.0 * d / _D_REF), truncate=3.0)
-        full[smoothed <= threshold] = 0
-        labels = full
-    labels = _trim_dim_margin(labels, smoothed, threshold, 0.25 * np.pi * d * d / 4.0)
-
-    # 5. size filter, border exclusion, renumbering
-    if min_area is None:
-        min_area = 0.3 * np.pi * d * d / 4.0
-    n = int(labels.max())
-    if n == 0:
-        return empty
-    area = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = area >= min_area
+        labels, area = _labels_at(img, d, min_contrast, split, min_area)
+        # the estimate comes from the blurred, unsplit mask: re-measure the nuclei
+        # found, and segment again at their size when it is clearly another
+        found = _median_diameter(area)
+        if found is not None and abs(found / d - 1.0) > _RESIZE:
+            labels, area = _labels_at(img, found, min_contrast, split, min_area)
+    else:
+        labels, area = _labels_at(img, d, min_contrast, split, min_area)
+    if not exclude_border or area.size == 0:
+        return labels
+    n = area.size
+    keep = np.ones(n + 1, dtype=bool)
     keep[0] = False
-    if exclude_border:
-        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        keep[np.unique(edge)] = False
+    keep[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
     lut = np.zeros(n + 1, dtype=np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     return lut[labels]
