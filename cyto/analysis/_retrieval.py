@@ -116,6 +116,11 @@ def average_precision(
     ValueError
         If the shapes disagree, the metric is unknown or ``queries`` is not a set of rows.
 
+    Notes
+    -----
+    Similarities are computed in float64; two that differ by less than about 10⁻¹⁶ ×
+    (block size × similarity range) count as ties (rows are ranked on one shifted axis).
+
     Examples
     --------
     >>> X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
