@@ -121,3 +121,21 @@ def kept_sections(path: Path) -> str:
         return ""
     blocks = re.finditer(r"<!-- (\w+) -->\n.*?<!-- /\1 -->\n", path.read_text(), flags=re.S)
     return "".join(m.group(0) for m in blocks)
+
+
+def module_at(rev: str, path: str) -> dict:
+    """The namespace of the module ``path`` as it was at commit ``rev`` (its source run
+    in place, importing the rest of cyto from the working tree), for before/after
+    comparisons in one process."""
+    import subprocess
+
+    src = subprocess.run(
+        ["git", "show", f"{rev}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent,
+    ).stdout
+    ns: dict = {"__name__": f"{Path(path).stem}_at_{rev}"}
+    exec(compile(src, f"{rev}:{path}", "exec"), ns)
+    return ns

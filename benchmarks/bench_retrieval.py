@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-from _machine import machine_info
+from _machine import machine_info, module_at
 
 from cyto.analysis import average_precision, mean_average_precision, sample_queries
 
@@ -79,15 +78,7 @@ def side_by_side(X: np.ndarray, lab: np.ndarray) -> dict[str, float]:
 
 
 def before_after(X: np.ndarray, lab: np.ndarray, rev: str) -> dict[str, float]:
-    src = subprocess.run(
-        ["git", "show", f"{rev}:cyto/analysis/_retrieval.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent,
-    ).stdout
-    old: dict = {}
-    exec(compile(src, f"{rev}:_retrieval.py", "exec"), old)
+    old = module_at(rev, "cyto/analysis/_retrieval.py")
     theirs, t_before = timed(old["average_precision"], X, lab)
     ours, t_after = timed(average_precision, X, lab)
     _, t_map_before = timed(old["mean_average_precision"], theirs, null_size=NULL)

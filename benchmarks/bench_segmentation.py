@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _machine import machine_info, write_section
+from _machine import machine_info, module_at, write_section
 from scipy import ndimage as ndi
 
 from cyto.preprocess import segment_nuclei, segmentation_f1
@@ -46,17 +45,8 @@ Segmenter = Callable[[np.ndarray], np.ndarray]
 
 
 def load_before(rev: str) -> Segmenter:
-    """``segment_nuclei`` as it was at commit ``rev`` (its module source run in place)."""
-    src = subprocess.run(
-        ["git", "show", f"{rev}:cyto/preprocess/_nuclei.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
-    ns: dict = {"__name__": "cyto_nuclei_before"}
-    exec(compile(src, f"{rev}:_nuclei.py", "exec"), ns)
-    return ns["segment_nuclei"]
+    """``segment_nuclei`` as it was at commit ``rev``."""
+    return module_at(rev, "cyto/preprocess/_nuclei.py")["segment_nuclei"]
 
 
 def opencell_pipeline(img: np.ndarray) -> np.ndarray:
