@@ -381,7 +381,9 @@ def mean_average_precision(
     confs, conf_ix = np.unique(conf, axis=0, return_inverse=True)
     rng = np.random.default_rng(seed)
     nulls = np.stack([random_ap(null_size, int(k), int(t), rng) for k, t in confs])
-    sizes = _group_sizes(result, names)
+    sampled = result.queried is not None
+    # an exact result ranked every query of a group: its mAP has no sampling error
+    sizes = _group_sizes(result, names) if sampled else np.bincount(inverse, minlength=names.size)
     ap = result.ap[valid]
     by_group = np.argsort(inverse, kind="stable")
     ends = np.cumsum(np.bincount(inverse, minlength=names.size))
@@ -400,7 +402,7 @@ def mean_average_precision(
                 "n_queries": int(members.size),
             }
         )
-    return _summary(groups, threshold, null_size, sampled=result.queried is not None)
+    return _summary(groups, threshold, null_size, sampled=sampled)
 
 
 def _group_sizes(result: RetrievalResult, names: np.ndarray) -> np.ndarray:
