@@ -112,8 +112,9 @@ def image_sets(data: Path) -> dict[str, list[tuple[str, np.ndarray, np.ndarray, 
 
 
 def synthetic_fields(n: int) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
+    from bench_synthetic import projected_truth
+
     from cyto.data import SyntheticAtlasConfig, make_catalog, make_field
-    from cyto.preprocess import downsample
 
     cfg = SyntheticAtlasConfig(seed=7)
     k = cfg.preprocess_hint["downsample_factor"]
@@ -121,11 +122,7 @@ def synthetic_fields(n: int) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
     rows = []
     for i in range(n):
         f = make_field(cat[(i * 7) % len(cat)], config=cfg, field_index=i)
-        proj, true = f.image[0].max(0).astype(np.float32), f.nuclei
-        if k > 1:
-            proj = downsample(proj, k)
-            true = true[k // 2 :: k, k // 2 :: k][: proj.shape[0], : proj.shape[1]]
-        rows.append((f"field{i}", proj, true, True))
+        rows.append((f"field{i}", *projected_truth(f, k), True))
     return rows
 
 

@@ -43,6 +43,18 @@ def _relabel(lab: np.ndarray) -> np.ndarray:
     return lut[lab]
 
 
+def projected_truth(field, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic field's Hoechst max projection and true nuclei, ×k downsampled as
+    ``cyto preprocess`` segments it (labels sampled at the block centres)."""
+    from cyto.preprocess import downsample
+
+    proj, true = field.image[0].max(0).astype(np.float32), field.nuclei
+    if k > 1:
+        proj = downsample(proj, k)
+        true = _relabel(true[k // 2 :: k, k // 2 :: k][: proj.shape[0], : proj.shape[1]])
+    return proj, true
+
+
 def bench_speed(n_fields: int) -> dict:
     cfg = SyntheticAtlasConfig()
     cat = make_catalog(cfg)
@@ -99,7 +111,7 @@ def bench_atlas(n_proteins_fields: int) -> dict:
 
 
 def bench_segmentation(n_fields: int, scale: float) -> dict:
-    from cyto.preprocess import downsample, segment_nuclei, segmentation_f1
+    from cyto.preprocess import segment_nuclei, segmentation_f1
 
     cfg = SyntheticAtlasConfig(seed=7, scale=scale)
     hint = cfg.preprocess_hint
@@ -109,13 +121,7 @@ def bench_segmentation(n_fields: int, scale: float) -> dict:
     t_seg = 0.0
     for i in range(n_fields):
         f = make_field(cat[(i * 7) % len(cat)], config=cfg, field_index=i)
-        proj = f.image[0].max(0).astype(np.float32)
-        true = f.nuclei
-        k = hint["downsample_factor"]
-        if k > 1:
-            proj = downsample(proj, k)
-            true = true[k // 2 :: k, k // 2 :: k][: proj.shape[0], : proj.shape[1]]
-            true = _relabel(true)
+        proj, true = projected_truth(f, hint["downsample_factor"])
         t0 = time.perf_counter()
         pred = segment_nuclei(proj)
         t_seg += time.perf_counter() - t0
