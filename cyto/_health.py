@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "DegenerateEncodingError", "EncodingHealth", "HealthAccumulator"]
+__all__ = [
+    "THRESHOLDS",
+    "DegenerateEncodingError",
+    "EncodingHealth",
+    "HealthAccumulator",
+    "check_encodings",
+]
 
 #: The limits below which an encoding is called degenerate (see :class:`EncodingHealth`).
 THRESHOLDS: dict[str, float] = {
@@ -238,3 +244,51 @@ def _reasons(
     if perp is not None and perp < THRESHOLDS["min_perplexity"]:
         out.append(f"code perplexity {perp:.3g} < {THRESHOLDS['min_perplexity']:g}")
     return out
+
+
+def check_encodings(
+    X: np.ndarray,
+    indices: np.ndarray | None,
+    *,
+    num_codes: int | None,
+    where: str,
+    allow: bool = False,
+) -> EncodingHealth:
+    """The health of global encodings read for an analysis; degenerate ones refused.
+
+    The one check every command that reads encodings makes (analyze, evaluate,
+    explore), so none of them scores or draws encodings in which every crop is alike.
+
+    Parameters
+    ----------
+    X : (n, ...) array
+        Global encodings.
+    indices : array, optional
+        Their global VQ indices.
+    num_codes : int, optional
+        Size of the global codebook.
+    where : str
+        The file they come from, for the message.
+    allow : bool, default False
+        Return the health of degenerate encodings instead of raising.
+
+    Returns
+    -------
+    health : EncodingHealth
+
+    Raises
+    ------
+    DegenerateEncodingError
+        If the encodings are degenerate and not ``allow`` (exit code 3 on the command line).
+    """
+    acc = HealthAccumulator(num_codes=num_codes)
+    acc.update(X, indices)
+    health = acc.result()
+    if health.degenerate and not allow:
+        raise DegenerateEncodingError(
+            f"the encodings in {where} are degenerate: {'; '.join(health.reasons)} "
+            f"({health.describe()}). Scores and atlas would be chance; retrain (see "
+            "docs/training.md) or pass allow_degenerate=True (`--allow-degenerate`)",
+            health,
+        )
+    return health

@@ -10,9 +10,11 @@ Command modules import their heavy dependencies inside ``func`` so that
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from cyto import __version__
@@ -70,7 +72,20 @@ EXIT_CODES: dict[str, int] = {
 }
 
 
-def _explain(err: BaseException) -> tuple[int, str]:
+# how to pick up where a command stopped, when it is not "rerun the same command"
+_RESUME = {"train": "rerun it with --resume RUN to resume"}
+
+# OSErrors whose raw text ("[Errno 21] Is a directory: 'x'") says too little
+_OS_SENTENCES = {
+    errno.EISDIR: "{name} is a folder where a file was expected; name a file",
+    errno.ENOTDIR: "{name}: a part of this path is a file, not a folder",
+    errno.EEXIST: "{name} exists already; choose another name",
+    errno.ENOENT: "{name} not found",
+    errno.ENAMETOOLONG: "{name}: the file name is too long",
+}
+
+
+def _explain(err: BaseException, command: str = "") -> tuple[int, str]:
     """Exit code and one sentence for an exception that reached the command line."""
 
     from cyto._atomic import io_failure
@@ -99,7 +114,7 @@ def _explain(err: BaseException) -> tuple[int, str]:
         detail = f" ({strerror})" if strerror else ""
         return EXIT_CODES["error"], (
             f"the disk is full{where}{detail}; what was finished is kept: free space and "
-            "rerun the same command to resume"
+            f"{_RESUME.get(command, 'rerun the same command to resume')}"
         )
     if failure == "read_only":
         name = getattr(err, "filename", None)
@@ -107,6 +122,8 @@ def _explain(err: BaseException) -> tuple[int, str]:
             f"cannot write {name or 'the output'}: the folder is on a read-only file system; "
             "choose a folder you can write to"
         )
+    if isinstance(err, OSError) and err.errno in _OS_SENTENCES and err.filename:
+        return EXIT_CODES["error"], _OS_SENTENCES[err.errno].format(name=err.filename)
     if isinstance(err, ValueError | TypeError | OSError):
         return EXIT_CODES["error"], str(err)
     return EXIT_CODES["internal"], f"{type(err).__name__}: {err}"
@@ -134,17 +151,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.debug:
         sys.unraisablehook = _quiet_h5py_cleanup(sys.unraisablehook)
+    received: list[int] = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _interrupts_raise(received):
             warnings.showwarning = _show_warning(args.command)
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+        if received:  # the interrupt landed where it was swallowed (a finaliser, a callback)
+            raise KeyboardInterrupt
+        return code
     except KeyboardInterrupt:
-        print(f"cyto {args.command}: interrupted", file=sys.stderr)
+        print(f"cyto {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return EXIT_CODES["interrupted"]
     except Exception as err:
         if args.debug:
             raise
-        code, message = _explain(err)
+        code, message = _explain(err, args.command)
         from cyto._atomic import io_failure
 
         if io_failure(err):
@@ -153,6 +174,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == EXIT_CODES["internal"]:
             print("this is a bug in cyto: rerun with --debug for the traceback", file=sys.stderr)
         return code
+
+
+@contextlib.contextmanager
+def _interrupts_raise(received: list[int]) -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt and are remembered in ``received``.
+
+    Remembered, so that an interrupt that Python reports as "Exception ignored" (it
+    arrived inside a finaliser or a callback) still ends the command with exit code 130
+    instead of 0; SIGTERM (a job scheduler's stop) is treated like Ctrl-C. Outside the
+    main thread (cyto.cli.main called from a thread) nothing is changed.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
 
 
 def entry() -> None:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # the owners of HDF5 files (cyto.data) and the content hasher, which reads any HDF5 file
-H5_OWNERS = {"cyto/data/_store.py", "cyto/data/_embeddings.py", "cyto/_provenance.py"}
+# the crop store, the embeddings file, content hashes, and the output guard (which reads
+# a file's attributes to tell what kind of file cyto wrote there)
+H5_OWNERS = {
+    "cyto/data/_store.py",
+    "cyto/data/_embeddings.py",
+    "cyto/_provenance.py",
+    "cyto/data/_outputs.py",
+}
 
 
 def _tool(name: str):

@@ -64,8 +64,14 @@ def test_streaming_in_blocks_equals_one_block():
     acc = HealthAccumulator(num_codes=6)
     for lo in range(0, 97, 10):
         acc.update(x[lo : lo + 10], idx[lo : lo + 10])
-    a, b = acc.result(), _health(x, idx, k=6)
-    assert a.to_dict() == pytest.approx(b.to_dict())
+    a, b = acc.result().to_dict(), _health(x, idx, k=6).to_dict()
+    # pytest >= 9.2's approx() takes no nested containers: numbers approx, the rest equal
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if isinstance(value, float):
+            assert value == pytest.approx(b[key], nan_ok=True), key
+        else:
+            assert value == b[key], key
 
 
 def test_describe_and_dict_and_error():

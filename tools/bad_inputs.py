@@ -197,6 +197,86 @@ def _one_field_run(ws: Workspace) -> Path:
     return store
 
 
+def _plugin_run(ws: Workspace) -> Path:
+    """A copy of the run whose checkpoints name the plug-in encoder 'this:nothing'
+    (importing the module ``this`` prints the Zen of Python)."""
+    import shutil
+
+    from cyto.nn import load_checkpoint, save_checkpoint
+
+    run = ws.path("plugin-run")
+    if not run.exists():
+        shutil.copytree(ws.run, run)
+        for ckpt in (run / "checkpoints").glob("*.pt"):
+            state = load_checkpoint(ckpt)
+            state["model_config"]["encoder"] = "this:nothing"
+            save_checkpoint(state, ckpt)
+    return run
+
+
+def _val_embeddings(ws: Workspace) -> Path:
+    """Embeddings of the validation split only (no test crops)."""
+    from cyto.nn import embed
+
+    out = ws.path("emb-val.h5")
+    if not out.exists():
+        embed(ws.run, ws.store, out, split="val", progress=False, allow_degenerate=True)
+    return out
+
+
+def _cyto_file(ws: Workspace, name: str, kind: str) -> Path:
+    """An earlier output of ``kind`` cyto wrote (a copy of the workspace's)."""
+    import shutil
+
+    path = ws.path(name)
+    if not path.exists():
+        if kind == "embeddings":
+            shutil.copy(ws.embeddings, path)
+        else:
+            from cyto.data import export_h5ad
+
+            export_h5ad(ws.embeddings, path)
+    return path
+
+
+def _user_folder(ws: Workspace, name: str, files: dict[str, str]) -> Path:
+    """A folder of the user's own files (e.g. a config.json that is not a run's)."""
+    folder = ws.path(name)
+    folder.mkdir(exist_ok=True)
+    for rel, text in files.items():
+        (folder / rel).write_text(text)
+    return folder
+
+
+def _flat_image(ws: Workspace, name: str, kind: str) -> Path:
+    """A file starting like a PNG or JPEG image (what a flat export writes)."""
+    head = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff\xe0"}[kind]
+    path = ws.path(name)
+    path.write_bytes(head + bytes(64))
+    return path
+
+
+def _explore(ws: Workspace, *extra: str, emb: Path | None = None) -> list[str]:
+    return ["explore", str(emb or ws.embeddings), "-q", "--allow-degenerate", *extra]
+
+
+def _evaluate(ws: Workspace, *extra: str, gt: str | None = None) -> list[str]:
+    table = ws.manifest("gt4.csv", "protein_id,family\nP0,er\nP1,er\nP2,golgi\nP3,golgi\n")
+    return ["evaluate", str(ws.embeddings), "-q", "--allow-degenerate",
+            "--ground-truth", str(gt or table), *extra]  # fmt: skip
+
+
+def _damaged_run(ws: Workspace) -> Path:
+    """A copy of the run whose config.json holds bytes that are not UTF-8."""
+    import shutil
+
+    run = ws.path("damaged-run")
+    if not run.exists():
+        shutil.copytree(ws.run, run)
+        (run / "config.json").write_bytes(b"\xff\xfe garbage")
+    return run
+
+
 def _truncated(ws: Workspace) -> Path:
     data = ws.store.read_bytes()
     path = ws.path("trunc.h5")
@@ -357,7 +437,7 @@ CASES: list[Case] = [
          2, "the checkpoint"),
     Case("embed", "-o is an existing file of another kind",
          lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.manifest("keep.csv", "a,b\n")), "--no-progress"],
-         2, "not a cyto embeddings file"),
+         2, "that cyto did not write"),
     Case("embed", "a run whose encodings collapsed",
          lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("e1.h5")), "--no-progress"],
          3, "are degenerate"),
@@ -394,7 +474,7 @@ CASES: list[Case] = [
     Case("analyze", "ground truth that names none of the proteins",
          lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep2")), "-q", "--allow-degenerate",
                      "--ground-truth", str(ws.manifest("gt.csv", "protein_id,family\nXYZ,er\nABC,golgi\n"))],
-         2, "labels none of the 4 proteins"),
+         2, "labels 0 of the 4 proteins"),
     Case("analyze", "embeddings file that does not exist",
          lambda ws: ["analyze", str(ws.path("gone.h5")), "-o", str(ws.path("rep3"))], 2,
          "embeddings file not found"),
@@ -411,6 +491,116 @@ CASES: list[Case] = [
     Case("synth", "--proteins below what the families need",
          lambda ws: ["synth", "--proteins", "6", "-o", str(ws.path("s"))], 2,
          "`--proteins` must lie between"),
+    # ------------------------------------------------------------------ outputs (one guard)
+    Case("preprocess", "-o is the manifest",
+         lambda ws: ["preprocess", str(m := ws.manifest("om.csv", f"path,protein_id\n{ws.fov()},P0\n")), "-o", str(m)],
+         2, "is the manifest; writing there would destroy it"),
+    Case("train", "-o is a folder of the user's files (a config.json that is not a run's)",
+         lambda ws: ["train", str(ws.store), "-o", str(_user_folder(ws, "mine", {"config.json": "{}", "notes.txt": "x"}))],
+         2, "non-empty folder that cyto did not write"),
+    Case("train", "-o is a run's checkpoints/ folder",
+         lambda ws: ["train", str(ws.store), "-o", str(ws.run / "checkpoints")], 2,
+         "is a run's checkpoints folder, not a run"),
+    Case("train", "-o is a synthetic dataset folder",
+         lambda ws: ["train", str(ws.store), "-o", str(_user_folder(ws, "synthset", {"synth.json": '{"config": {}}'}))],
+         2, "is a synthetic atlas, not a run"),
+    Case("embed", "-o is an earlier embeddings file (no --overwrite)",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(_cyto_file(ws, "old.h5", "embeddings")), "-q"],
+         2, "already holds an embeddings file; pass --overwrite"),
+    Case("embed", "--h5ad is the crop store being encoded",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("h1.h5")), "--h5ad", str(ws.store), "-q"],
+         2, "is the crop store being encoded"),
+    Case("embed", "--h5ad is the -o file of the same command",
+         lambda ws: ["embed", str(ws.run), str(ws.store), "-o", str(ws.path("h2.h5")), "--h5ad", str(ws.path("h2.h5")), "-q"],
+         2, "is the embeddings file this command writes"),
+    Case("embed", "--h5ad names an existing .h5ad cyto did not write",
+         lambda ws: ["embed", str(ws.embeddings), "--h5ad", str(ws.manifest("theirs.h5ad", "not anndata"))],
+         2, "that cyto did not write"),
+    Case("embed", "--h5ad names an earlier export (no --overwrite)",
+         lambda ws: ["embed", str(ws.embeddings), "--h5ad", str(_cyto_file(ws, "old.h5ad", "h5ad"))],
+         2, "already holds an AnnData file; pass --overwrite"),
+    Case("embed", "a checkpoint that names the plug-in encoder 'this:nothing'",
+         lambda ws: ["embed", str(_plugin_run(ws)), str(ws.store), "-o", str(ws.path("p.h5")), "-q"],
+         2, "never imports code it names"),
+    Case("explore", "-o is the embeddings file",
+         lambda ws: _explore(ws, "-o", str(ws.embeddings)), 2, "writing there would destroy it"),
+    Case("explore", "-o is the crop store",
+         lambda ws: _explore(ws, "-o", str(ws.store)), 2, "is a crop store, not an explorer page"),
+    Case("explore", "-o is the ground-truth table",
+         lambda ws: _explore(ws, "-o", str(g := ws.manifest("gtx.csv", "protein_id,family\nP0,er\n")), "--ground-truth", str(g)),
+         2, "is the ground truth; writing there would destroy it"),
+    Case("explore", "-o is a run's last checkpoint",
+         lambda ws: _explore(ws, "-o", str(ws.run / "checkpoints" / "last.pt")), 2,
+         "inside a run's checkpoints/ folder"),
+    Case("explore", "-o is a file cyto did not write",
+         lambda ws: _explore(ws, "-o", str(ws.manifest("notes.html", "<p>my notes</p>"))), 2,
+         "that cyto did not write"),
+    Case("explore", "degenerate encodings",
+         lambda ws: ["explore", str(ws.embeddings), "-o", str(ws.path("x1.html")), "-q"], 3,
+         "are degenerate"),
+    Case("explore", "--crops from another store than the one embedded",
+         lambda ws: _explore(ws, "-o", str(ws.path("x2.html")), "--crops", str(_other_store(ws))), 2,
+         "is not the crop store emb.h5 was embedded from"),
+    Case("evaluate", "-o is the embeddings file",
+         lambda ws: _evaluate(ws, "-o", str(ws.embeddings)), 2, "writing there would destroy it"),
+    Case("evaluate", "-o is a folder of the user's files",
+         lambda ws: _evaluate(ws, "-o", str(_user_folder(ws, "results", {"evaluation.json": "{}"}))), 2,
+         "non-empty folder that cyto did not write"),
+    Case("evaluate", "degenerate encodings",
+         lambda ws: [a for a in _evaluate(ws, "-o", str(ws.path("c1"))) if a != "--allow-degenerate"], 3,
+         "are degenerate"),
+    Case("evaluate", "--crops from another store than the one embedded",
+         lambda ws: _evaluate(ws, "-o", str(ws.path("c2")), "--crops", str(_other_store(ws))), 2,
+         "is not the crop store emb.h5 was embedded from"),
+    Case("evaluate", "--split test of a file without test crops",
+         lambda ws: ["evaluate", str(_val_embeddings(ws)), "-o", str(ws.path("c3")), "-q", "--allow-degenerate",
+                     "--ground-truth", str(ws.manifest("gt5.csv", "protein_id,family\nP0,er\nP1,golgi\n"))],
+         2, "holds no test crops"),
+    Case("evaluate", "a ground truth that labels one protein",
+         lambda ws: _evaluate(ws, "-o", str(ws.path("c4")), gt=str(ws.manifest("gt1.csv", "protein_id,family\nP0,er\nXYZ,golgi\n"))),
+         2, "labels 1 of the 4 proteins"),
+    Case("evaluate", "protein ids that differ from the ground truth's only in case",
+         lambda ws: _evaluate(ws, "-o", str(ws.path("c5")), gt=str(ws.manifest("gtc.csv", "protein_id,family\np0,er\np1,er\np2,golgi\n"))),
+         2, "match when case is ignored"),
+    Case("analyze", "-o is the embeddings file",
+         lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.embeddings), "-q"], 2,
+         "writing there would destroy it"),
+    Case("analyze", "--max-points 0",
+         lambda ws: ["analyze", str(ws.embeddings), "-o", str(ws.path("rep7")), "-q", "--allow-degenerate", "--max-points", "0"],
+         2, "`max_points` must be >= 1"),
+    Case("analyze", "--split test of a file without test crops",
+         lambda ws: ["analyze", str(_val_embeddings(ws)), "-o", str(ws.path("rep8")), "-q", "--allow-degenerate"],
+         2, "`split` 'test' not in the embeddings file"),
+    Case("synth", "-o is a folder of the user's files (their own manifest.csv)",
+         lambda ws: ["synth", "-o", str(_user_folder(ws, "myscreen", {"manifest.csv": "path,protein_id\n"})), "-q"],
+         2, "non-empty folder that cyto did not write"),
+    Case("demo", "--device tpu (refused before any work)",
+         lambda ws: ["demo", "-o", str(ws.path("d1")), "--device", "tpu", "-q"], 2, "`device`"),
+    Case("demo", "-o is a folder of the user's files",
+         lambda ws: ["demo", "-o", str(_user_folder(ws, "mydemo", {"report.html": "mine"})), "-q"], 2,
+         "non-empty folder that cyto did not write"),
+    # ------------------------------------------------------------------ global mistakes
+    Case("preprocess", "--crop-size 100000",
+         lambda ws: [*_preprocess(ws, ws.manifest("cs.csv", f"path,protein_id\n{ws.fov()},P0\n"))[:-3], "--crop-size", "100000"],
+         2, "`crop_size` 100000 is larger than the fields"),
+    Case("preprocess", "--nucleus-diameter 1e9",
+         lambda ws: [*_preprocess(ws, ws.manifest("nd.csv", f"path,protein_id\n{ws.fov()},P0\n")), "--nucleus-diameter", "1e9"],
+         2, "`nucleus_diameter` 1e+09 px is larger than half a field"),
+    Case("preprocess", "--downsample 1000",
+         lambda ws: [*_preprocess(ws, ws.manifest("d1k.csv", f"path,protein_id\n{ws.fov()},P0\n")), "--downsample", "1000"],
+         2, "`downsample_factor` 1000 leaves 0 px"),
+    Case("preprocess", "every image is an empty (0-byte) file",
+         lambda ws: _preprocess(ws, ws.manifest("zb.csv", f"path,protein_id\n{ws.manifest('zero.tif', b'')},P0\n")),
+         2, "every image of the dataset is an empty file"),
+    Case("preprocess", "PNG images (named .tif)",
+         lambda ws: _preprocess(ws, ws.manifest("png.csv", f"path,protein_id\n{_flat_image(ws, 'flat.tif', 'png')},P0\n")),
+         2, "are PNG files"),
+    Case("preprocess", "JPEG images",
+         lambda ws: _preprocess(ws, ws.manifest("jpg.csv", f"path,protein_id\n{_flat_image(ws, 'photo.jpg', 'jpeg')},P0\n")),
+         2, "are JPEG files"),
+    Case("train", "--resume of a run whose config.json is damaged",
+         lambda ws: ["train", "--resume", str(_damaged_run(ws))],
+         2, "is damaged (not UTF-8 text)"),
 ]  # fmt: skip
 
 

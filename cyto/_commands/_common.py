@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["PRESETS", "HelpFormatter", "add_preset", "add_quiet", "add_workers"]
+__all__ = [
+    "PRESETS",
+    "HelpFormatter",
+    "add_overwrite",
+    "add_preset",
+    "add_quiet",
+    "add_workers",
+]
 
 #: Preset names shared by ``cyto train``, ``cyto demo`` and ``cyto ablate``.
 PRESETS = ("tiny", "small", "paper")
@@ -59,4 +66,14 @@ def add_preset(p: argparse.ArgumentParser, default: str | None, extra: str = "")
         type=lambda s: "paper" if s == "gpu" else s,
         choices=PRESETS,
         help=_PRESET_HELP + extra,
+    )
+
+
+def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: replace an existing output of the same kind that cyto wrote."""
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace an existing {what} that cyto wrote earlier (never an input, a crop "
+        "store, a checkpoint or a file cyto did not write)",
     )

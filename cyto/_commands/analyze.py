@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cyto._commands._common import add_quiet
+from cyto._commands._common import add_overwrite, add_quiet
 
 __all__ = ["add_parser"]
 
@@ -80,6 +80,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="analyse even degenerate encodings (every crop alike); by default exit code 3",
     )
+    add_overwrite(p, "report folder")
     add_quiet(p)
     p.set_defaults(func=_run)
     return p
@@ -111,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         verbose=not args.quiet,
         allow_degenerate=args.allow_degenerate,
         batch_key=args.batch_key,
+        overwrite=args.overwrite,
     )
     if report.scores is not None:
         print(report.scores.to_markdown())

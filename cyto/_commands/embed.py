@@ -70,14 +70,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace OUT.h5 even if it is not an embeddings file (never the input store "
-        "or a checkpoint)",
+        help="replace an embeddings file (and .h5ad) that cyto wrote earlier at OUT.h5 "
+        "(never an input, a crop store, a checkpoint or a file cyto did not write)",
     )
     p.add_argument(
         "--allow-degenerate",
         action="store_true",
         help="write the encodings even if they are degenerate (every crop alike); "
         "by default that stops with exit code 3",
+    )
+    p.add_argument(
+        "--encoder",
+        metavar="MODULE:FACTORY",
+        help="the plug-in encoder the run was trained with: imported because you name it "
+        "(a checkpoint alone never makes cyto import code)",
     )
     add_quiet(p)
     p.set_defaults(func=run)
@@ -95,8 +101,18 @@ def run(args: argparse.Namespace) -> int:
             "give RUN CROPS -o OUT.h5 to embed a crop store, or an embeddings file with "
             f"--h5ad to export it; got run={args.run} crops={args.crops} -o {args.output}"
         )
-    from cyto.nn import embed
+    from cyto.data import check_output
+    from cyto.nn import embed, resolve_encoder
 
+    if args.encoder:
+        resolve_encoder(args.encoder)  # the user named it: import and register it
+
+    labels = bool(args.h5ad and (args.ground_truth or args.complexes))
+    if labels:  # exported below with the labels: checked here, before any work
+        inputs = [args.crops, args.run, args.ground_truth, args.complexes]
+        inputs += [("the embeddings file this command writes (-o)", args.output)]
+        check_output(_h5ad_target(args.output, args), "AnnData file", inputs=inputs,
+                     overwrite=args.overwrite, flag="--h5ad")  # fmt: skip
     out = embed(
         args.run,
         args.crops,
@@ -109,16 +125,23 @@ def run(args: argparse.Namespace) -> int:
         local=args.local,
         global_only=args.global_only,
         num_workers=args.workers,
-        h5ad=args.h5ad,
+        h5ad=False if labels else args.h5ad,
         progress=not args.quiet,
         allow_degenerate=args.allow_degenerate,
         overwrite=args.overwrite,
         threads=args.threads,
     )
     print(f"embeddings written to {out}")
-    if args.h5ad and (args.ground_truth or args.complexes):
-        _export(Path(out), args)  # again, with the ground-truth labels in obs
+    if labels:
+        _export(Path(out), args)
+    elif args.h5ad:
+        print(f"AnnData written to {_h5ad_target(Path(out), args)}")
     return 0
+
+
+def _h5ad_target(embeddings: Path, args: argparse.Namespace) -> Path:
+    """The ``.h5ad`` file of ``--h5ad [FILE]`` (default: beside the embeddings file)."""
+    return embeddings.with_suffix(".h5ad") if args.h5ad is True else Path(args.h5ad)
 
 
 def _export_only(args: argparse.Namespace) -> int:
@@ -130,6 +153,11 @@ def _export_only(args: argparse.Namespace) -> int:
         )
     if args.crops is not None:
         raise ValueError(f"an embeddings file ({args.run}) takes no crop store; got {args.crops}")
+    from cyto.data import check_output
+
+    inputs = [("the embeddings file being exported", args.run), args.ground_truth, args.complexes]
+    check_output(_h5ad_target(args.run, args), "AnnData file", inputs=inputs,
+                 overwrite=args.overwrite, flag="--h5ad")  # fmt: skip
     _export(args.run, args)
     return 0
 
@@ -137,8 +165,11 @@ def _export_only(args: argparse.Namespace) -> int:
 def _export(embeddings: Path, args: argparse.Namespace) -> None:
     from cyto.workflows import export_anndata
 
-    target = embeddings.with_suffix(".h5ad") if args.h5ad is True else Path(args.h5ad)
     path = export_anndata(
-        embeddings, target, ground_truth=args.ground_truth, complexes=args.complexes
+        embeddings,
+        _h5ad_target(embeddings, args),
+        ground_truth=args.ground_truth,
+        complexes=args.complexes,
+        overwrite=args.overwrite,
     )
     print(f"AnnData written to {path}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cyto._commands._common import add_quiet
+from cyto._commands._common import add_overwrite, add_quiet
 
 __all__ = ["add_parser"]
 
@@ -51,6 +51,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fit the UMAP on at most this many crops, transform the rest (default: 100000)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of UMAP and sampling (default: 0)")
+    p.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="draw the atlas even of degenerate encodings (every crop alike); by default "
+        "exit code 3",
+    )
+    add_overwrite(p, "explorer page")
     add_quiet(p)
     p.set_defaults(func=_run)
     return p
@@ -74,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         umap_sample=args.umap_sample or None,
         seed=args.seed,
         verbose=not args.quiet,
+        allow_degenerate=args.allow_degenerate,
+        overwrite=args.overwrite,
     )
     print(f"explorer: {path}")
     return 0

@@ -189,16 +189,23 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model_overrides: dict = {}
     if resume:
-        if args.config is not None or any(
-            v is not None for v in (args.codebook, args.encoder, args.model)
-        ):
+        if args.config is not None or any(v is not None for v in (args.codebook, args.model)):
             raise ValueError(
-                "--config, --model, --codebook and --encoder cannot be combined with --resume "
-                "(the run keeps its own)"
+                "--config, --model and --codebook cannot be combined with --resume (the run "
+                "keeps its own)"
             )
         if not RunDir(run_dir).started:
             raise FileNotFoundError(f"no run to resume in {run_dir} (config.json missing)")
         saved = RunDir(run_dir).read_config()
+        if args.encoder is not None:  # the run's plug-in encoder, named (trusted) by the user
+            if args.encoder != saved.get("model", {}).get("encoder"):
+                raise ValueError(
+                    f"--encoder {args.encoder!r} with --resume must name the run's own encoder "
+                    f"({saved.get('model', {}).get('encoder')!r})"
+                )
+            from cyto.nn import resolve_encoder
+
+            resolve_encoder(args.encoder)
         config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
         crops = args.crops
         if crops is None:

@@ -20,6 +20,7 @@ from cyto.analysis._explorer import (
 )
 from cyto.analysis._ground_truth import LEVEL_COLUMNS, GroundTruth, anndata_labels
 from cyto.analysis._spectra import bicluster, cluster_shares, code_correlation, feature_spectra
+from cyto.data import check_output
 
 __all__ = ["CodeClusters", "code_clusters", "explore_embeddings", "explorer_data"]
 
@@ -188,6 +189,8 @@ def explore_embeddings(
     umap_sample: int | None = 100_000,
     seed: int = 0,
     verbose: bool = True,
+    allow_degenerate: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Write the interactive atlas of an embeddings file (``cyto explore``).
 
@@ -222,6 +225,11 @@ def explore_embeddings(
         Fit the UMAP on at most this many crops; None fits on all.
     seed : int, default 0
     verbose : bool, default True
+    allow_degenerate : bool, default False
+        Draw the atlas even of degenerate encodings (every crop alike); by default
+        that is a :class:`~cyto.analysis.DegenerateEncodingError`.
+    overwrite : bool, default False
+        Replace an explorer page cyto wrote earlier at ``out`` (never another file).
 
     Returns
     -------
@@ -238,13 +246,17 @@ def explore_embeddings(
     path = Path(embeddings)
     if not path.is_file():
         raise FileNotFoundError(f"`embeddings` file not found: {path}")
+    inputs = [("the embeddings file", path), ("the crop store", crops)]
+    inputs += [("the ground truth", ground_truth), ("the complex table", complexes)]
+    check_output(out, "explorer page", inputs=inputs, overwrite=overwrite)
     main = _read_embeddings(
         path,
         split=split,
         fit_split=None,
         max_points=max_points,
         local=True,
-        allow_degenerate=True,
+        allow_degenerate=allow_degenerate,
+        crops=crops,
     )
     rows = main["rows"]
     pids = main["pids_all"][rows]
@@ -273,7 +285,7 @@ def explore_embeddings(
         main["X"],
         gt=gt,
         crop_index=main["crop_index"][rows],
-        store=crops if crops is not None else main["store"],
+        store=main["store"],
         obs=_obs_rows(path, rows),
         local_idx=local,
         spectra=spectra,
@@ -283,8 +295,6 @@ def explore_embeddings(
         title=f"cyto atlas — {main['variant']}",
         seed=seed,
     )
-    if crops is not None and data.thumbnails is None:
-        raise FileNotFoundError(f"`crops` store not found: {crops}")
     out_path = write_explorer(out, data, seed=seed)
     log(f"explorer written to {out_path} ({time.perf_counter() - t0:.1f} s)")
     return out_path

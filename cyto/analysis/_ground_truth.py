@@ -424,6 +424,46 @@ class GroundTruth:
             raise ValueError(f"`level` must be one of {list(self.levels)}, got {level!r}")
         return labels_for(protein_ids, self.levels[level])
 
+    def check_covers(self, protein_ids: Any, what: str = "the atlas") -> None:
+        """Refuse a ground truth that labels fewer than two of ``protein_ids``' proteins.
+
+        With fewer, every score is undefined (a card of dashes); the message says how
+        many match and, where ids differ only in case, that ids are compared exactly.
+
+        Parameters
+        ----------
+        protein_ids : array of str
+            The proteins scored (one per crop or per protein).
+        what : str
+            What they are, for the message.
+
+        Raises
+        ------
+        ValueError
+            Naming the tables, the proteins and the ones matched.
+        """
+        if not self.levels:
+            return
+        proteins = sorted({str(p) for p in np.asarray(protein_ids).tolist()})
+        known = set().union(*(set(m) for m in self.levels.values()))
+        matched = [p for p in proteins if p in known]
+        if len(matched) >= 2:
+            return
+        given = ", ".join(Path(s).name for s in self.sources) or "the ground truth"
+        folded = {k.casefold() for k in known}
+        case = [p for p in proteins if p not in known and p.casefold() in folded]
+        hint = (
+            f"; {len(case)} more match when case is ignored (e.g. {case[0]!r}): protein ids "
+            "are compared exactly, so fix their case in one of the files"
+            if case
+            else "; check that its protein ids match the crop store's (gene names for "
+            "OpenCell tables)"
+        )
+        raise ValueError(
+            f"the ground truth ({given}) labels {len(matched)} of the {len(proteins)} proteins "
+            f"of {what} (e.g. {', '.join(proteins[:3])}); scores need at least 2{hint}"
+        )
+
     def crop_labels(self, protein_ids: Any, *, min_classes: int = 1) -> dict[str, np.ndarray]:
         """Labels per crop for every level with at least ``min_classes`` classes among them."""
         out = {}

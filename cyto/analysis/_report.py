@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path
-from cyto._health import DegenerateEncodingError, HealthAccumulator
+from cyto._health import check_encodings
 from cyto._provenance import package_versions
 from cyto.analysis._evaluate import Evaluation, evaluate
 from cyto.analysis._explore import CodeClusters
@@ -33,6 +33,7 @@ from cyto.analysis._spectra import (
     mean_by_label,
     representative_images,
 )
+from cyto.data import output_folder
 from cyto.data._embeddings import Embeddings, LazyRows
 
 __all__ = ["AnalysisReport", "analyze_embeddings", "write_report"]
@@ -260,31 +261,23 @@ def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> flo
 def _check_health(emb: Embeddings, rows: np.ndarray, X: np.ndarray, *, allow: bool) -> Any:
     """:class:`EncodingHealth` of the atlas rows; raise when degenerate unless ``allow``."""
     num_codes = emb.shape("global_hist")[1] if "global_hist" in emb else None
-    acc = HealthAccumulator(num_codes=num_codes)
-    acc.update(X, emb.read("global_indices", rows) if "global_indices" in emb else None)
-    health = acc.result()
-    if health.degenerate and not allow:
-        raise DegenerateEncodingError(
-            f"the encodings in {emb.path} are degenerate: {'; '.join(health.reasons)} "
-            f"({health.describe()}). Scores and atlas would be chance; retrain (see "
-            "docs/training.md) or pass allow_degenerate=True (`--allow-degenerate`)",
-            health,
-        )
-    return health
+    indices = emb.read("global_indices", rows) if "global_indices" in emb else None
+    return check_encodings(X, indices, num_codes=num_codes, where=str(emb.path), allow=allow)
 
 
 def _atlas_rows(emb: Embeddings, split: str | None, max_points: int | None) -> tuple:
     """Rows of the atlas (``split``, or every row) and the split actually used."""
+    if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 1):
+        raise ValueError(f"`max_points` must be >= 1 (or None for every crop), got {max_points}")
     available = sorted(set(emb.split.tolist()))
     if split in (None, "all"):
         rows, used = np.arange(emb.n), "all"
     elif split in available:
         rows, used = np.flatnonzero(emb.split == split), split
-    elif split == "test":
-        rows, used = np.arange(emb.n), "all"
     else:
         raise ValueError(
-            f"`split` {split!r} not in the embeddings file {emb.path.name}; it has {available}"
+            f"`split` {split!r} not in the embeddings file {emb.path.name}; it has "
+            f"{available}: choose one of them, or 'all' (None) for every crop"
         )
     if max_points is not None and rows.size > max_points:
         rng = np.random.default_rng(0)
@@ -315,11 +308,13 @@ def _read_embeddings(
     max_points: int | None,
     local: bool,
     allow_degenerate: bool = False,
+    crops: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Open an embeddings file, pick the atlas rows and read what the analysis needs.
 
     Raises :class:`~cyto.analysis.DegenerateEncodingError` when the atlas rows' global
-    encodings are degenerate, unless ``allow_degenerate``.
+    encodings are degenerate, unless ``allow_degenerate``; a ValueError when ``crops``
+    (or the recorded store) is not the store the file was embedded from.
     """
     with Embeddings(path) as emb:
         run = emb.attrs.get("run")
@@ -329,7 +324,7 @@ def _read_embeddings(
             "split_all": emb.split,
             "fov_all": emb.fov_ids,
             "crop_index": emb.crop_index,
-            "store": emb.store_path,
+            "store": emb.crop_store(crops),
             "variant": Path(str(run)).name if run else path.stem,
         }
         rows, out["split_used"] = _atlas_rows(emb, split, max_points)
@@ -387,6 +382,7 @@ def analyze_embeddings(
     batch_key: str | None = None,
     explorer: bool = True,
     max_thumbnails: int = 5000,
+    overwrite: bool = False,
 ) -> AnalysisReport:
     """Analyse an embeddings file: atlas, clustering scores, feature spectra, HTML report.
 
@@ -428,8 +424,8 @@ def analyze_embeddings(
         Complex table (protein_id,complex) for the complex-level score.
     split : str or None, default "test"
         Crops shown in the atlas and scored (the paper uses the test split). ``None`` or
-        ``"all"``: every crop. When the file has no ``"test"`` crops, the default falls
-        back to all crops.
+        ``"all"``: every crop. A split the file does not have is an error (never a
+        silent fallback to every crop).
     fit_split : str, optional
         Fit the UMAP on this split (e.g. ``"train"``) and transform ``split`` into it.
     umap_seeds : sequence of int, default (0,)
@@ -467,6 +463,9 @@ def analyze_embeddings(
         Γ of model-free baselines measured elsewhere on the same crops
         (:func:`~cyto.analysis.baseline_scores`, or its JSON file), shown beside the
         model's scores.
+    overwrite : bool, default False
+        Replace a report folder cyto wrote earlier at ``out_dir`` (its files only;
+        :func:`cyto.data.output_folder`); any other non-empty folder is refused.
     batch_key : str, optional
         A per-crop column of the embeddings file (``plate``, ``well``, ``Metadata_*``):
         the encodings are also evaluated after per-batch centring and scaling
@@ -492,50 +491,56 @@ def analyze_embeddings(
     """
     t0 = time.perf_counter()
     emb_paths = _embedding_paths(embeddings)
-    umap = {"n_neighbors": n_neighbors, "min_dist": min_dist, "backend": backend}
-    run = _AnalysisRun.start(out_dir, emb_paths, umap_seeds, umap, verbose=verbose)
-    read = {"split": split, "fit_split": fit_split, "max_points": max_points}
-    main = _read_embeddings(emb_paths[0], local=True, allow_degenerate=allow_degenerate, **read)
-    run.describe_input(main)
-    pids = main["pids_all"][main["rows"]]
-    gt = _ground_truth_of(ground_truth, complexes, min_grade, pids)
-    spectra = None
-    if main["local_idx"] is not None and main["num_codes"] > 0:
-        _log(verbose, f"feature spectra: {main['local_idx'].shape[0]} crops")
-        spectra = feature_spectra(main["local_idx"], main["pids_all"], main["num_codes"])
-    ev = run.evaluate(main, gt, spectra=spectra, hidden_seed=hidden_seed)
-    if baselines is not None:
-        ev.baselines = _baselines_of(baselines)
-    run.summary["umap"] |= {"fit_split": fit_split or main["split_used"]}
-    run.write_umap_csv(main, ev.umaps[0], gt)
-    # further model variants (ablation study, Fig. 6), read only when there is a score
-    others = (
-        _read_embeddings(p, local=False, allow_degenerate=allow_degenerate, **read)
-        for p in emb_paths[1:]
-    )
-    table = run.score(main["variant"], ev, others, gt)
-    fam_map = gt.family_of()
-    color_labels = labels_for(pids, fam_map) if gt.family_level else np.full(pids.size, None)
-    run.atlas_section(main, ev.umaps[0], color_labels, gt.family_level, fam_map, highlight)
-    if table is not None:
-        run.score_section(table, ev, gt)
-    else:
-        why = "; ".join(ev.notes) or "no ground truth was given (ground_truth / complexes)"
-        run.sections.append(("Clustering score", [f"Clustering scores not computed: {why}."]))
-    if ev.retrieval:
-        run.retrieval_section(main["variant"], ev)
-    if batch_key is not None:
-        run.batch_section(main, gt, ev, batch_key)
-    if ev.hidden:
-        run.hidden_section(ev)
-    if spectra is not None:
-        run.spectra_section(main, spectra, fam_map, n_clusters=n_clusters, crops=crops)
-    if ablation is not None:
-        run.ablation_section(ablation)
-    if explorer:
-        run.explorer(main, ev.umaps[0], gt, spectra, crops=crops, max_thumbnails=max_thumbnails)
-    run.write_h5ad(main, ev.umaps[0], gt)
-    return run.finish(t0, main["variant"], table, ev, page=page)
+    inputs = [("the embeddings file", p) for p in emb_paths]
+    inputs += [("the ground truth", ground_truth), ("the complex table", complexes)]
+    inputs += [("the crop store", crops), ("the ablation maps", ablation)]
+    with output_folder(out_dir, "report", inputs=inputs, overwrite=overwrite):
+        umap = {"n_neighbors": n_neighbors, "min_dist": min_dist, "backend": backend}
+        run = _AnalysisRun.start(out_dir, emb_paths, umap_seeds, umap, verbose=verbose)
+        read = {"split": split, "fit_split": fit_split, "max_points": max_points}
+        main = _read_embeddings(
+            emb_paths[0], local=True, allow_degenerate=allow_degenerate, crops=crops, **read
+        )
+        run.describe_input(main)
+        pids = main["pids_all"][main["rows"]]
+        gt = _ground_truth_of(ground_truth, complexes, min_grade, pids)
+        spectra = None
+        if main["local_idx"] is not None and main["num_codes"] > 0:
+            _log(verbose, f"feature spectra: {main['local_idx'].shape[0]} crops")
+            spectra = feature_spectra(main["local_idx"], main["pids_all"], main["num_codes"])
+        ev = run.evaluate(main, gt, spectra=spectra, hidden_seed=hidden_seed)
+        if baselines is not None:
+            ev.baselines = _baselines_of(baselines)
+        run.summary["umap"] |= {"fit_split": fit_split or main["split_used"]}
+        run.write_umap_csv(main, ev.umaps[0], gt)
+        # further model variants (ablation study, Fig. 6), read only when there is a score
+        others = (
+            _read_embeddings(p, local=False, allow_degenerate=allow_degenerate, **read)
+            for p in emb_paths[1:]
+        )
+        table = run.score(main["variant"], ev, others, gt)
+        fam_map = gt.family_of()
+        color_labels = labels_for(pids, fam_map) if gt.family_level else np.full(pids.size, None)
+        run.atlas_section(main, ev.umaps[0], color_labels, gt.family_level, fam_map, highlight)
+        if table is not None:
+            run.score_section(table, ev, gt)
+        else:
+            why = "; ".join(ev.notes) or "no ground truth was given (ground_truth / complexes)"
+            run.sections.append(("Clustering score", [f"Clustering scores not computed: {why}."]))
+        if ev.retrieval:
+            run.retrieval_section(main["variant"], ev)
+        if batch_key is not None:
+            run.batch_section(main, gt, ev, batch_key)
+        if ev.hidden:
+            run.hidden_section(ev)
+        if spectra is not None:
+            run.spectra_section(main, spectra, fam_map, n_clusters=n_clusters, crops=None)
+        if ablation is not None:
+            run.ablation_section(ablation)
+        if explorer:
+            run.explorer(main, ev.umaps[0], gt, spectra, crops=None, max_thumbnails=max_thumbnails)
+        run.write_h5ad(main, ev.umaps[0], gt)
+        return run.finish(t0, main["variant"], table, ev, page=page)
 
 
 def _embedding_paths(embeddings: Any) -> list[Path]:
@@ -557,13 +562,7 @@ def _ground_truth_of(
 ) -> GroundTruth:
     """The ground truth, checked to label some of the atlas proteins."""
     gt = GroundTruth.read(ground_truth, complexes, min_grade=min_grade)
-    if gt.levels and not any(any(v is not None for v in gt.labels(lv, pids)) for lv in gt.levels):
-        given = ", ".join(str(p) for p in (ground_truth, complexes) if p is not None)
-        raise ValueError(
-            f"the ground truth ({given}) labels none of the {np.unique(pids).size} proteins "
-            f"of the atlas (e.g. {', '.join(map(str, np.unique(pids)[:3]))}); check that its "
-            "protein ids match the crop store's (gene names for OpenCell tables)"
-        )
+    gt.check_covers(pids)
     return gt
 
 

@@ -10,6 +10,14 @@ from cyto.data._embeddings import (
     LazyRows,
     export_h5ad,
 )
+from cyto.data._outputs import (
+    OutputError,
+    check_output,
+    kind_of,
+    output_folder,
+    same_file,
+    write_marker,
+)
 from cyto.data._rundir import RunDir
 from cyto.data._store import (
     CHANNEL_NAMES,
@@ -40,15 +48,21 @@ __all__: list[str] = [
     "Embeddings",
     "EmbeddingsWriter",
     "LazyRows",
+    "OutputError",
     "RunDir",
     "SyntheticAtlasConfig",
     "SyntheticField",
     "SyntheticProtein",
     "check_channels",
+    "check_output",
     "export_h5ad",
     "generate_atlas",
+    "kind_of",
     "list_families",
     "make_catalog",
     "make_field",
+    "output_folder",
+    "same_file",
     "write_crop_store",
+    "write_marker",
 ]

@@ -29,6 +29,7 @@ import numpy as np
 
 from cyto._atomic import atomic_path, default_mode
 from cyto._paths import locate
+from cyto.data._outputs import check_output
 
 __all__ = ["EMBEDDING_FORMAT", "Embeddings", "EmbeddingsWriter", "LazyRows", "export_h5ad"]
 
@@ -237,6 +238,49 @@ class Embeddings:
         recorded = self.attrs.get("inputs")
         return {"path": str(self.path.resolve()), **(json.loads(recorded) if recorded else {})}
 
+    def crop_store(self, crops: str | os.PathLike | None = None) -> Path | None:
+        """The crop store of these crops: ``crops`` if given, else the recorded one.
+
+        A store given (or found) is checked against the fingerprint the file recorded
+        when it was embedded, so the images shown or scored are those of the encodings.
+
+        Parameters
+        ----------
+        crops : path-like, optional
+            A crop store to use instead of the recorded one.
+
+        Returns
+        -------
+        store : Path or None
+            None when no store was given and the recorded one is not found.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``crops`` is given and does not exist.
+        ValueError
+            If the store's fingerprint differs from the recorded one.
+        """
+        from cyto.data._store import CropStore
+
+        path = self.store_path if crops is None else Path(crops)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise FileNotFoundError(f"`crops` crop store not found: {path}")
+        recorded = self.inputs().get("store_fingerprint")
+        if recorded:
+            with CropStore(path) as store:
+                found = store.fingerprint()
+            differ = [k for k in ("ids", "pixels") if recorded.get(k) != found.get(k)]
+            if differ:
+                raise ValueError(
+                    f"`crops` {path} is not the crop store {self.path.name} was embedded "
+                    f"from: its {' and '.join(differ)} differ from the fingerprint recorded "
+                    "(give the store the embeddings were made from)"
+                )
+        return path
+
     def close(self) -> None:
         """Close the file handle."""
         self._f.close()
@@ -397,6 +441,7 @@ def export_h5ad(
     obs: Mapping[str, Any] | None = None,
     obsm: Mapping[str, np.ndarray] | None = None,
     uns: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Convert an embeddings file to AnnData (``.h5ad``), streaming the big arrays.
 
@@ -426,6 +471,9 @@ def export_h5ad(
         Further per-crop arrays, e.g. ``{"X_umap": umap}``.
     uns : mapping, optional
         Further unstructured entries (strings, numbers, small arrays).
+    overwrite : bool, default False
+        Replace an ``.h5ad`` file cyto exported earlier at ``out_path`` (never any
+        other file: :func:`cyto.data.check_output`).
 
     Returns
     -------
@@ -444,6 +492,8 @@ def export_h5ad(
 
     h5py = _h5py()
     out_path = Path(out_path)
+    inputs = [("the embeddings file being exported", embeddings)]
+    check_output(out_path, "AnnData file", inputs=inputs, overwrite=overwrite, flag="out_path")
     with h5py.File(embeddings, "r") as src:
         n = src["protein_id"].shape[0]
         rows = _export_rows(rows, n)

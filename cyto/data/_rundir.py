@@ -115,7 +115,7 @@ class RunDir:
         """
         if not self.config_file.is_file():
             raise FileNotFoundError(f"no run in {self.path} (config.json missing)")
-        return json.loads(self.config_file.read_text(encoding="utf-8"))
+        return _read_json(self.config_file)
 
     def read_summary(self) -> dict[str, Any]:
         """The parsed ``summary.json``.
@@ -127,7 +127,7 @@ class RunDir:
         """
         if not self.summary_file.is_file():
             raise FileNotFoundError(f"the run in {self.path} has not finished (no summary.json)")
-        return json.loads(self.summary_file.read_text(encoding="utf-8"))
+        return _read_json(self.summary_file)
 
     def read_epochs(self) -> list[dict[str, Any]]:
         """The per-epoch records of ``metrics.jsonl`` (``kind == "epoch"``), in order; the
@@ -157,3 +157,17 @@ class RunDir:
             raise FileNotFoundError(f"no split in {self.path} (split.npz missing)")
         with np.load(self.split_file, allow_pickle=False) as z:
             return z["split"].astype(np.int8)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A run file's JSON object; a damaged one is a ValueError naming the file."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        why = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else f"not JSON: {err}"
+        raise ValueError(
+            f"{path} is damaged ({why}); restore it from a copy, or train the run again"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is damaged (a JSON {type(record).__name__}, not an object)")
+    return record

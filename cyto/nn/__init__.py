@@ -14,6 +14,7 @@ from ._dataset import (
     encode_labels,
     split_crops,
 )
+from ._distributed import resolve_device
 from ._embed import embed, export_h5ad, load_model
 from ._encoders import (
     EncoderPair,
@@ -90,6 +91,7 @@ __all__: list[str] = [
     "plan_steps",
     "read_config_file",
     "register_encoder",
+    "resolve_device",
     "resolve_encoder",
     "save_checkpoint",
     "split_crops",

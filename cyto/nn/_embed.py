@@ -48,7 +48,8 @@ from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumula
 from cyto._lock import write_lock
 from cyto._paths import relative_to
 from cyto._provenance import content_hash, package_versions
-from cyto.data._embeddings import EMBEDDING_FORMAT, Embeddings, EmbeddingsWriter, export_h5ad
+from cyto.data import check_output
+from cyto.data._embeddings import EMBEDDING_FORMAT, EmbeddingsWriter, export_h5ad
 from cyto.data._rundir import RunDir
 
 from ._checkpoint import load_checkpoint
@@ -84,6 +85,7 @@ def load_model(
     *,
     checkpoint: str | os.PathLike = "best",
     device: str | torch.device = "cpu",
+    trust_plugins: bool = False,
 ) -> Any:
     """The trained :class:`~cyto.nn.Cytoself` of a run, in eval mode.
 
@@ -96,6 +98,10 @@ def load_model(
         epoch finished validation), the latest state, or a checkpoint file.
     device : str or torch.device, default "cpu"
         Where to put the model (``"auto"`` picks CUDA when available).
+    trust_plugins : bool, default False
+        Import a plug-in encoder (``"package.module:factory"``) that the checkpoint
+        names. By default loading never imports code a file names: such a checkpoint is
+        refused unless its encoder was registered first (:func:`resolve_encoder`).
 
     Returns
     -------
@@ -112,12 +118,13 @@ def load_model(
     --------
     >>> model = load_model("runs/a")  # doctest: +SKIP
     """
-    model, _ = _load_model_and_state(Path(run_dir), checkpoint, resolve_device(device))
+    dev = resolve_device(device)
+    model, _ = _load_model_and_state(Path(run_dir), checkpoint, dev, trust_plugins)
     return model
 
 
 def _load_model_and_state(
-    run_dir: Path, checkpoint: str | os.PathLike, dev: torch.device
+    run_dir: Path, checkpoint: str | os.PathLike, dev: torch.device, trust_plugins: bool = False
 ) -> tuple[Any, dict[str, Any]]:
     """The run's model (eval mode, on ``dev``) and its checkpoint's other entries."""
     from ._registry import build_model, config_from_saved
@@ -131,7 +138,8 @@ def _load_model_and_state(
             f"{' ...' if len(bad) > 3 else ''}): the run diverged; use an earlier checkpoint "
             "or retrain with a lower learning rate"
         )
-    model = build_model(config_from_saved(state.pop("model_config")))
+    config = config_from_saved(state.pop("model_config"), trust_plugins=trust_plugins)
+    model = build_model(config)
     try:
         model.load_state_dict(state.pop("model"))
     except RuntimeError as err:
@@ -200,6 +208,7 @@ def embed(
     allow_degenerate: bool = False,
     overwrite: bool = False,
     threads: int = 0,
+    trust_plugins: bool = False,
 ) -> Path:
     """Write the localization encodings of a crop store to an HDF5 file.
 
@@ -245,9 +254,12 @@ def embed(
         Torch compute threads; 0 uses at most the CPUs this process may use
         (:func:`~cyto.nn.default_threads`) and at most torch's current setting.
     overwrite : bool, default False
-        Replace an existing ``out_path`` that is not a cyto embeddings file (an
-        embeddings file is always replaced). Never allowed for the crop store being
-        encoded or a file inside a run's ``checkpoints/``.
+        Replace an existing embeddings file (and AnnData export) that cyto wrote at
+        ``out_path`` (``h5ad``). Never a file of another kind, the crop store being
+        encoded, a checkpoint or a file inside a run's ``checkpoints/``
+        (:func:`cyto.data.check_output`).
+    trust_plugins : bool, default False
+        Import the plug-in encoder the checkpoint names (see :func:`load_model`).
 
     Returns
     -------
@@ -261,8 +273,8 @@ def embed(
         If the store does not fit the model, or ``split`` is unknown or asked for a
         store the run did not train on.
     FileExistsError
-        If ``out_path`` is the input store, a checkpoint, or a file of another kind
-        (without ``overwrite``).
+        If ``out_path`` (or the ``h5ad`` file) is an input, a checkpoint, a file of
+        another kind, or an earlier output and not ``overwrite``.
     cyto.LockedError
         If another process is writing ``out_path``.
     DegenerateEncodingError
@@ -278,16 +290,19 @@ def embed(
         raise ValueError(f"`split` must be one of {list(SPLIT_NAMES)} or None; got {split!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(f"folder of `out_path` does not exist: {out_path.parent}")
     ckpt_path = _checkpoint_path(run_dir, checkpoint)
-    check_output(out_path, store_path, run_dir, ckpt_path, overwrite=overwrite)
+    inputs = [("the crop store being encoded", store_path), ("the checkpoint", ckpt_path)]
+    check_output(out_path, "embeddings file", inputs=inputs, overwrite=overwrite)
+    h5ad_path = None if not h5ad else out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
+    if h5ad_path is not None:
+        inputs += [("the embeddings file this command writes (-o)", out_path)]
+        check_output(h5ad_path, "AnnData file", inputs=inputs, overwrite=overwrite, flag="--h5ad")
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
         raise ValueError(f"`threads` must be an int >= 0; got {threads!r}")
     options = {"logits": bool(logits), "local": bool(local), "global_only": bool(global_only)}
     with write_lock(out_path, what="embeddings file"), torch_threads(threads):
         dev = resolve_device(device)
-        model, state = _load_model_and_state(run_dir, ckpt_path, dev)
+        model, state = _load_model_and_state(run_dir, ckpt_path, dev, trust_plugins)
         job = _plan(model, state, run_dir, Path(store_path), ckpt_path, split, options)
         layout = _layout(model, **options)
         # a lower bound (a quarter of the raw size; LZF shrinks these by about 1.7×)
@@ -317,8 +332,8 @@ def embed(
             writer.commit()
         finally:
             writer.close()
-    if h5ad:
-        export_h5ad(out_path, out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad))
+    if h5ad_path is not None:
+        export_h5ad(out_path, h5ad_path, overwrite=overwrite)
     return out_path
 
 
@@ -471,46 +486,6 @@ def _raise_non_finite(x: torch.Tensor, rows: np.ndarray, store_path: Any) -> Non
         f"{' ...' if bad.size > 5 else ''}); their encodings would be meaningless: fix or "
         "drop them"
     )
-
-
-def check_output(
-    out_path: Path,
-    store_path: str | os.PathLike,
-    run_dir: Path,
-    checkpoint: Path,
-    *,
-    overwrite: bool = False,
-) -> None:
-    """Refuse an ``out_path`` that would destroy an input or a file of another kind.
-
-    The embeddings file may replace an earlier embeddings file (checked by content, not
-    name). It never replaces the crop store being encoded, the checkpoint, or anything
-    inside a run's ``checkpoints/`` folder; any other existing file only with
-    ``overwrite``.
-
-    Raises
-    ------
-    FileExistsError
-        With a sentence naming what ``out_path`` is.
-    """
-    out = Path(out_path)
-    if out.is_dir():
-        raise FileExistsError(f"`-o` {out} is a folder; name the embeddings file (e.g. emb.h5)")
-    if not out.exists():
-        return
-    for what, other in (
-        ("the crop store being encoded", store_path),
-        ("the checkpoint", checkpoint),
-    ):
-        if Path(other).exists() and out.resolve() == Path(other).resolve():
-            raise FileExistsError(f"`-o` {out} is {what}; writing there would destroy it")
-    if out.resolve().parent.name == RunDir(out.parent).checkpoints.name:
-        raise FileExistsError(f"`-o` {out} is inside a run's checkpoints/ folder; write elsewhere")
-    if not overwrite and not Embeddings.is_embeddings_file(out):
-        raise FileExistsError(
-            f"`-o` {out} exists and is not a cyto embeddings file; refusing to overwrite it "
-            "(pass --overwrite / overwrite=True to replace it)"
-        )
 
 
 def _written_health(

@@ -8,9 +8,10 @@ registered with :func:`register_encoder` builds such a pair from keyword argumen
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,20 @@ __all__ = [
 
 EncoderFactory = Callable[..., tuple[nn.Module, nn.Module]]
 _REGISTRY: dict[str, EncoderFactory] = {}
+# > 0 while a config read from a file is being rebuilt: its names may not import code
+_FROM_FILE = [0]
+
+
+@contextlib.contextmanager
+def no_plugin_imports() -> Iterator[None]:
+    """Within this block :func:`resolve_encoder` imports nothing: a config read from a
+    file (a checkpoint, a run's ``config.json``) may name only registered encoders, so
+    opening a file never runs code it names."""
+    _FROM_FILE[0] += 1
+    try:
+        yield
+    finally:
+        _FROM_FILE[0] -= 1
 
 
 class EncoderPair(nn.Module):
@@ -159,6 +174,13 @@ def resolve_encoder(name: str) -> str:
         raise ValueError(
             f"unknown encoder {name!r}; valid choices are {list_encoders()}, or your own "
             "factory as 'package.module:factory'"
+        )
+    if _FROM_FILE[0]:
+        raise ValueError(
+            f"the saved model names the plug-in encoder {name!r}, code outside cyto: opening "
+            "a checkpoint or run never imports code it names. If you trust it, name it "
+            f"yourself: `--encoder {name}` on the command line, or trust_plugins=True "
+            "(or cyto.nn.resolve_encoder) in Python"
         )
     try:
         obj = import_object(name, "encoder")

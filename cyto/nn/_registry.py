@@ -46,10 +46,20 @@ def model_config(preset: str, overrides: Mapping[str, Any] | None = None) -> Any
     return config_cls.preset(preset, **rest)
 
 
-def config_from_saved(values: Mapping[str, Any]) -> Any:
-    """Rebuild a saved model config of any registered model."""
+def config_from_saved(values: Mapping[str, Any], *, trust_plugins: bool = False) -> Any:
+    """Rebuild a saved model config of any registered model.
+
+    A saved config may name only registered encoders: one spelled
+    ``"package.module:factory"`` is imported only with ``trust_plugins`` (or once the
+    user has registered it), so opening a file never runs code it names.
+    """
+    from ._encoders import no_plugin_imports
+
     config_cls, _ = _classes(str(values.get("model", "cytoself")))
-    return config_cls.from_saved(values)
+    if trust_plugins:
+        return config_cls.from_saved(values)
+    with no_plugin_imports():
+        return config_cls.from_saved(values)
 
 
 def build_model(config: Any) -> Any:

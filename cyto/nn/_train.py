@@ -42,6 +42,7 @@ from cyto._health import HealthAccumulator
 from cyto._lock import write_lock
 from cyto._paths import relative_to
 from cyto._provenance import package_versions
+from cyto.data import check_output
 from cyto.data._rundir import RunDir
 
 from ._budget import EpochBudget, cosine_lr, measure_config_speed
@@ -1325,8 +1326,10 @@ def train(
     """
     store_path = Path(store_path).resolve()
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"`run_dir` {run_dir} is a file; a run is a folder: name a new one")
+    # a new or empty folder, or a run (resumed, or refused below when not resuming)
+    check_output(
+        run_dir, "run", inputs=[("the crop store", store_path)], resume=True, flag="run_dir"
+    )
     # one writer per run folder (rank 0 holds the lock for the whole job under torchrun)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if resume and not run_dir.is_dir():
@@ -1454,6 +1457,9 @@ def _fit(
             if stop:
                 stop_reason = "early_stopping"
                 break
+            if trainer.budget_spent(epoch):
+                stop_reason = "time_budget"
+                break
         trainer.finish(stop_reason)
     except NonFiniteLossError as err:
         raise _non_finite_stop(err, trainer.run, trainer.step, trainer.metrics) from None
@@ -1575,6 +1581,25 @@ class _Trainer:
         self.loaders[4].set_state(gens[min(self.info.rank, len(gens) - 1)])
         if len(checkpoint["rng"]) == self.info.world_size:
             set_rng_state(checkpoint["rng"][self.info.rank])
+
+    def budget_spent(self, epoch: int) -> bool:
+        """True (with a warning) when the time budget is spent before the last epoch.
+
+        The epochs are sized to fit the budget; when they cannot (one step per epoch
+        already takes longer, or the machine slowed down) training stops after the epoch
+        that spent it, so a budget is kept to within one epoch (its steps and validation).
+        """
+        budget, last = self.budget, self.config.max_epochs - 1
+        if budget is None or epoch >= last or budget.elapsed() < budget.budget_s:
+            return False
+        warnings.warn(
+            f"the time budget of {budget.budget_s:g} s is spent after {epoch + 1} of "
+            f"{self.config.max_epochs} epochs ({budget.elapsed():.1f} s): training stops "
+            "here; give a larger --time-budget or fewer --max-epochs",
+            TrainingWarning,
+            stacklevel=2,
+        )
+        return True
 
     def resumed_stop_reason(self) -> str:
         """How a finished run that is resumed had stopped ("max_epochs" otherwise)."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure
 from cyto._lock import write_lock
+from cyto.data import check_output
 from cyto.preprocess._crop import check_channels
 from cyto.preprocess._fov import NORMALIZE_MODES, preprocess_fov
 from cyto.preprocess._readers import (
@@ -570,14 +571,16 @@ def preprocess_dataset(
         raise ValueError(f"`source` {source!s:.200} lists no field of view; nothing to do")
     if masks is not None:
         specs = attach_masks(specs, masks)
+    _check_image_kinds(specs)
+    _check_scales(specs, params)
     counts = Counter(s.fov_id for s in specs)
     if len(counts) != len(specs):
         dup = sorted(i for i, k in counts.items() if k > 1)[:5]
         raise ValueError(f"the dataset repeats fov ids {dup}; fov ids must be unique")
 
     out = Path(out)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"folder of `out` does not exist: {out.parent}")
+    inputs = [("the manifest", source)] if isinstance(source, (str, os.PathLike)) else []
+    check_output(out, "crop store", inputs=inputs, resume=True, flag="out")
     report = BatchReport(path=out, n_fovs=len(specs))
     sources = _sources(specs)
     _check_duplicates(specs, sources)
@@ -594,6 +597,92 @@ def preprocess_dataset(
             specs, sources, out, params, names, report, workers, scheduler, progress, on_error, t0,
             compression,
         )  # fmt: skip
+
+
+# image kinds no reader of cyto decodes, by their first bytes (and what they are)
+_UNREADABLE = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"BM": "BMP",
+    b"GIF8": "GIF",
+}
+
+
+def _check_image_kinds(specs: Sequence[FovSpec]) -> None:
+    """Refuse, before any work, a dataset whose images cyto cannot read at all: PNG or
+    JPEG files (whatever their names), or nothing but empty files. A few such files
+    among readable ones stay per-field failures, reported with the rest."""
+    kinds: Counter[str] = Counter()
+    example: dict[str, Path] = {}
+    for spec in specs:
+        try:
+            with open(spec.path, "rb") as fh:
+                head = fh.read(8)
+        except OSError:
+            continue  # missing or a folder (OME-Zarr): the reader reports it per field
+        kind = (
+            "empty"
+            if not head
+            else next((k for sign, k in _UNREADABLE.items() if head.startswith(sign)), None)
+        )
+        if kind:
+            kinds[kind] += 1
+            example.setdefault(kind, Path(spec.path))
+    flat = [k for k in kinds if k != "empty"]
+    if flat:
+        k = flat[0]
+        raise ValueError(
+            f"{kinds[k]} of the {len(specs)} images are {k} files (e.g. {example[k]}): cyto "
+            "reads TIFF (any compression), OME-Zarr and .nd2/.czi/.lif stacks, with the "
+            "channels and z planes a flat image cannot hold; export the stacks as TIFF"
+        )
+    if kinds["empty"] == len(specs):
+        raise ValueError(
+            f"every image of the dataset is an empty file (0 bytes; e.g. {example['empty']}): "
+            "the copy or export that wrote them failed; copy them again"
+        )
+
+
+def _first_shape(specs: Sequence[FovSpec]) -> tuple[int, int] | None:
+    """(height, width) of the first TIFF field whose header reads; None when none does."""
+    import tifffile
+
+    for spec in specs[:20]:
+        try:
+            with tifffile.TiffFile(spec.path) as tif:
+                shape = tif.series[0].shape
+        except Exception:  # not a TIFF, damaged, missing: the reader reports it per field
+            continue
+        if len(shape) >= 2:
+            return int(shape[-2]), int(shape[-1])
+    return None
+
+
+def _check_scales(specs: Sequence[FovSpec], params: Mapping[str, Any]) -> None:
+    """Refuse sizes and scales no field can satisfy (checked on the first field's size),
+    instead of reporting "no nucleus was found" for every field."""
+    shape = _first_shape(specs)
+    if shape is None:
+        return
+    d = int(params["downsample_factor"])
+    side = min(shape) // d
+    where = f"the fields are {shape[0]}×{shape[1]} px"
+    if side < 16:
+        raise ValueError(
+            f"`downsample_factor` {d} leaves {side} px of a field ({where}): nuclei cannot be "
+            f"found at that scale; use at most {max(min(shape) // 64, 1)}"
+        )
+    if params["crop_size"] > side:
+        raise ValueError(
+            f"`crop_size` {params['crop_size']} is larger than the fields ({where}, "
+            f"{side} px after downsampling by {d}); crops are cut around nuclei inside a field"
+        )
+    diameter = params["nucleus_diameter"]
+    if diameter is not None and diameter / d > side / 2:
+        raise ValueError(
+            f"`nucleus_diameter` {diameter:g} px is larger than half a field ({where}); "
+            "give the diameter in the image's pixels, or leave it out to estimate it"
+        )
 
 
 def _segmenter_name(segmenter: Any, workers: int | None, scheduler: Any) -> str:

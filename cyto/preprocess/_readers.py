@@ -365,6 +365,8 @@ def read_stack(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
         return read_vendor_stack(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes): copy or export it again")
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]

@@ -15,7 +15,7 @@ import numpy as np
 from cyto._cpus import available_cpus
 from cyto._provenance import output_hashes, package_versions
 from cyto.analysis import GroundTruth, baseline_scores
-from cyto.data import Embeddings, RunDir
+from cyto.data import Embeddings, RunDir, check_output
 from cyto.workflows._inputs import (
     STAGES,
     DemoPreset,
@@ -269,6 +269,7 @@ class _Demo:
     def analyze(self) -> str:
         from cyto.analysis import analyze_embeddings
 
+        _remove(self.analysis)  # what an interrupted analysis left (the stage is not done)
         with Embeddings(self.embeddings) as emb:
             split = emb.split
         where = "test" if (split == "test").any() or self.synthetic else None
@@ -492,6 +493,13 @@ def run_demo(
         raise ValueError(f"`stages` must be names from {list(STAGES)}, got {sorted(unknown)}")
     echo = echo or _print_stderr
     out = Path(out_dir)
+    from cyto.nn import resolve_device
+
+    resolve_device(device)  # an unknown or absent device: refused now, not after preprocessing
+    named = [
+        (f"the {k.replace('_', ' ')}", inputs[k]) for k in ("data", "ground_truth", "complexes")
+    ]
+    check_output(out, "demo", inputs=named, resume=True, flag="out_dir")
     _record_demo(out, preset, inputs, seed=seed, threads=threads)
     demo = _Demo(
         out,

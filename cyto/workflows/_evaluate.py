@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto._health import check_encodings
 from cyto.analysis import (
     GroundTruth,
     aggregate,
@@ -18,7 +19,7 @@ from cyto.analysis import (
     evaluate,
     harmony,
 )
-from cyto.data import CropStore, Embeddings
+from cyto.data import CropStore, Embeddings, check_output, output_folder
 from cyto.workflows._inputs import _atomic_json, _atomic_text, _print_stderr
 
 __all__ = ["CARD_FILES", "CORRECTIONS", "card_markdown", "evaluation_card"]
@@ -66,20 +67,37 @@ def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth
 
 
 def _rows_of(emb: Embeddings, split: str) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Rows evaluated (the test split, else all) and the k-NN reference (train split)."""
+    """Rows evaluated (the test split, or all) and the k-NN reference (train split)."""
+    if split == "all":
+        return np.arange(emb.n), None, "all"
     test = np.flatnonzero(emb.split == "test")
-    if test.size and split == "test":
-        train = np.flatnonzero(emb.split == "train")
-        return test, (train if train.size else None), "test"
-    return np.arange(emb.n), None, "all"
+    if not test.size:
+        raise ValueError(
+            f"`split` 'test': {emb.path.name} holds no test crops (its splits: "
+            f"{sorted(set(emb.split.tolist()))}); embed the test split, or pass --split all "
+            "to evaluate every crop"
+        )
+    train = np.flatnonzero(emb.split == "train")
+    return test, (train if train.size else None), "test"
 
 
-def _inputs(path: Path, batch_key: str | None, split: str = "test") -> dict[str, Any]:
+def _inputs(
+    path: Path,
+    batch_key: str | None,
+    split: str = "test",
+    *,
+    crops: str | os.PathLike | None = None,
+    allow_degenerate: bool = False,
+) -> dict[str, Any]:
     with Embeddings(path) as emb:
         rows, ref, where = _rows_of(emb, split)
         X = emb.read("global", rows).reshape(rows.size, -1).astype(np.float32)
+        num_codes = emb.shape("global_hist")[1] if "global_hist" in emb else None
+        indices = emb.read("global_indices", rows) if "global_indices" in emb else None
+        check_encodings(X, indices, num_codes=num_codes, where=str(path), allow=allow_degenerate)
         pids = emb.protein_ids[rows]
-        out = {"X": X, "pids": pids, "rows": rows, "where": where, "store": emb.store_path}
+        store = emb.crop_store(crops)
+        out = {"X": X, "pids": pids, "rows": rows, "where": where, "store": store}
         out["crop_index"] = emb.crop_index[rows]
         out["reference"] = None if ref is None else (emb.read("global", ref), emb.protein_ids[ref])
         obs = emb.obs()
@@ -139,6 +157,8 @@ def evaluation_card(
     echo: Callable[[str], None] | None = None,
     split: str = "test",
     corrections: Sequence[str] = ("center_scale",),
+    allow_degenerate: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate an embeddings file against a ground truth, with baselines, as one card.
 
@@ -171,9 +191,14 @@ def evaluation_card(
     echo : callable, optional
         Receives progress lines (default: stderr).
     split : {"test", "all"}, default "test"
-        Crops evaluated: the test split (every crop when the file has none), or all.
+        Crops evaluated: the test split (an error when the file has none), or all.
     corrections : sequence of {"center_scale", "harmony"}, default ("center_scale",)
         Batch corrections scored beside the uncorrected rows (with ``batch_key``).
+    allow_degenerate : bool, default False
+        Score even degenerate encodings (every crop alike); by default that is a
+        :class:`~cyto.analysis.DegenerateEncodingError` (exit code 3).
+    overwrite : bool, default False
+        Replace a card cyto wrote earlier in ``out_dir`` (never another folder).
 
     Returns
     -------
@@ -199,10 +224,16 @@ def evaluation_card(
         from cyto._optional import require
 
         require("harmonypy", "harmony", purpose="Harmony batch correction")  # fail before work
-    inp = _inputs(Path(embeddings), batch_key, split)
+    inputs = [("the embeddings file", embeddings), ("the crop store", crops)]
+    inputs += [("the ground truth", ground_truth), ("the complex table", complexes)]
+    check_output(out_dir, "evaluation card", inputs=inputs, overwrite=overwrite)
+    inp = _inputs(
+        Path(embeddings), batch_key, split, crops=crops, allow_degenerate=allow_degenerate
+    )
+    gt.check_covers(inp["pids"], f"{Path(embeddings).name} ({inp['where']} crops)")
     reps = {"cyto (global encodings)": inp["X"]}
-    store = crops if crops is not None else inp["store"]
-    if store is not None and Path(str(store)).is_file():
+    store = inp["store"]
+    if store is not None:
         reps |= {
             f"baseline: {k}": v for k, v in _baseline_features(store, inp["crop_index"]).items()
         }
@@ -229,11 +260,10 @@ def evaluation_card(
         "rows": rows,
         "details": details,
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_json(out / CARD_FILES[0], card)
-    _atomic_text(out / CARD_FILES[1], card_markdown(card))
-    _write_profiles(out / CARD_FILES[2], inp["X"], inp["pids"], gt)
+    with output_folder(out_dir, "evaluation card", inputs=inputs, overwrite=overwrite) as out:
+        _atomic_json(out / CARD_FILES[0], card)
+        _atomic_text(out / CARD_FILES[1], card_markdown(card))
+        _write_profiles(out / CARD_FILES[2], inp["X"], inp["pids"], gt)
     return card
 
 

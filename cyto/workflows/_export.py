@@ -20,6 +20,7 @@ def export_anndata(
     ground_truth: str | os.PathLike | None = None,
     complexes: str | os.PathLike | None = None,
     min_grade: int = 2,
+    overwrite: bool = False,
 ) -> Path:
     """Export an embeddings file to ``.h5ad`` without re-embedding.
 
@@ -37,6 +38,8 @@ def export_anndata(
     ground_truth, complexes : path-like, optional
         As for :func:`cyto.analysis.GroundTruth.read`.
     min_grade : int, default 2
+    overwrite : bool, default False
+        Replace an ``.h5ad`` file cyto exported earlier at ``out`` (never another file).
 
     Returns
     -------
@@ -45,4 +48,4 @@ def export_anndata(
     gt = GroundTruth.read(ground_truth, complexes, min_grade=min_grade)
     with Embeddings(embeddings) as emb:
         pids = np.asarray(emb.protein_ids)
-    return export_h5ad(embeddings, out, obs=anndata_labels(gt, pids))
+    return export_h5ad(embeddings, out, obs=anndata_labels(gt, pids), overwrite=overwrite)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path
+from cyto.data._outputs import check_output, clear_folder, write_marker
 from cyto.data.synthetic._cells import layout_cells
 from cyto.data.synthetic._families import FAMILIES, sample_complex_params
 
@@ -527,19 +529,21 @@ def _generate_one(job) -> tuple[str, str | None]:
     return fov, None
 
 
-def _check_same_settings(meta_path: Path, cfg: SyntheticAtlasConfig, *, overwrite: bool) -> None:
-    """Refuse to write into a folder made with other settings (unless ``overwrite``)."""
-    if not meta_path.exists() or overwrite:
+def _check_same_settings(out: Path, cfg: SyntheticAtlasConfig, *, overwrite: bool) -> None:
+    """Refuse a folder that is not a new one or an atlas of these settings; with
+    ``overwrite``, clear an atlas of other settings first (no old image may stay
+    beside the new labels)."""
+    if not check_output(out, "synthetic atlas", resume=True, flag="out_dir"):
         return
-    try:
-        old = json.loads(meta_path.read_text())["config"]
-    except (ValueError, KeyError) as err:
-        raise ValueError(f"{meta_path} is not a cyto synth.json: {err}") from err
-    if old != cfg.to_dict():
+    old = json.loads((out / "synth.json").read_text())["config"]
+    if old == cfg.to_dict():
+        return  # the same atlas: finish what is missing
+    if not overwrite:
         raise ValueError(
-            f"{meta_path.parent} holds an atlas made with other settings; use another folder "
-            "or overwrite=True"
+            f"{out} holds an atlas made with other settings; use another folder or "
+            "--overwrite (overwrite=True) to replace it"
         )
+    clear_folder(out)
 
 
 def _write_tables(out: Path, cfg: SyntheticAtlasConfig, catalog: Sequence[Any]) -> None:
@@ -616,6 +620,26 @@ def _render_fields(
                         failed[fov] = err
                     bar.update()
     return failed
+
+
+def _raise_if_none_written(out: Path, failed: Mapping[str, str], n: int) -> None:
+    """A full disk, or no field written at all, is an error (not a warning beside an
+    empty manifest); the fields written are kept for the rerun."""
+    full = [k for k, v in failed.items() if "No space left" in v or "Errno 28" in v]
+    if full:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: {len(full)} of {n} synthetic fields could not be written",
+            str(out),
+        )
+    if failed and len(failed) == n:
+        first = next(iter(failed.items()))
+        raise RuntimeError(f"no synthetic field could be written (e.g. {first[0]}: {first[1]})")
+
+
+def _written_files(out: Path) -> list[str]:
+    """What an atlas folder holds that cyto wrote (its tables, images and masks)."""
+    return [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
 
 
 def _write_manifest(
@@ -724,12 +748,14 @@ def generate_atlas(
     if compression not in (None, "zlib"):
         raise ValueError(f"`compression` must be None or 'zlib', got {compression!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     catalog = make_catalog(cfg)
-    _check_same_settings(out / "synth.json", cfg, overwrite=overwrite)
+    _check_same_settings(out, cfg, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
     _write_tables(out, cfg, catalog)
     failed = _render_fields(out, cfg, catalog, n_jobs, compression, progress)
+    _raise_if_none_written(out, failed, len(catalog) * cfg.fields_per_protein)
     manifest = _write_manifest(out, cfg, catalog, failed)
+    write_marker(out, "synthetic atlas", _written_files(out))
     if failed:
         lines = "\n".join(f"  {k}: {v}" for k, v in sorted(failed.items()))
         import warnings
