@@ -226,7 +226,8 @@ _IO_FAILED: list[str] = []  # set by main() when a command failed on a full or r
 
 
 def _quiet_h5py_cleanup(default: Callable[[Any], None]) -> Callable[[Any], None]:
-    """An unraisable-exception hook that drops h5py's reports while freeing its objects.
+    """An unraisable-exception hook that drops h5py's reports while freeing its objects,
+    and interrupts that landed in a finaliser (the command reports them once, exit 130).
 
     After a failed write (full disk, read-only folder) h5py cannot close the file it
     was writing and reports that again as each of its objects is garbage-collected;
@@ -240,6 +241,8 @@ def _quiet_h5py_cleanup(default: Callable[[Any], None]) -> Callable[[Any], None]
         where = f"{unraisable.object!r} {unraisable.err_msg or ''}"
         if "h5py" in where:
             return
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            return  # an interrupt that landed in a finaliser: main() reports it (exit 130)
         default(unraisable)
 
     return hook

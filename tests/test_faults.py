@@ -197,6 +197,32 @@ def test_embed_killed_anywhere_resumes_to_the_same_file(ref, tmp_path, seed) -> 
     assert not partial.exists()
 
 
+# --------------------------------------------------------------------------- interrupts
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_preprocess_interrupted_late_exits_130_and_resumes(ref, tmp_path, sig) -> None:
+    """An interrupt near the end of the work (the final merge) is never success, never
+    an "Exception ignored" report; what was finished is kept and the rerun completes."""
+    rng = np.random.default_rng([int(sig), 4])
+    store = tmp_path / "crops.h5"
+    args = ["preprocess", *ref["pre"], "-o", store]
+    proc = subprocess.Popen(_cyto(*args), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    parts = Path(f"{store}.parts")
+    while not parts.exists() and proc.poll() is None:
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0.75, 1.0) * ref["seconds"]["preprocess"])
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode in (0, 130), (proc.returncode, err)
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+    if proc.returncode == 130:
+        assert "interrupted" in err
+    if store.exists():
+        _check_store(store)
+    _run(*args)
+    assert content_hash(store) == ref["hash"]["store"]
+
+
 # --------------------------------------------------------------------------- disk
 @pytest.fixture
 def small_disk():

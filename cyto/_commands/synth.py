@@ -116,7 +116,12 @@ def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from cyto.data.synthetic import make_catalog
+
     opts = json.loads((Path(args.output) / "synth.json").read_text())["preprocess_args"]
-    print(f"wrote {manifest}")
+    expected = len(make_catalog(cfg)) * cfg.fields_per_protein
+    with open(manifest, encoding="utf-8") as fh:
+        written = sum(1 for _ in fh) - 1
+    print(f"wrote {manifest} ({written} of {expected} fields)")
     print(f"next: cyto preprocess {args.output} -o {Path(args.output) / 'crops.h5'} {opts}")
-    return 0
+    return 0 if written == expected else 1  # the failed fields were each reported

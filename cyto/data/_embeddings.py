@@ -181,10 +181,15 @@ class Embeddings:
         f = self._f
         missing = [k for k in ("global", "protein_id") if k not in f]
         if missing:
+            has = sorted(f.keys())
+            store = "format_version" in f.attrs and "crops" in f
             self._f.close()
+            what = (
+                "is a crop store, not an embeddings file" if store else "is not an embeddings file"
+            )
             raise ValueError(
-                f"`embeddings` {self.path.name} lacks dataset(s) {missing}; expected a file "
-                f"written by `cyto embed` (has {sorted(f.keys())})"
+                f"`embeddings` {self.path} {what}: it lacks dataset(s) {missing} (has {has}); "
+                "give the file `cyto embed` wrote"
             )
         self.n = int(f["global"].shape[0])
         self.attrs: dict[str, Any] = dict(f.attrs)
@@ -335,6 +340,21 @@ class EmbeddingsWriter:
                 pass
             self.partial.unlink()
         return h5py.File(self.partial, "w")
+
+    @staticmethod
+    def finished(out: str | os.PathLike, identity: Mapping[str, Any]) -> bool:
+        """True when ``out`` is a complete embeddings file of the job ``identity`` (the
+        same run, checkpoint, store, rows and options): rerunning it has nothing to do."""
+        try:
+            with _h5py().File(out, "r") as f:
+                if not bool(f.attrs.get("complete", False)):
+                    return False
+                return all(
+                    f.attrs.get(k) is not None and _attr_eq(f.attrs[k], v)
+                    for k, v in identity.items()
+                )
+        except OSError:
+            return False
 
     @property
     def created(self) -> bool:

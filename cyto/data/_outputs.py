@@ -238,8 +238,8 @@ def check_output(
         raise OutputError(f"`{flag}` {path} is a file; {_a(kind)} is a folder: name a new one")
     if not folder and path.is_dir():
         raise OutputError(f"`{flag}` {path} is a folder; name the {kind} to write (a file)")
-    if folder and not any(p.name != ".lock" for p in path.iterdir()):
-        return False  # an empty folder (or one left with only a stale lock)
+    if folder and _only_leftovers(path):
+        return False  # empty, or only what a killed writer of cyto's left (locks, temporaries)
     found = kind_of(path)
     if found == kind:
         if resume or overwrite:
@@ -258,6 +258,19 @@ def check_output(
         f"`{flag}` {path} is {what} that cyto did not write as {_a(kind)}; refusing to "
         "touch it (even with --overwrite): choose another name"
     )
+
+
+def _only_leftovers(path: Path) -> bool:
+    """True when a folder holds nothing but empty folders, lock files and the temporary
+    files of cyto's atomic writes (``.NAME.XXXX.tmp``, ``.NAME.partial``)."""
+    for p in path.rglob("*"):
+        if p.is_dir():
+            continue
+        name = p.name
+        temporary = name.startswith(".") and name.endswith((".tmp", ".partial"))
+        if not (name == ".lock" or temporary):
+            return False
+    return True
 
 
 def _listed(path: Path) -> list[str] | None:

@@ -48,7 +48,7 @@ from cyto._health import DegenerateEncodingError, EncodingHealth, HealthAccumula
 from cyto._lock import write_lock
 from cyto._paths import relative_to
 from cyto._provenance import content_hash, package_versions
-from cyto.data import check_output
+from cyto.data import OutputError, check_output
 from cyto.data._embeddings import EMBEDDING_FORMAT, EmbeddingsWriter, export_h5ad
 from cyto.data._rundir import RunDir
 
@@ -255,9 +255,10 @@ def embed(
         (:func:`~cyto.nn.default_threads`) and at most torch's current setting.
     overwrite : bool, default False
         Replace an existing embeddings file (and AnnData export) that cyto wrote at
-        ``out_path`` (``h5ad``). Never a file of another kind, the crop store being
-        encoded, a checkpoint or a file inside a run's ``checkpoints/``
-        (:func:`cyto.data.check_output`).
+        ``out_path`` (``h5ad``) for another job. The same job finished already (same
+        run, checkpoint, store, rows and options) is not redone. Never a file of another
+        kind, the crop store being encoded, a checkpoint or a file inside a run's
+        ``checkpoints/`` (:func:`cyto.data.check_output`).
     trust_plugins : bool, default False
         Import the plug-in encoder the checkpoint names (see :func:`load_model`).
 
@@ -292,7 +293,7 @@ def embed(
         raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
     ckpt_path = _checkpoint_path(run_dir, checkpoint)
     inputs = [("the crop store being encoded", store_path), ("the checkpoint", ckpt_path)]
-    check_output(out_path, "embeddings file", inputs=inputs, overwrite=overwrite)
+    exists = check_output(out_path, "embeddings file", inputs=inputs, resume=True)
     h5ad_path = None if not h5ad else out_path.with_suffix(".h5ad") if h5ad is True else Path(h5ad)
     if h5ad_path is not None:
         inputs += [("the embeddings file this command writes (-o)", out_path)]
@@ -304,37 +305,68 @@ def embed(
         dev = resolve_device(device)
         model, state = _load_model_and_state(run_dir, ckpt_path, dev, trust_plugins)
         job = _plan(model, state, run_dir, Path(store_path), ckpt_path, split, options)
-        layout = _layout(model, **options)
-        # a lower bound (a quarter of the raw size; LZF shrinks these by about 1.7×)
-        row_bytes = sum(width * dtype.itemsize for width, dtype in layout.values())
-        check_free_space(out_path.parent, job.rows.size * row_bytes / 4, "the embeddings")
-        writer = EmbeddingsWriter(out_path, job.identity)
-        try:
-            if not writer.created:
-                writer.create(layout, **job.labels, attrs=_model_attrs(model, ckpt_path, job))
-            workers = num_workers if num_workers >= 0 else default_num_workers(dev)
-            health = _encode_rows(
-                model, writer, job, batch_size=batch_size, workers=workers, progress=progress
+        done = exists and not overwrite and EmbeddingsWriter.finished(out_path, job.identity)
+        if exists and not overwrite and not done:
+            raise OutputError(
+                f"`-o` {out_path} already holds an embeddings file of another run, "
+                "checkpoint, store, split or options; pass --overwrite to replace it (or "
+                "choose another name)"
             )
-            here = Path(out_path).parent
-            writer.finish(
-                {
-                    "health": json.dumps(health.to_dict()),
-                    # relative to this file's folder: a moved folder still finds them
-                    "store_relative": relative_to(job.store, here),
-                    "run_relative": relative_to(run_dir, here),
-                }
-            )
-            if health.degenerate and not allow_degenerate:
-                writer.discard()
-                msg = _degenerate_message(health, ckpt_path, job.rows.size, model.config.codebook)
-                raise DegenerateEncodingError(msg, health)
-            writer.commit()
-        finally:
-            writer.close()
-    if h5ad_path is not None:
+        if not done:  # else the same job finished already: nothing to do
+            _write_job(
+                model, job, out_path, options, run_dir=run_dir, checkpoint=ckpt_path,
+                device=dev, batch_size=batch_size, num_workers=num_workers,
+                progress=progress, allow_degenerate=allow_degenerate,
+            )  # fmt: skip
+    if h5ad_path is not None and not (done and h5ad_path.exists()):
         export_h5ad(out_path, h5ad_path, overwrite=overwrite)
     return out_path
+
+
+def _write_job(
+    model: Any,
+    job: _EmbedJob,
+    out_path: Path,
+    options: dict[str, bool],
+    *,
+    run_dir: Path,
+    checkpoint: Path,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    allow_degenerate: bool,
+) -> None:
+    """Encode the job's rows into ``out_path`` (resuming a partial file of the same job);
+    a degenerate result is discarded (DegenerateEncodingError) unless allowed."""
+    layout = _layout(model, **options)
+    # a lower bound (a quarter of the raw size; LZF shrinks these by about 1.7×)
+    row_bytes = sum(width * dtype.itemsize for width, dtype in layout.values())
+    check_free_space(out_path.parent, job.rows.size * row_bytes / 4, "the embeddings")
+    writer = EmbeddingsWriter(out_path, job.identity)
+    try:
+        if not writer.created:
+            writer.create(layout, **job.labels, attrs=_model_attrs(model, checkpoint, job))
+        workers = num_workers if num_workers >= 0 else default_num_workers(device)
+        health = _encode_rows(
+            model, writer, job, batch_size=batch_size, workers=workers, progress=progress
+        )
+        here = Path(out_path).parent
+        writer.finish(
+            {
+                "health": json.dumps(health.to_dict()),
+                # relative to this file's folder: a moved folder still finds them
+                "store_relative": relative_to(job.store, here),
+                "run_relative": relative_to(run_dir, here),
+            }
+        )
+        if health.degenerate and not allow_degenerate:
+            writer.discard()
+            msg = _degenerate_message(health, checkpoint, job.rows.size, model.config.codebook)
+            raise DegenerateEncodingError(msg, health)
+        writer.commit()
+    finally:
+        writer.close()
 
 
 @dataclass(frozen=True)
@@ -510,10 +542,11 @@ def _degenerate_message(
         else "The model has collapsed: retrain with the default codebook "
         "(`cyto train --codebook ema`)"
     )
+    other = "" if Path(checkpoint).stem == "last" else ", or try `--checkpoint last`"
     return (
         f"the global encodings of checkpoint {checkpoint} are degenerate for the {n} crops "
         f"encoded: {'; '.join(health.reasons)} ({health.describe()}). Every analysis of them "
-        f"would be chance, so nothing was written. {remedy}, or try `--checkpoint last`; "
+        f"would be chance, so nothing was written. {remedy}{other}; "
         "`--allow-degenerate` writes the file anyway"
     )
 

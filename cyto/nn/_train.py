@@ -1326,10 +1326,9 @@ def train(
     """
     store_path = Path(store_path).resolve()
     run_dir = Path(run_dir)
-    # a new or empty folder, or a run (resumed, or refused below when not resuming)
-    check_output(
-        run_dir, "run", inputs=[("the crop store", store_path)], resume=True, flag="run_dir"
-    )
+    if not resume:  # a new or empty folder, or a run (refused below: it needs resume)
+        inputs = [("the crop store", store_path)]
+        check_output(run_dir, "run", inputs=inputs, resume=True, flag="run_dir")
     # one writer per run folder (rank 0 holds the lock for the whole job under torchrun)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if resume and not run_dir.is_dir():
@@ -1754,7 +1753,12 @@ class _Trainer:
         degenerate = _same_on_all_ranks(bad, self.info)
         first = not any(w["term"] == "val_global_encoding" for w in self.warnings_seen)
         if degenerate and first and bad:
-            message = _collapse_message(val_health, epoch, skipped=config.skip_degenerate)
+            message = _collapse_message(
+                val_health,
+                epoch,
+                skipped=config.skip_degenerate,
+                codebook=str(getattr(self.mcfg, "codebook", "ema")),
+            )
             alarms.append(("val_global_encoding", message))
         if degenerate and config.skip_degenerate:
             # A collapsed epoch is never the best one, and does not count against the
@@ -2001,7 +2005,14 @@ def _health_record(health: Any) -> dict[str, Any]:
     }
 
 
-def _collapse_message(health: Any, epoch: int, *, skipped: bool) -> str:
+def _collapse_message(health: Any, epoch: int, *, skipped: bool, codebook: str = "ema") -> str:
+    """The degenerate-epoch warning; its advice fits the codebook in use (a run with the
+    EMA codebook is not told to switch to it)."""
+    advice = (
+        "train longer (more epochs or crops) or with a lower learning rate (--lr)"
+        if codebook == "ema"
+        else _ADVICE["vq"]
+    )
     policy = (
         "Such epochs never become the best checkpoint nor count towards early stopping"
         if skipped
@@ -2010,8 +2021,7 @@ def _collapse_message(health: Any, epoch: int, *, skipped: bool) -> str:
     return (
         f"the global encodings of the validation crops are degenerate after epoch "
         f"{epoch + 1} ({'; '.join(health.reasons)}; {health.describe()}). {policy}. "
-        "Common in the first ~100 steps, a problem if it lasts; if it does: "
-        f"{_ADVICE['vq']}"
+        f"Common in the first ~100 steps, a problem if it lasts; if it does: {advice}"
     )
 
 

@@ -48,12 +48,15 @@ def why_no_browser() -> str | None:
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1280, height: int = 800) -> Iterator[tuple[Any, list[str]]]:
+def browser_page(
+    width: int = 1280, height: int = 800, extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[Any, list[str]]]:
     """A fresh page in headless Chromium, and the list its console errors go to."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_ARGS))
+        args = [*CHROMIUM_ARGS, *extra_args]
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=args)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             errors: list[str] = []

@@ -163,3 +163,14 @@ def test_screenshot_tour(explorer_html: Path, tmp_path: Path) -> None:
         shots = screenshot_tour(page, _shots(tmp_path), "P21")
         assert all(p.stat().st_size > 5000 for p in shots)
         assert errors == []
+
+
+def test_without_webgl_the_page_says_why(explorer_html: Path, tmp_path: Path) -> None:
+    """WebGL turned off: the page says so and what to do, never "loading…" forever."""
+    with browser_page(extra_args=("--disable-webgl", "--disable-3d-apis")) as (page, _):
+        page.goto(explorer_html.as_uri())
+        page.wait_for_function("document.body.dataset.failed === 'webgl'", timeout=30_000)
+        text = page.inner_text("#status")
+        assert "WebGL turned off" in text and "loading" not in text
+        assert page.evaluate("document.body.dataset.ready") is None
+        page.screenshot(path=str(_shots(tmp_path) / "explorer_no_webgl.png"))

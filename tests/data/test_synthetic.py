@@ -376,3 +376,31 @@ def test_plates_and_a_simulated_plate_effect(tmp_path):
     assert "plate_layout" not in hit.to_dict()  # the default keeps older content hashes
     with pytest.raises(ValueError, match="`plate_layout` must be 'field' or 'protein'"):
         SyntheticAtlasConfig(plate_layout="well")
+
+
+def test_overwrite_with_other_settings_leaves_no_old_image(tmp_path):
+    """--overwrite with another seed: labels and pixels both of the new atlas."""
+    old = _tiny_atlas(families=("centrosome",), n_proteins=None, complex_size=(2, 2))
+    new = _tiny_atlas(families=("centrosome",), n_proteins=None, complex_size=(2, 2), seed=5)
+    generate_atlas(tmp_path / "a", old, progress=False)
+    generate_atlas(tmp_path / "a", new, progress=False, overwrite=True)
+    generate_atlas(tmp_path / "fresh", new, progress=False)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "fresh")
+
+
+def test_a_full_disk_is_an_error_not_an_empty_manifest(tmp_path, monkeypatch):
+    import errno
+
+    from cyto.cli import main
+    from cyto.data.synthetic import _atlas
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_atlas, "_write_tiff", full)
+    cfg = _tiny_atlas(families=("centrosome",), n_proteins=None, complex_size=(2, 2))
+    with pytest.raises(OSError, match="No space left on device"):
+        generate_atlas(tmp_path / "a", cfg, progress=False)
+    assert not (tmp_path / "a" / "manifest.csv").exists()
+    code = main(["synth", "--families", "centrosome", "-o", str(tmp_path / "b"), "-q", "-j", "1"])
+    assert code == 2 and not (tmp_path / "b" / "manifest.csv").exists()

@@ -201,3 +201,23 @@ def test_default_path_on_a_few_dozen_real_crops_gives_a_healthy_embedding(tmp_pa
         if '"kind": "epoch"' in line
     ]
     assert max(vq) < 10 * vq[0]  # the global quantizer's loss stays bounded
+
+
+def test_collapse_advice_fits_the_situation():
+    """The degenerate-epoch warning never tells an EMA run to switch to EMA; the
+    degenerate-embed hint never suggests --checkpoint last when last is in use."""
+    from cyto._health import HealthAccumulator
+    from cyto.nn._embed import _degenerate_message
+    from cyto.nn._train import _collapse_message
+
+    acc = HealthAccumulator(num_codes=4)
+    acc.update(np.zeros((8, 3), np.float32), np.zeros((8, 2), np.int64))
+    health = acc.result()
+    assert health.degenerate
+    ema = _collapse_message(health, 0, skipped=True, codebook="ema")
+    paper = _collapse_message(health, 0, skipped=True, codebook="paper")
+    assert "--codebook ema" not in ema and "lower learning rate" in ema
+    assert "--codebook ema" in paper
+    last = _degenerate_message(health, Path("run/checkpoints/last.pt"), 8, "ema")
+    best = _degenerate_message(health, Path("run/checkpoints/best.pt"), 8, "ema")
+    assert "--checkpoint last" not in last and "--checkpoint last" in best

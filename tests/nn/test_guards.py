@@ -98,16 +98,21 @@ def test_embed_never_overwrites_its_inputs(trained, tmp_path, capsys):
     assert main(argv) == 2 and "would destroy it" in capsys.readouterr().err
 
 
-def test_embed_replaces_only_embeddings_files_without_overwrite(trained, tmp_path):
+def test_embed_replaces_only_its_own_earlier_output_and_only_with_overwrite(trained, tmp_path):
     store, run = trained
     notes = tmp_path / "notes.h5"
     notes.write_text("my notes")
-    with pytest.raises(FileExistsError, match=r"not a cyto embeddings file.*--overwrite"):
-        embed(run, store, notes)
+    for overwrite in (False, True):  # a file cyto did not write: never, whatever the flag
+        with pytest.raises(FileExistsError, match="cyto did not write as an embeddings file"):
+            embed(run, store, notes, overwrite=overwrite)
     assert notes.read_text() == "my notes"
-    embed(run, store, notes, overwrite=True)  # asked for
     first = embed(run, store, tmp_path / "e.h5")
-    again = embed(run, store, first, split="train")  # an embeddings file: replaced
+    stamp = first.stat().st_mtime_ns
+    assert embed(run, store, first) == first  # the same job, finished: not redone
+    assert first.stat().st_mtime_ns == stamp
+    with pytest.raises(FileExistsError, match="already holds an embeddings file of another"):
+        embed(run, store, first, split="train")
+    again = embed(run, store, first, split="train", overwrite=True)  # asked for
     import h5py
 
     with h5py.File(again, "r") as f:

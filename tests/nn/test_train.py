@@ -355,19 +355,25 @@ def test_cosine_schedule_sets_every_step_and_ignores_plateaus(store, tmp_path):
 
 
 def test_time_budget_shortens_epochs_and_resumes_with_its_plan(store, tmp_path):
-    """A budget nothing fits in: one step per epoch, recorded; a roomy one changes nothing."""
+    """A budget nothing fits in: one step per epoch, and training stops (with a warning)
+    once the budget is spent; a roomy one changes nothing."""
     cfg = FAST.replace(lr_schedule="cosine", time_budget_s=0.01, max_epochs=2)
-    run = train(store, tmp_path / "tight", config=cfg)
+    with pytest.warns(TrainingWarning, match=r"time budget of 0.01 s is spent after 1 of 2"):
+        run = train(store, tmp_path / "tight", config=cfg)
     recs = epochs(run)
-    assert [r["step"] for r in recs] == [1, 2] and [r["planned_steps"] for r in recs] == [1, 1]
-    summary = json.loads((run / "summary.json").read_text())["time_budget"]
-    assert summary["epoch_steps"] == [1, 1] and summary["measured_images_per_s"] > 0
-    # resumed for a third epoch: the budget's clock and plans carry over
+    assert [r["step"] for r in recs] == [1] and [r["planned_steps"] for r in recs] == [1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "time_budget"
+    assert summary["time_budget"]["epoch_steps"] == [1]
+    assert summary["time_budget"]["measured_images_per_s"] > 0
+    # resumed for more epochs: the budget's clock and plans carry over, so the run
+    # trains one more epoch and stops again (a budget is kept to within one epoch)
     spent = load_checkpoint(run / "checkpoints" / "last.pt")["budget"]["spent_s"]
     assert spent > 0
-    train(store, run, config=cfg.replace(max_epochs=3), resume=True)
+    with pytest.warns(TrainingWarning, match=r"is spent after 2 of 3 epochs"):
+        train(store, run, config=cfg.replace(max_epochs=3), resume=True)
     again = json.loads((run / "summary.json").read_text())["time_budget"]
-    assert again["epoch_steps"] == [1, 1, 1] and again["elapsed_s"] > spent
+    assert again["epoch_steps"] == [1, 1] and again["elapsed_s"] > spent
     roomy = train(store, tmp_path / "roomy", config=cfg.replace(time_budget_s=3600.0))
     assert [r["planned_steps"] for r in epochs(roomy)] == [3, 3]
     plain = train(store, tmp_path / "plain", config=cfg.replace(time_budget_s=0.0))

@@ -119,8 +119,9 @@ def test_inline_run_reports_bad_files_and_resumes(tmp_path, dataset, expected) -
         preprocess_dataset(dataset, out, crop_size=CROP + 2, workers=1, progress=False)
     not_a_store = tmp_path / "other.h5"
     not_a_store.write_text("x")
-    with pytest.raises(ValueError, match="not a readable HDF5"):
+    with pytest.raises(FileExistsError, match="cyto did not write as a crop store"):
         preprocess_dataset(dataset, not_a_store, crop_size=CROP, workers=1, progress=False)
+    assert not_a_store.read_text() == "x"
 
 
 def test_option_errors(tmp_path, dataset) -> None:

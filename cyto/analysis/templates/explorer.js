@@ -5,6 +5,13 @@
   const t0 = performance.now();
   const D = JSON.parse(document.getElementById("cyto-data").textContent);
   const $ = (id) => document.getElementById(id);
+  // an error before the atlas is ready is shown on the page, not only in the console
+  window.addEventListener("error", (e) => {
+    if (document.body.dataset.ready) return;
+    document.body.dataset.failed = "error";
+    $("status").className = "failed";
+    $("status").textContent = `The atlas could not start: ${e.message}`;
+  });
   const TYPES = { u16: Uint16Array, u32: Uint32Array, f32: Float32Array, u8: Uint8Array };
 
   function decode(b64, Type) {
@@ -57,8 +64,14 @@
   const canvas = $("gl");
   const gl = canvas.getContext("webgl", { antialias: false, preserveDrawingBuffer: true });
   if (!gl) {
-    $("status").textContent = "This browser cannot draw WebGL; the atlas needs it.";
-    throw new Error("WebGL unavailable");
+    // say why instead of an empty canvas and "loading..." forever
+    document.body.dataset.failed = "webgl";
+    $("status").className = "failed";
+    $("status").textContent =
+      "The atlas cannot be drawn: this browser has WebGL turned off, or no graphics " +
+      "driver for it. Open this file in a current Chrome, Firefox or Safari with hardware " +
+      "acceleration (WebGL) enabled; it needs no network.";
+    return;
   }
   const VS = `
     attribute vec2 a_pos; attribute vec3 a_col;
