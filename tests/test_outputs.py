@@ -19,8 +19,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from bad_inputs import Case, Workspace, _val_embeddings, run_case
 
-from cyto.data import check_output, kind_of, output_folder
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -47,9 +45,12 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# the workspace's tiny model has degenerate encodings: past that check, to the guard's
+DEGENERATE = ("--allow-degenerate", "--split", "all")
+
 # each command with its output option: argv before the output, whether it is a folder
 COMMANDS = {
-    "synth": (lambda ws: ["synth", "-q", "--proteins", "8", "-o"], True),
+    "synth": (lambda ws: ["synth", "-q", "--families", "centrosome", "-o"], True),
     "preprocess": (
         lambda ws: [
             "preprocess",
@@ -64,12 +65,19 @@ COMMANDS = {
     "train": (lambda ws: ["train", str(ws.store), "--preset", "tiny", "-q", "-o"], True),
     "embed": (lambda ws: ["embed", str(ws.run), str(ws.store), "-q", "-o"], False),
     "embed --h5ad": (lambda ws: ["embed", str(ws.embeddings), "--h5ad"], False),
-    "analyze": (lambda ws: ["analyze", str(ws.embeddings), "-q", "-o"], True),
+    "analyze": (lambda ws: ["analyze", str(ws.embeddings), "-q", *DEGENERATE, "-o"], True),
     "evaluate": (
-        lambda ws: ["evaluate", str(ws.embeddings), "--ground-truth", str(_gt(ws)), "-q", "-o"],
+        lambda ws: [
+            "evaluate",
+            str(ws.embeddings),
+            "--ground-truth",
+            str(_gt(ws)),
+            *DEGENERATE,
+            "-o",
+        ],
         True,
     ),
-    "explore": (lambda ws: ["explore", str(ws.embeddings), "-q", "-o"], False),
+    "explore": (lambda ws: ["explore", str(ws.embeddings), "-q", *DEGENERATE, "-o"], False),
     "demo": (lambda ws: ["demo", "--preset", "tiny", "-q", "-o"], True),
     "ablate": (lambda ws: ["ablate", "--preset", "tiny", "-q", "-o"], True),
 }
@@ -106,7 +114,8 @@ def test_no_command_writes_over_what_it_must_not(command, ws) -> None:
         full = [*argv(ws), str(target)]
         code, message = run_case(Case(command, what, lambda ws, a=full: a, 2, ""), ws)
         assert code == 2, (command, what, code, message)
-        assert "Traceback" not in message and message, (command, what)
+        assert str(target) in message, (command, what, message)  # the guard said it
+        assert "Traceback" not in message, (command, what)
         assert _digest(target) == before, (command, what)
 
 
@@ -118,6 +127,7 @@ def test_train_into_a_finished_run_needs_resume(ws) -> None:
 
 def test_same_kind_is_replaced_only_with_overwrite_and_leaves_no_stale_file(ws) -> None:
     from cyto.cli import main
+    from cyto.data import kind_of
 
     card = ws.path("card")
     base = ["evaluate", str(ws.embeddings), "--ground-truth", str(_gt(ws)), "-q"]
@@ -142,6 +152,7 @@ def test_same_kind_is_replaced_only_with_overwrite_and_leaves_no_stale_file(ws) 
 
 def test_explorer_and_h5ad_are_replaced_only_with_overwrite(ws) -> None:
     from cyto.cli import main
+    from cyto.data import kind_of
 
     page = ws.path("atlas.html")
     argv = ["explore", str(ws.embeddings), "-q", "--allow-degenerate", "--max-thumbnails", "8"]
@@ -160,6 +171,8 @@ def test_explorer_and_h5ad_are_replaced_only_with_overwrite(ws) -> None:
 
 
 def test_a_refused_folder_output_leaves_nothing_behind(tmp_path) -> None:
+    from cyto.data import output_folder
+
     target = tmp_path / "new-card"
     with pytest.raises(RuntimeError), output_folder(target, "evaluation card"):
         (target / "half.json").write_text("{}")
@@ -168,6 +181,8 @@ def test_a_refused_folder_output_leaves_nothing_behind(tmp_path) -> None:
 
 
 def test_the_guard_compares_files_not_spellings(tmp_path) -> None:
+    from cyto.data import check_output
+
     data = tmp_path / "data.csv"
     data.write_text("a\n")
     os.symlink(data, tmp_path / "link.csv")
@@ -207,3 +222,35 @@ def test_a_checkpoint_never_makes_cyto_import_code(ws, tmp_path) -> None:
     with pytest.raises(ValueError, match="trust_plugins=True"):
         load_model(run)
     assert not (run / "RAN").exists()
+
+
+def test_refused_commands_leave_nothing_behind(ws) -> None:
+    """Every refused case of the bad-inputs table (exit 2 or 3) whose output did not
+    exist before leaves no output, no shards folder and no lock file."""
+    import contextlib
+    import io
+
+    from bad_inputs import CASES
+
+    from cyto.cli import main
+
+    checked = 0
+    for case in CASES:
+        if case.code not in (2, 3):
+            continue
+        argv = case.argv(ws)
+        if argv[0] == "__locked__" or "-o" not in argv[:-1]:
+            continue
+        out = Path(argv[argv.index("-o") + 1])
+        if out.exists() or not out.parent.is_dir():
+            continue
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:
+                code = int(exit_.code or 0)
+        assert code == case.code, (case.what, code)
+        left = [p for p in (out, Path(f"{out}.parts"), out.parent / f".{out.name}.lock")]
+        assert not any(p.exists() for p in left), (case.what, [p for p in left if p.exists()])
+        checked += 1
+    assert checked >= 30

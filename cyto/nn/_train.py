@@ -23,6 +23,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -1339,11 +1340,25 @@ def train(
     try:
         with write_lock(run_dir, what="run folder") if rank0 else nullcontext():
             return _train_locked(store_path, run_dir, config, model_config, model_overrides, resume)
-    except BaseException:
-        if created:  # a run refused before it wrote anything leaves no empty folder
+    except BaseException as err:
+        # a run refused before it trained a step leaves nothing behind (an interrupted one
+        # keeps its settings, for --resume to start it over; a failed one its error record)
+        if created and not isinstance(err, KeyboardInterrupt) and not _trained(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        elif created:
             with contextlib.suppress(OSError):
                 run_dir.rmdir()
         raise
+
+
+def _trained(run_dir: Path) -> bool:
+    """True once a run has a checkpoint or has logged a training step."""
+    run = RunDir(run_dir)
+    if run.resumable:
+        return True
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return '"kind": "step"' in run.metrics_file.read_text(encoding="utf-8")
+    return False
 
 
 def _train_locked(
