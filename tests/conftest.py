@@ -27,3 +27,25 @@ def shared_data() -> Path:
 def rng() -> np.random.Generator:
     """A seeded random generator."""
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for the module (the command-line cases are many and small)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """The inputs of the bad-inputs cases (``tools/bad_inputs.py``), built on first use."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from bad_inputs import Workspace
+
+    return Workspace(tmp_path_factory.mktemp("workspace"))

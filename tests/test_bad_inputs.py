@@ -8,24 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from bad_inputs import CASES, Workspace, run_case
+from bad_inputs import CASES, run_case
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp("bad"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.command}: {c.what}")

@@ -22,21 +22,6 @@ from bad_inputs import Case, Workspace, _val_embeddings, run_case
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp("outputs"))
-
-
 def _digest(path: Path) -> str:
     if path.is_dir():
         return hashlib.sha256(

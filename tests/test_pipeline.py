@@ -61,18 +61,6 @@ def test_run_demo_checks_its_input_arguments(tmp_path: Path) -> None:
         run_demo(used, data=store)
 
 
-def _chance_score(umap_csv: Path, level: str, seed: int = 0) -> tuple[float, float]:
-    """Γ of the atlas and Γ with the labels permuted (chance)."""
-    from cyto.analysis import clustering_score
-
-    with open(umap_csv, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    Y = np.array([[float(r["umap1"]), float(r["umap2"])] for r in rows])
-    labels = np.array([r[level] or None for r in rows], dtype=object)
-    perm = np.random.default_rng(seed).permutation(labels)
-    return clustering_score(Y, labels), clustering_score(Y, perm)
-
-
 @pytest.mark.slow
 def test_demo_training_budget_reaches_the_trainer_and_its_summary() -> None:
     import dataclasses
