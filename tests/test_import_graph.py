@@ -105,3 +105,63 @@ def test_the_checker_catches_each_kind_of_violation(tmp_path, source, expected) 
     (pkg / "analysis").mkdir(parents=True)
     (pkg / "analysis" / "_bad.py").write_text(source)
     assert any(expected in v for v in _violations(pkg))
+
+
+def _module_edges(root: Path = ROOT) -> dict[str, set[str]]:
+    """Which cyto module imports which (every import, those inside functions too).
+
+    ``from PKG import sub`` counts as importing the submodule ``PKG.sub``, not the
+    package's ``__init__`` (which Python has imported already when a submodule runs).
+    """
+    modules = {_module_name(p, root): p for p in root.rglob("*.py")}
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for module, names, _ in _imports(path, root):
+            subs = {f"{module}.{n}" for n in names} & modules.keys()
+            targets = subs or ({module} & modules.keys())
+            edges[name] |= targets - {name}
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles: strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_among_cyto_modules() -> None:
+    assert _cycles(_module_edges()) == []
+
+
+def test_the_cycle_finder_sees_imports_inside_functions(tmp_path) -> None:
+    pkg = tmp_path / "cyto"
+    (pkg / "analysis").mkdir(parents=True)
+    (pkg / "analysis" / "_a.py").write_text("from cyto.analysis._b import f\n")
+    (pkg / "analysis" / "_b.py").write_text("def f():\n    from cyto.analysis._a import g\n")
+    assert _cycles(_module_edges(pkg)) == [["cyto.analysis._a", "cyto.analysis._b"]]

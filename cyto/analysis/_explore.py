@@ -236,7 +236,7 @@ def explore_embeddings(
     path : Path
     """
     from cyto.analysis._evaluate import umap_replicates
-    from cyto.analysis._report import _ground_truth_of, _log, _read_embeddings
+    from cyto.analysis._reading import _ground_truth_of, _log, _read_embeddings
 
     t0 = time.perf_counter()
 

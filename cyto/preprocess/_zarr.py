@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from cyto.preprocess._spec import FovSpec, _canonical
+
 __all__ = ["is_ome_zarr", "list_zarr_fovs", "read_plate_map", "read_zarr_stack", "zarr_digest"]
 
 # labels of a nuclear stain in the OMERO channel metadata
@@ -68,7 +70,6 @@ def read_zarr_stack(path: str | os.PathLike) -> np.ndarray:
         If the group is missing or has no ``multiscales``, or its axes are not a subset
         of t, c, z, y, x with y and x (a time axis must have length 1).
     """
-    from cyto.preprocess._readers import _canonical
 
     path = Path(path)
     if not path.is_dir():
@@ -167,7 +168,6 @@ def list_zarr_fovs(
     ValueError
         If the group is neither a plate nor an image, or a well has no protein label.
     """
-    from cyto.preprocess._readers import FovSpec
 
     path = Path(path)
     root = _ngff(_open(path))
@@ -194,7 +194,6 @@ def list_zarr_fovs(
 
 def _well_fovs(root: Path, well_path: str, plate: str, wells: dict[str, str]) -> list[Any]:
     """The fields of one well (one placeholder field when the well is missing)."""
-    from cyto.preprocess._readers import FovSpec
 
     well = _well_name(well_path)
     folder = root / well_path
