@@ -200,7 +200,7 @@ def score(emb: Path, store: Path) -> dict[str, Any]:
 
     from cyto.analysis import HealthAccumulator, baseline_features, handcrafted_features
     from cyto.data import CropStore
-    from cyto.pipeline import knn_family_accuracy
+    from cyto.workflows import knn_family_accuracy
 
     with h5py.File(emb, "r") as f:
         X = f["global"][()]

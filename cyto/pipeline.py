@@ -1,6 +1,13 @@
-"""The public names of :mod:`cyto.workflows` (``cyto demo`` and ``cyto ablate``), under
-the module name they have always had; the CLI calls the workflows through it."""
+"""Deprecated: the old name of :mod:`cyto.workflows` (``cyto demo``, ``cyto ablate``,
+``cyto evaluate``). Importing it warns; import from :mod:`cyto.workflows` instead."""
+
+import warnings
 
 from cyto.workflows import *  # noqa: F403  (the same names, listed once there)
 from cyto.workflows import __all__  # noqa: F401
-from cyto.workflows._inputs import _check_preprocessed  # noqa: F401  (tests)
+
+warnings.warn(
+    "cyto.pipeline is deprecated and will be removed: import from cyto.workflows (the same names)",
+    DeprecationWarning,
+    stacklevel=2,
+)

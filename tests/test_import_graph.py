@@ -7,7 +7,7 @@
     cyto.preprocess  → cyto.data, cyto._*
     cyto.analysis    → cyto.data, cyto._*
     cyto.nn          → cyto.data, cyto._*        (the only layer that imports torch)
-    cyto.pipeline, cyto.cli, cyto._commands  → anything (the glue)
+    cyto.workflows, cyto.cli, cyto._commands  → anything (the glue)
 
 and no module uses another subpackage's private names (``_name``). Every import counts,
 also those inside functions (the lazy ones).
@@ -97,7 +97,7 @@ def test_layers_import_only_what_the_architecture_allows() -> None:
         ("from cyto.nn import train\n", "analysis may not import nn"),
         ("import torch\n", "never imports torch"),
         ("from cyto.data._store import _StoreWriter\n", "uses private"),
-        ("from cyto.pipeline import run_demo\n", "imports the glue"),
+        ("from cyto.workflows import run_demo\n", "imports the glue"),
     ],
 )
 def test_the_checker_catches_each_kind_of_violation(tmp_path, source, expected) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyto.pipeline import (
+from cyto.workflows import (
     ABLATION_VARIANTS,
     DEMO_PRESETS,
     run_ablation,
@@ -214,8 +214,8 @@ def test_ablation_table(tmp_path: Path) -> None:
 
 
 def test_pipeline_stops_when_preprocessing_made_no_crops(tmp_path: Path) -> None:
-    from cyto.pipeline import _check_preprocessed
     from cyto.preprocess import BatchReport
+    from cyto.workflows._inputs import _check_preprocessed
 
     failed = [("a.tif", "worker process died"), ("b.tif", "unreadable")]
     with pytest.raises(ValueError, match=r"no crops .*2 of 2 fields failed.*a.tif: worker"):
@@ -227,7 +227,7 @@ def test_pipeline_stops_when_preprocessing_made_no_crops(tmp_path: Path) -> None
 def test_cli_passes_own_data_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import cyto.pipeline
+    import cyto.workflows
     from cyto.cli import main
 
     seen: dict[str, object] = {}
@@ -236,7 +236,7 @@ def test_cli_passes_own_data_options(
         seen.update(out_dir=out_dir, **kwargs)
         raise ValueError("stop here")
 
-    monkeypatch.setattr(cyto.pipeline, "run_demo", fake)
+    monkeypatch.setattr(cyto.workflows, "run_demo", fake)
     argv = ["demo", "-o", str(tmp_path), "--data", "m.csv", "--ground-truth", "gt.csv"]
     assert main([*argv, "--nucleus-diameter", "40", "--downsample", "1"]) == 2
     assert "cyto demo: error: stop here" in capsys.readouterr().err
@@ -247,3 +247,16 @@ def test_cli_passes_own_data_options(
     monkeypatch.undo()
     assert main(["ablate", "-o", str(tmp_path), "--data", str(tmp_path / "nope.csv")]) == 2
     assert "`data`:" in capsys.readouterr().err
+
+
+def test_the_old_module_name_warns_and_gives_the_same_names() -> None:
+    import importlib
+    import sys
+
+    import cyto.workflows
+
+    sys.modules.pop("cyto.pipeline", None)
+    with pytest.warns(DeprecationWarning, match="import from cyto.workflows"):
+        old = importlib.import_module("cyto.pipeline")
+    assert old.run_demo is cyto.workflows.run_demo
+    assert set(old.__all__) == set(cyto.workflows.__all__)

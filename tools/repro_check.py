@@ -5,7 +5,7 @@ each (``pip install torch==<installed version> -e "<clone>[plot]"``, the README'
 command: the same package
 versions from the same registry), runs ``cyto demo --preset tiny`` in each (different
 folders, same seed and thread count) and compares the content hashes every stage
-recorded (:func:`cyto.pipeline.stage_hashes`). With ``--small`` the first clone also
+recorded (:func:`cyto.workflows.stage_hashes`). With ``--small`` the first clone also
 runs the default demo (``--preset small``), whose numbers are set beside those
 documented in ``docs/demo.md``.
 
@@ -68,7 +68,7 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from cyto.pipeline import stage_hashes
+    from cyto.workflows import stage_hashes
 
     work = args.work or Path(tempfile.mkdtemp(prefix="cyto-repro-"))
     work.mkdir(parents=True, exist_ok=True)

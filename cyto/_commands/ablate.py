@@ -69,7 +69,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cyto.pipeline import run_ablation
+    from cyto.workflows import run_ablation
 
     if args.seeds < 1 or args.umap_seeds < 1:
         raise ValueError(

@@ -10,7 +10,7 @@ from typing import Any
 
 from cyto._commands._common import add_preset, add_quiet
 from cyto._commands._own_data import add_own_data_arguments, own_data_kwargs
-from cyto.pipeline import STAGES
+from cyto.workflows import STAGES
 
 __all__ = ["add_parser"]
 
@@ -73,7 +73,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cyto.pipeline import run_demo
+    from cyto.workflows import run_demo
 
     result = run_demo(
         args.output,

@@ -34,6 +34,6 @@ def test_run_dir_names_every_file_and_reads_them(tmp_path) -> None:
 
 
 def test_run_dir_and_pipeline_import_without_torch() -> None:
-    code = "import sys, cyto.data, cyto.pipeline; print('torch' in sys.modules)"
+    code = "import sys, cyto.data, cyto.workflows; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyto.pipeline import STAGES, run_demo, stage_hashes
+from cyto.workflows import STAGES, run_demo, stage_hashes
 
 pytestmark = pytest.mark.slow
 
