@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from cyto.analysis import GroundTruth, evaluate
-from cyto.data import Embeddings, RunDir, check_output, write_marker
+from cyto.data import Embeddings, RunDir, write_marker
 from cyto.workflows._inputs import (
     DemoPreset,
     _atomic_json,
     _atomic_text,
+    _check_job,
     _check_preprocessed,
     _demo_inputs,
     _is_crop_store,
@@ -272,13 +273,7 @@ def run_ablation(
         raise ValueError("`preprocess_options` must not set `channels`: each variant picks its own")
     echo = echo or _print_stderr
     out = Path(out_dir)
-    from cyto.nn import resolve_device
-
-    resolve_device(device)  # an unknown or absent device: refused before any work
-    named = [
-        (f"the {k.replace('_', ' ')}", inputs[k]) for k in ("data", "ground_truth", "complexes")
-    ]
-    if not check_output(out, "ablation", inputs=named, resume=True, flag="out_dir"):
+    if not _check_job(out, "ablation", inputs, device):
         out.mkdir(parents=True, exist_ok=True)
         write_marker(out, "ablation", [])  # resumable from here on: recognised as cyto's
     study = _ablation_inputs(out, inputs, preset, progress)

@@ -15,7 +15,7 @@ import numpy as np
 from cyto._cpus import available_cpus
 from cyto._provenance import output_hashes, package_versions
 from cyto.analysis import GroundTruth, baseline_scores
-from cyto.data import Embeddings, RunDir, check_output
+from cyto.data import Embeddings, RunDir
 from cyto.workflows._inputs import (
     STAGES,
     DemoPreset,
@@ -23,6 +23,7 @@ from cyto.workflows._inputs import (
     StageRecord,
     _atomic_json,
     _check_batch_key,
+    _check_job,
     _check_preprocessed,
     _demo_inputs,
     _is_crop_store,
@@ -493,13 +494,7 @@ def run_demo(
         raise ValueError(f"`stages` must be names from {list(STAGES)}, got {sorted(unknown)}")
     echo = echo or _print_stderr
     out = Path(out_dir)
-    from cyto.nn import resolve_device
-
-    resolve_device(device)  # an unknown or absent device: refused now, not after preprocessing
-    named = [
-        (f"the {k.replace('_', ' ')}", inputs[k]) for k in ("data", "ground_truth", "complexes")
-    ]
-    check_output(out, "demo", inputs=named, resume=True, flag="out_dir")
+    _check_job(out, "demo", inputs, device)  # not after preprocessing
     _record_demo(out, preset, inputs, seed=seed, threads=threads)
     demo = _Demo(
         out,

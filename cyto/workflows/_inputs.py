@@ -231,6 +231,20 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _check_job(out: Path, kind: str, inputs: Mapping[str, Any], device: str) -> bool:
+    """Refuse, before any work, an unknown or absent ``device`` and an output folder
+    that is neither new, empty nor cyto's ``kind`` (or is one of the inputs); True when
+    it holds a ``kind`` to resume."""
+    from cyto.data import check_output
+    from cyto.nn import resolve_device
+
+    resolve_device(device)
+    named = [
+        (f"the {k.replace('_', ' ')}", inputs[k]) for k in ("data", "ground_truth", "complexes")
+    ]
+    return check_output(out, kind, inputs=named, resume=True, flag="out_dir")
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
