@@ -14,6 +14,7 @@ import argparse
 __all__ = [
     "PRESETS",
     "HelpFormatter",
+    "add_allow_degenerate",
     "add_overwrite",
     "add_preset",
     "add_quiet",
@@ -76,4 +77,14 @@ def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
         action="store_true",
         help=f"replace an existing {what} that cyto wrote earlier (never an input, a crop "
         "store, a checkpoint or a file cyto did not write)",
+    )
+
+
+def add_allow_degenerate(p: argparse.ArgumentParser, what: str) -> None:
+    """``--allow-degenerate``: go on with encodings in which every crop is alike."""
+    p.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help=f"{what} even degenerate encodings (every crop alike); by default that stops "
+        "with exit code 3",
     )

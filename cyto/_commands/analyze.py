@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cyto._commands._common import add_overwrite, add_quiet
+from cyto._commands._common import add_allow_degenerate, add_overwrite, add_quiet
 
 __all__ = ["add_parser"]
 
@@ -75,11 +75,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "'differences' (n, H, W) of reconstructions with one feature cluster zeroed, and "
         "optionally 'images' and 'titles' (as cyto.nn.CodeAblation writes)",
     )
-    p.add_argument(
-        "--allow-degenerate",
-        action="store_true",
-        help="analyse even degenerate encodings (every crop alike); by default exit code 3",
-    )
+    add_allow_degenerate(p, "analyse")
     add_overwrite(p, "report folder")
     add_quiet(p)
     p.set_defaults(func=_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cyto._commands._common import add_quiet, add_workers
+from cyto._commands._common import add_allow_degenerate, add_quiet, add_workers
 
 __all__ = ["add_parser"]
 
@@ -73,12 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="replace an embeddings file (and .h5ad) that cyto wrote earlier at OUT.h5 "
         "(never an input, a crop store, a checkpoint or a file cyto did not write)",
     )
-    p.add_argument(
-        "--allow-degenerate",
-        action="store_true",
-        help="write the encodings even if they are degenerate (every crop alike); "
-        "by default that stops with exit code 3",
-    )
+    add_allow_degenerate(p, "write")
     p.add_argument(
         "--encoder",
         metavar="MODULE:FACTORY",
@@ -101,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
             "give RUN CROPS -o OUT.h5 to embed a crop store, or an embeddings file with "
             f"--h5ad to export it; got run={args.run} crops={args.crops} -o {args.output}"
         )
-    from cyto.data import check_output
     from cyto.nn import embed, resolve_encoder
 
     if args.encoder:
@@ -109,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     labels = bool(args.h5ad and (args.ground_truth or args.complexes))
     if labels:  # exported below with the labels: checked here, before any work
-        inputs = [args.crops, args.run, args.ground_truth, args.complexes]
-        inputs += [("the embeddings file this command writes (-o)", args.output)]
-        check_output(_h5ad_target(args.output, args), "AnnData file", inputs=inputs,
-                     overwrite=args.overwrite, flag="--h5ad")  # fmt: skip
+        _check_h5ad(args.output, args, "the embeddings file this command writes (-o)")
     out = embed(
         args.run,
         args.crops,
@@ -144,6 +135,17 @@ def _h5ad_target(embeddings: Path, args: argparse.Namespace) -> Path:
     return embeddings.with_suffix(".h5ad") if args.h5ad is True else Path(args.h5ad)
 
 
+def _check_h5ad(embeddings: Path, args: argparse.Namespace, role: str) -> None:
+    """Refuse, before any work, an ``--h5ad`` target that is one of the command's inputs
+    (``embeddings`` in its ``role``, the store, the run, the tables) or that would
+    replace a file it must not (:func:`cyto.data.check_output`)."""
+    from cyto.data import check_output
+
+    inputs = [(role, embeddings), args.crops, args.run, args.ground_truth, args.complexes]
+    target = _h5ad_target(embeddings, args)
+    check_output(target, "AnnData file", inputs=inputs, overwrite=args.overwrite, flag="--h5ad")
+
+
 def _export_only(args: argparse.Namespace) -> int:
     """``cyto embed EMB.h5 --h5ad [FILE]``: the AnnData export of an embeddings file."""
     if not args.h5ad:
@@ -153,11 +155,7 @@ def _export_only(args: argparse.Namespace) -> int:
         )
     if args.crops is not None:
         raise ValueError(f"an embeddings file ({args.run}) takes no crop store; got {args.crops}")
-    from cyto.data import check_output
-
-    inputs = [("the embeddings file being exported", args.run), args.ground_truth, args.complexes]
-    check_output(_h5ad_target(args.run, args), "AnnData file", inputs=inputs,
-                 overwrite=args.overwrite, flag="--h5ad")  # fmt: skip
+    _check_h5ad(args.run, args, "the embeddings file being exported")
     _export(args.run, args)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cyto._commands._common import add_overwrite, add_quiet
+from cyto._commands._common import add_allow_degenerate, add_overwrite, add_quiet
 
 __all__ = ["add_parser"]
 
@@ -56,11 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation nulls")
-    p.add_argument(
-        "--allow-degenerate",
-        action="store_true",
-        help="score even degenerate encodings (every crop alike); by default exit code 3",
-    )
+    add_allow_degenerate(p, "score")
     add_overwrite(p, "card folder")
     add_quiet(p)
     p.set_defaults(func=_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cyto._commands._common import add_overwrite, add_quiet
+from cyto._commands._common import add_allow_degenerate, add_overwrite, add_quiet
 
 __all__ = ["add_parser"]
 
@@ -51,12 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fit the UMAP on at most this many crops, transform the rest (default: 100000)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of UMAP and sampling (default: 0)")
-    p.add_argument(
-        "--allow-degenerate",
-        action="store_true",
-        help="draw the atlas even of degenerate encodings (every crop alike); by default "
-        "exit code 3",
-    )
+    add_allow_degenerate(p, "draw the atlas of")
     add_overwrite(p, "explorer page")
     add_quiet(p)
     p.set_defaults(func=_run)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from cyto._health import check_encodings
 from cyto.analysis._ground_truth import GroundTruth
 from cyto.data._embeddings import Embeddings, LazyRows
 
@@ -21,13 +20,6 @@ from cyto.data._embeddings import Embeddings, LazyRows
 def _log(verbose: bool, msg: str, command: str = "analyze") -> None:
     if verbose:
         print(f"[cyto {command}] {msg}", file=sys.stderr, flush=True)
-
-
-def _check_health(emb: Embeddings, rows: np.ndarray, X: np.ndarray, *, allow: bool) -> Any:
-    """:class:`EncodingHealth` of the atlas rows; raise when degenerate unless ``allow``."""
-    num_codes = emb.shape("global_hist")[1] if "global_hist" in emb else None
-    indices = emb.read("global_indices", rows) if "global_indices" in emb else None
-    return check_encodings(X, indices, num_codes=num_codes, where=str(emb.path), allow=allow)
 
 
 def _atlas_rows(emb: Embeddings, split: str | None, max_points: int | None) -> tuple:
@@ -95,7 +87,7 @@ def _read_embeddings(
         rows, out["split_used"] = _atlas_rows(emb, split, max_points)
         out["rows"] = rows
         out["X"] = emb.read("global", rows).astype(np.float32, copy=False)
-        out["health"] = _check_health(emb, rows, out["X"], allow=allow_degenerate)
+        out["health"] = emb.check_health(rows, out["X"], allow=allow_degenerate)
         out["X_fit"] = None
         if fit_split is not None:
             available = sorted(set(emb.split.tolist()))

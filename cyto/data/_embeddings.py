@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path, default_mode
+from cyto._health import check_encodings
 from cyto._paths import locate
 from cyto.data._outputs import check_output
 
@@ -242,6 +243,30 @@ class Embeddings:
         """What the file came from: its path, checkpoint hash and store fingerprint."""
         recorded = self.attrs.get("inputs")
         return {"path": str(self.path.resolve()), **(json.loads(recorded) if recorded else {})}
+
+    def check_health(self, rows: np.ndarray, X: np.ndarray, *, allow: bool = False) -> Any:
+        """The :class:`~cyto.analysis.EncodingHealth` of the global encodings ``X`` of
+        ``rows`` (with their global codes, when the file has them); degenerate ones are a
+        :class:`~cyto.analysis.DegenerateEncodingError` unless ``allow``.
+
+        The one check every reader of encodings makes (analyze, evaluate, explore).
+
+        Parameters
+        ----------
+        rows : (n,) int array
+            Sorted rows of ``X``.
+        X : (n, d) array
+            Their global encodings, as read.
+        allow : bool, default False
+            Return the health of degenerate encodings instead of raising.
+
+        Returns
+        -------
+        health : EncodingHealth
+        """
+        num_codes = self.shape("global_hist")[1] if "global_hist" in self else None
+        indices = self.read("global_indices", rows) if "global_indices" in self else None
+        return check_encodings(X, indices, num_codes=num_codes, where=str(self.path), allow=allow)
 
     def crop_store(self, crops: str | os.PathLike | None = None) -> Path | None:
         """The crop store of these crops: ``crops`` if given, else the recorded one.

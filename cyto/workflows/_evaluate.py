@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from cyto._health import check_encodings
 from cyto.analysis import (
     GroundTruth,
     aggregate,
@@ -92,9 +91,7 @@ def _inputs(
     with Embeddings(path) as emb:
         rows, ref, where = _rows_of(emb, split)
         X = emb.read("global", rows).reshape(rows.size, -1).astype(np.float32)
-        num_codes = emb.shape("global_hist")[1] if "global_hist" in emb else None
-        indices = emb.read("global_indices", rows) if "global_indices" in emb else None
-        check_encodings(X, indices, num_codes=num_codes, where=str(path), allow=allow_degenerate)
+        emb.check_health(rows, X, allow=allow_degenerate)
         pids = emb.protein_ids[rows]
         store = emb.crop_store(crops)
         out = {"X": X, "pids": pids, "rows": rows, "where": where, "store": store}
