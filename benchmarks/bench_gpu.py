@@ -5,7 +5,7 @@ The CUDA counterpart of ``bench_model.py``, run by ``benchmarks/gpu_check.sh``. 
 one process:
 
 * ``train_eager`` / ``train_compiled``: images/s of the training step ``cyto train``
-  runs (:func:`cyto.nn._train._step_loss` + :func:`~cyto.nn._train._optimizer_step`:
+  runs (:func:`cyto.nn._loop._step_loss` + :func:`~cyto.nn._loop._optimizer_step`:
   forward, loss, backward, fused Adam) in bf16 autocast with channels-last inputs, eager
   and under ``torch.compile``; no host sync inside the timed steps;
 * ``embed_global``: images/s of ``model.encode_global`` (what ``cyto embed`` computes per
@@ -71,7 +71,7 @@ def _batch(config, batch: int, device: torch.device) -> tuple[torch.Tensor, torc
 def train_rate(config, device, *, batch: int, steps: int, compiled: bool, amp: str) -> dict:
     """Images/s of the training step (warm-up steps, incl. compilation, not timed)."""
     from cyto.nn import Cytoself
-    from cyto.nn._train import _optimizer_step, _step_loss
+    from cyto.nn._loop import _optimizer_step, _step_loss
 
     torch.manual_seed(0)
     model = Cytoself(config).to(device).train()

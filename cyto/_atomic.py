@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_free_space", "default_mode", "human_bytes", "io_failure"]
+__all__ = [
+    "atomic_path",
+    "check_free_space",
+    "default_mode",
+    "human_bytes",
+    "io_failure",
+    "write_text_atomic",
+]
 
 # how HDF5 (through h5py) reports a full disk or a read-only folder: as text, often in a
 # RuntimeError or an OSError without errno
@@ -139,3 +146,19 @@ def atomic_path(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, mkdir: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; the path.
+
+    Readers see the old file or the whole new one, never part of it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> write_text_atomic(Path(tempfile.mkdtemp()) / "a.json", "{}").read_text()
+    '{}'
+    """
+    with atomic_path(path, mkdir=mkdir) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# tools/bad_inputs.py (the bad-inputs cases and their helpers) is imported by tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 # Keep the suite deterministic and friendly to a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -43,9 +47,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     """The inputs of the bad-inputs cases (``tools/bad_inputs.py``), built on first use."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     from bad_inputs import Workspace
 
     return Workspace(tmp_path_factory.mktemp("workspace"))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from bad_inputs import CASES, run_case
 
 pytestmark = pytest.mark.usefixtures("one_thread")

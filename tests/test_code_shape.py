@@ -38,3 +38,51 @@ def test_hdf5_files_are_opened_only_by_their_owners() -> None:
         if re.search(r"h5py\.File\(", p.read_text(encoding="utf-8"))
     }
     assert openers <= H5_OWNERS, sorted(openers - H5_OWNERS)
+
+
+# the rooms that train and embed a model: they know it only through its contract
+# (cyto/nn/_protocol.py), never by asking what it is
+CONTRACT_USERS = (
+    "_train.py",
+    "_trainer.py",
+    "_loop.py",
+    "_run_data.py",
+    "_embed.py",
+    "_budget.py",
+)
+
+
+def _attribute_probes(source: str) -> list[str]:
+    """The ``hasattr(...)``/``getattr(...)`` calls of a module (its docstrings aside)."""
+    import ast
+
+    probes = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in ("hasattr", "getattr"):
+                probes.append(ast.unparse(node))
+    return probes
+
+
+def test_training_and_embedding_never_ask_a_model_what_it_is() -> None:
+    found = {
+        name: _attribute_probes((ROOT / "cyto" / "nn" / name).read_text(encoding="utf-8"))
+        for name in CONTRACT_USERS
+    }
+    # the one left compares two TrainConfigs field by field (not a model's config)
+    allowed = {"getattr(saved, f.name)", "getattr(given, f.name)"}
+    assert {n: [p for p in v if p not in allowed] for n, v in found.items()} == {
+        n: [] for n in CONTRACT_USERS
+    }
+    assert _attribute_probes("hasattr(model, 'x')\ngetattr(out, 'y', None)") == [
+        "hasattr(model, 'x')",
+        "getattr(out, 'y', None)",
+    ]
+
+
+def test_no_file_under_cyto_is_longer_than_800_lines() -> None:
+    lengths = {
+        p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+        for p in (ROOT / "cyto").rglob("*.py")
+    }
+    assert {p: n for p, n in lengths.items() if n > 800} == {}

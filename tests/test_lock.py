@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from bad_inputs import hold
 
 from cyto import LockedError
 from cyto._lock import lock_path, write_lock
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from bad_inputs import hold
 
 
 def test_second_writer_is_refused_with_the_holder_named(tmp_path):

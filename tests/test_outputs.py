@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from bad_inputs import Case, Workspace, _val_embeddings, run_case
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -84,9 +84,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
-        choices=["cytoself", "paired_inpainting"],
-        help="cytoself (default), or paired_inpainting: Lu et al. 2019's paired cell "
-        "inpainting, the paper's comparison (needs a nuclear channel)",
+        type=_registered_model,
+        metavar="NAME",
+        help="cytoself (default), paired_inpainting: Lu et al. 2019's paired cell "
+        "inpainting, the paper's comparison (needs a nuclear channel), or a model "
+        "registered with cyto.nn.register_model",
     )
     p.add_argument(
         "--encoder",
@@ -94,6 +96,18 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="encoder pair: efficientnet_b0 (default), resnet, or your own factory as "
         "package.module:factory",
     )
+
+
+def _registered_model(name: str) -> str:
+    """``name`` when a model of that name is registered (read when the flag is given:
+    building the parser imports no torch)."""
+    from cyto.nn import list_models
+
+    if name not in list_models():
+        raise argparse.ArgumentTypeError(
+            f"unknown model {name!r} (choose from {', '.join(list_models())})"
+        )
+    return name
 
 
 def _machine_options(p: argparse.ArgumentParser) -> None:
@@ -207,14 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
             resolve_encoder(args.encoder)
         config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
-        crops = args.crops
-        if crops is None:
-            from cyto._paths import locate
-
-            recorded = saved["store"]
-            crops = locate(recorded["path"], recorded.get("relative"), run_dir) or Path(
-                recorded["path"]
-            )
+        crops = args.crops  # None: the run's own store (RunDir.store_path)
     else:
         if args.crops is None:
             raise ValueError("the crop store CROPS is required (unless --resume)")

@@ -10,8 +10,9 @@
       checkpoints/last.pt  everything needed to resume
       checkpoints/best.pt  the selected model (what ``cyto embed`` uses)
 
-Written by ``cyto.nn``; this owner needs no torch, so every layer reads runs through it
-(checkpoints themselves are read by :func:`cyto.nn.load_checkpoint`).
+Written through this owner by ``cyto.nn`` (every file but the checkpoints, which
+:func:`cyto.nn.save_checkpoint` writes and :func:`cyto.nn.load_checkpoint` reads); it
+needs no torch, so every layer reads runs through it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cyto._atomic import atomic_path, write_text_atomic
 
 __all__ = ["RunDir"]
 
@@ -104,6 +107,36 @@ class RunDir:
         """True when a checkpoint to resume from exists."""
         return self.last.is_file()
 
+    # ------------------------------------------------------------------ writers
+    def write_config(self, record: dict[str, Any]) -> None:
+        """Write ``config.json`` (atomically) when the run starts."""
+        write_text_atomic(self.config_file, json.dumps(record, indent=2) + "\n")
+
+    def write_split(self, split: np.ndarray, classes: np.ndarray, labels: np.ndarray) -> None:
+        """Write ``split.npz``: the split code and class label of every crop, the classes."""
+        with atomic_path(self.split_file, suffix=".npz") as tmp:
+            np.savez(tmp, split=split, classes=np.asarray(classes).astype(str), labels=labels)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json`` (atomically) when the run ends."""
+        write_text_atomic(self.summary_file, json.dumps(summary, indent=2) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop the ``metrics.jsonl`` records logged after ``step`` (the lost work of a
+        run killed after its checkpoint at ``step``), atomically; lines cut by the kill
+        go too."""
+        if not self.metrics_file.exists():
+            return
+        keep = []
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if int(rec.get("step", 0)) <= step:
+                keep.append(line)
+        write_text_atomic(self.metrics_file, "".join(k + "\n" for k in keep))
+
     # ------------------------------------------------------------------ readers
     def read_config(self) -> dict[str, Any]:
         """The parsed ``config.json``.
@@ -116,6 +149,26 @@ class RunDir:
         if not self.config_file.is_file():
             raise FileNotFoundError(f"no run in {self.path} (config.json missing)")
         return _read_json(self.config_file)
+
+    def store_path(self) -> Path:
+        """The crop store the run trained on: where it was, or where it is now relative
+        to the run (a run moved together with its store still finds it).
+
+        Raises
+        ------
+        FileNotFoundError
+            If the run has not started, or the store is in neither place.
+        """
+        from cyto._paths import locate
+
+        recorded = self.read_config()["store"]
+        found = locate(recorded["path"], recorded.get("relative"), self.path)
+        if found is None:
+            raise FileNotFoundError(
+                f"the crop store of the run in {self.path} is gone: not at {recorded['path']} "
+                "nor beside the run; give its new place as CROPS"
+            )
+        return Path(found)
 
     def read_summary(self) -> dict[str, Any]:
         """The parsed ``summary.json``.

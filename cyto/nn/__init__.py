@@ -1,6 +1,6 @@
 """PyTorch layer: encoders, vector quantizers, decoders, heads, model, training, embedding."""
 
-from ._budget import EpochBudget, StepPlan, measure_train_speed, plan_steps
+from ._budget import EpochBudget, StepPlan, cosine_lr, measure_train_speed, plan_steps
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._config import CODEBOOKS, CytoselfConfig
 from ._dataset import (
@@ -25,21 +25,13 @@ from ._encoders import (
 )
 from ._inpainting import InpaintingLoss, InpaintingOutput, PairedInpainting, PairedInpaintingConfig
 from ._interpret import ClusterAblation, CodeAblation, ablate_codes, ablate_feature_clusters
+from ._loop import train_one_epoch, validation_metrics
 from ._model import Cytoself, CytoselfLoss, CytoselfOutput
-from ._registry import MODELS
-from ._train import (
-    LR_SCHEDULES,
-    NonFiniteLossError,
-    PlateauState,
-    TermWatch,
-    TrainConfig,
-    TrainingWarning,
-    cosine_lr,
-    evaluate,
-    read_config_file,
-    train,
-    train_one_epoch,
-)
+from ._monitors import PlateauState, TermWatch, TrainingWarning
+from ._protocol import CytoModel, ModelConfig, ModelLoss
+from ._registry import build_model, list_models, register_model
+from ._train import train
+from ._train_config import LR_SCHEDULES, NonFiniteLossError, TrainConfig, read_config_file
 from .quantize import (
     VectorQuantizer,
     VQOutput,
@@ -48,12 +40,12 @@ from .quantize import (
 __all__: list[str] = [
     "CODEBOOKS",
     "LR_SCHEDULES",
-    "MODELS",
     "SPLIT_NAMES",
     "BlockShuffleSampler",
     "ClusterAblation",
     "CodeAblation",
     "CropDataset",
+    "CytoModel",
     "Cytoself",
     "CytoselfConfig",
     "CytoselfLoss",
@@ -63,6 +55,8 @@ __all__: list[str] = [
     "EpochBudget",
     "InpaintingLoss",
     "InpaintingOutput",
+    "ModelConfig",
+    "ModelLoss",
     "NonFiniteLossError",
     "PairedCropDataset",
     "PairedInpainting",
@@ -76,25 +70,49 @@ __all__: list[str] = [
     "VectorQuantizer",
     "ablate_codes",
     "ablate_feature_clusters",
+    "build_model",
     "cosine_lr",
     "create_encoder",
     "default_num_workers",
     "default_threads",
     "embed",
     "encode_labels",
-    "evaluate",
     "export_h5ad",
     "list_encoders",
+    "list_models",
     "load_checkpoint",
     "load_model",
     "measure_train_speed",
     "plan_steps",
     "read_config_file",
     "register_encoder",
+    "register_model",
     "resolve_device",
     "resolve_encoder",
     "save_checkpoint",
     "split_crops",
     "train",
     "train_one_epoch",
+    "validation_metrics",
 ]
+
+# names of earlier releases, kept working with a warning
+_RENAMED = {"evaluate": "validation_metrics"}
+
+
+def __getattr__(name: str) -> object:
+    import warnings
+
+    if name in _RENAMED:
+        warnings.warn(
+            f"cyto.nn.{name} is renamed cyto.nn.{_RENAMED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[_RENAMED[name]]
+    if name == "MODELS":
+        warnings.warn(
+            "cyto.nn.MODELS is replaced by cyto.nn.list_models()", DeprecationWarning, stacklevel=2
+        )
+        return list_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -188,6 +188,9 @@ class CytoselfConfig:
     detach_local_target: bool = True
 
     PRESETS: ClassVar[tuple[str, ...]] = tuple(_PRESETS)
+    #: The registered model name (:func:`cyto.nn.register_model`); saved configs
+    #: without a ``model`` key are cytoself's.
+    model: ClassVar[str] = "cytoself"
 
     def __post_init__(self) -> None:
         for name in (
@@ -276,6 +279,25 @@ class CytoselfConfig:
     def global_vq_split(self) -> int:
         """Sub-vectors per global vector as quantized by VQ2 (1 without split)."""
         return self.global_split if self.split_quantization else 1
+
+    @property
+    def codebook_sizes(self) -> tuple[int, int]:
+        """Codes of VQ1 and VQ2; ``(0, 0)`` for a model that does not quantize."""
+        if not self.quantize:
+            return (0, 0)
+        return (self.num_embeddings_local, self.num_embeddings_global)
+
+    @property
+    def quantizer(self) -> str | None:
+        """The codebook update rule (``codebook``); None for a model that does not quantize."""
+        return self.codebook if self.quantize else None
+
+    def for_data(self, *, in_channels: int, image_size: int, num_classes: int) -> CytoselfConfig:
+        """This config fitted to a crop store: its channels, crop side and proteins
+        (at least 2 classes, so a one-protein store still builds a model)."""
+        return self.replace(
+            in_channels=in_channels, image_size=image_size, num_classes=max(num_classes, 2)
+        )
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -30,6 +30,7 @@ __all__ = [
     "CropDataset",
     "DihedralAugment",
     "PairedCropDataset",
+    "check_finite_crops",
     "collate_crops",
     "default_num_workers",
     "encode_labels",
@@ -40,6 +41,43 @@ __all__ = [
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def check_finite_crops(
+    x: np.ndarray | torch.Tensor, rows: np.ndarray | None, store: Any, consequence: str
+) -> None:
+    """Raise a ValueError naming the crops of ``store`` in ``x`` with NaN or inf pixels.
+
+    The one check of every stage that reads crops (training's pixel variance,
+    validation, embedding).
+
+    Parameters
+    ----------
+    x : (B, ...) array or Tensor
+        A batch of crops.
+    rows : (B,) int array or None
+        Their store rows (named in the message), or None when unknown.
+    store : path-like
+        The crop store (named in the message).
+    consequence : str
+        Why it matters, e.g. ``"their encodings would be meaningless"``.
+    """
+    flat = x.reshape(x.shape[0], -1)
+    if isinstance(flat, torch.Tensor):
+        finite = torch.isfinite(flat).all(1).cpu().numpy()
+    else:
+        finite = np.isfinite(flat).all(1)
+    if finite.all():
+        return
+    if rows is None:
+        which = f"{int((~finite).sum())} crops of one batch"
+    else:
+        bad = np.asarray(rows)[~finite]
+        which = f"crops {bad[:5].tolist()}{' ...' if bad.size > 5 else ''}"
+    raise ValueError(
+        f"crop store {store} holds non-finite pixels ({which}); {consequence}: fix or drop "
+        "those crops"
+    )
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

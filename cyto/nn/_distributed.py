@@ -200,3 +200,64 @@ def replica_divergence(module: torch.nn.Module, info: DistInfo) -> dict[str, flo
     for i, (name, _) in enumerate(tensors):
         out[name] = float(diffs[i])
     return out
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel under torchrun, else itself."""
+    if not info.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    cuda = info.device.type == "cuda"
+    return DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (``model`` itself otherwise)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def same_on_all_ranks(flag: bool, info: DistInfo) -> bool:
+    """Rank 0's ``flag`` on every rank (unchanged without DDP)."""
+    if not info.distributed:
+        return bool(flag)
+    t = torch.tensor([int(flag)], device=info.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def gather_objects(obj: object, info: DistInfo) -> list[object]:
+    """``obj`` of every rank, in rank order (``[obj]`` without DDP)."""
+    if not info.distributed:
+        return [obj]
+    out: list[object] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def mean_over_ranks(
+    names: list[str],
+    total: torch.Tensor | None,
+    count: int,
+    device: torch.device,
+    info: DistInfo | None,
+) -> dict[str, float]:
+    """Per-item means ``total / count`` by name, with the sums and counts of every rank
+    added under DDP (ranks with nothing to add take part too); empty when no item."""
+    if info is not None and info.distributed:
+        width = torch.tensor([0 if total is None else total.numel()], device=device)
+        dist.all_reduce(width, op=dist.ReduceOp.MAX)
+        if total is None:
+            total = torch.zeros(int(width), dtype=torch.float64, device=device)
+        packed = torch.cat([total, total.new_tensor([count])])
+        all_reduce_sum(packed, info)
+        if not names:
+            box = [names]
+            dist.broadcast_object_list(box, src=0)
+            names = list(box[0])
+        total, count = packed[:-1], int(packed[-1])
+    if total is None or count == 0:
+        return {}
+    return dict(zip(names, (total / count).tolist()))

@@ -56,11 +56,13 @@ from ._checkpoint import load_checkpoint
 from ._dataset import (
     SPLIT_NAMES,
     CropDataset,
+    check_finite_crops,
     collate_crops,
     default_num_workers,
     torch_threads,
 )
 from ._distributed import resolve_device
+from ._registry import saved_config
 
 __all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
 
@@ -173,21 +175,6 @@ def _run_split(run_dir: Path, store: Any) -> np.ndarray | None:
     ):
         return None
     return split.astype(np.int8)
-
-
-def _index_dtype(k: int) -> np.dtype:
-    return np.dtype(np.int16) if k <= np.iinfo(np.int16).max else np.dtype(np.int32)
-
-
-def _count_dtype(max_count: int) -> np.dtype:
-    return np.dtype(np.uint16) if max_count <= np.iinfo(np.uint16).max else np.dtype(np.int32)
-
-
-def _bincount_rows(indices: torch.Tensor, k: int) -> torch.Tensor:
-    """Per-row histograms of ``indices`` (n, m) into ``k`` bins, one bincount call."""
-    n = indices.shape[0]
-    offsets = torch.arange(n, device=indices.device).unsqueeze(1) * k
-    return torch.bincount((indices + offsets).reshape(-1), minlength=n * k).reshape(n, k)
 
 
 def embed(
@@ -339,7 +326,7 @@ def _write_job(
 ) -> None:
     """Encode the job's rows into ``out_path`` (resuming a partial file of the same job);
     a degenerate result is discarded (DegenerateEncodingError) unless allowed."""
-    layout = _layout(model, **options)
+    layout = model.embed_layout(**options)
     # a lower bound (a quarter of the raw size; LZF shrinks these by about 1.7×)
     row_bytes = sum(width * dtype.itemsize for width, dtype in layout.values())
     check_free_space(out_path.parent, job.rows.size * row_bytes / 4, "the embeddings")
@@ -362,7 +349,9 @@ def _write_job(
         )
         if health.degenerate and not allow_degenerate:
             writer.discard()
-            msg = _degenerate_message(health, checkpoint, job.rows.size, model.config.codebook)
+            msg = _degenerate_message(
+                health, checkpoint, job.rows.size, model.config.quantizer or "ema"
+            )
             raise DegenerateEncodingError(msg, health)
         writer.commit()
     finally:
@@ -454,9 +443,9 @@ def _model_attrs(model: Any, ckpt_path: Path, job: _EmbedJob) -> dict[str, Any]:
     cfg = model.config
     inputs = {"checkpoint_sha256": content_hash(ckpt_path), "store_fingerprint": job.fingerprint}
     return {
-        "model_config": json.dumps(cfg.to_dict()),
-        "num_embeddings_local": getattr(cfg, "num_embeddings_local", 0),
-        "num_embeddings_global": getattr(cfg, "num_embeddings_global", 0),
+        "model_config": json.dumps(saved_config(cfg)),
+        "num_embeddings_local": cfg.codebook_sizes[0],
+        "num_embeddings_global": cfg.codebook_sizes[1],
         "global_shape": list(model.global_shape),
         "local_shape": list(model.local_shape),
         "versions": json.dumps(package_versions()),
@@ -482,8 +471,7 @@ def _encode_rows(
     start, n = writer.done, job.rows.size
     # health of the rows an interrupted run already wrote, then of each new block as it
     # is computed (the finished file is not read again)
-    num_codes = getattr(model.config, "num_embeddings_global", None)
-    health = _written_health(writer, start, num_codes, batch_size)
+    health = _written_health(writer, start, model.config.codebook_sizes[1] or None, batch_size)
     dev = next(model.parameters()).device
     ds = CropDataset(job.store, job.rows)
     sampler = BlockShuffleSampler(ds, shuffle=False, even=False, skip=start)
@@ -500,24 +488,19 @@ def _encode_rows(
     with tqdm(total=n, initial=start, desc="embed", disable=not progress, unit="crop") as bar:
         with torch.inference_mode():
             for x, _ in loader:
-                if not torch.isfinite(x).all():
-                    _raise_non_finite(x, job.rows[pos : pos + x.shape[0]], job.store)
+                check_finite_crops(
+                    x,
+                    job.rows[pos : pos + x.shape[0]],
+                    job.store,
+                    "their encodings would be meaningless",
+                )
                 x = x.to(dev, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                    out = _encode(model, x, **options)
+                    out = model.embed_arrays(x, **options)
                 pos = writer.write(out)
                 health.update(out["global"], out.get("global_indices"))
                 bar.update(x.shape[0])
     return health.result()
-
-
-def _raise_non_finite(x: torch.Tensor, rows: np.ndarray, store_path: Any) -> None:
-    bad = rows[(~torch.isfinite(x.flatten(1)).all(1)).numpy()]
-    raise ValueError(
-        f"crop store {store_path} holds non-finite pixels (crops {bad[:5].tolist()}"
-        f"{' ...' if bad.size > 5 else ''}); their encodings would be meaningless: fix or "
-        "drop them"
-    )
 
 
 def _written_health(
@@ -549,65 +532,3 @@ def _degenerate_message(
         f"would be chance, so nothing was written. {remedy}{other}; "
         "`--allow-degenerate` writes the file anyway"
     )
-
-
-def _layout(
-    model: Any, *, logits: bool, local: bool, global_only: bool = False
-) -> dict[str, tuple[int, np.dtype]]:
-    if hasattr(model, "embed_layout"):  # a model that says what it writes
-        return model.embed_layout(logits=logits, local=local, global_only=global_only)
-    cfg = model.config
-    d, lh, lw = model.local_shape
-    g, gh, gw = model.global_shape
-    layout: dict[str, tuple[int, np.dtype]] = {"global": (g * gh * gw, np.dtype(np.float32))}
-    if local and not global_only:
-        layout["local"] = (d * lh * lw, np.dtype(np.float32))
-    if model.vq_local is not None and model.vq_global is not None:
-        kl, kg = cfg.num_embeddings_local, cfg.num_embeddings_global
-        if not global_only:
-            layout["local_indices"] = (lh * lw, _index_dtype(kl))
-        layout["global_indices"] = (cfg.global_vq_split * gh * gw, _index_dtype(kg))
-        if not global_only:
-            layout["local_hist"] = (kl, _count_dtype(lh * lw))
-        layout["global_hist"] = (kg, _count_dtype(cfg.global_vq_split * gh * gw))
-    if logits and model.fc1 is not None:
-        layout["logits"] = (cfg.num_classes, np.dtype(np.float32))
-        if not global_only:
-            layout["logits_local"] = (cfg.num_classes, np.dtype(np.float32))
-    return layout
-
-
-def _encode(
-    model: Any, x: torch.Tensor, *, logits: bool, local: bool, global_only: bool = False
-) -> dict[str, np.ndarray]:
-    if hasattr(model, "embed_arrays"):
-        return model.embed_arrays(x, logits=logits, local=local, global_only=global_only)
-    out: dict[str, torch.Tensor] = {}
-    if global_only:  # encoder1 -> encoder2 -> VQ2 only: no VQ1, decoders or local head
-        global_q, gidx = model.encode_global(x)
-        out["global"] = global_q.flatten(1)
-        if gidx is not None:
-            out["global_indices"] = gi = gidx.flatten(1)
-            out["global_hist"] = _bincount_rows(gi, model.config.num_embeddings_global)
-        if logits and model.fc2 is not None:
-            out["logits"] = model.fc2(global_q)
-    else:
-        local_c, global_c = model.encode(x)
-        vq_l, vq_g = model.quantize(local_c, global_c)
-        local_q = vq_l.quantized if vq_l is not None else local_c
-        global_q = vq_g.quantized if vq_g is not None else global_c
-        out["global"] = global_q.flatten(1)
-        if local:
-            out["local"] = local_q.flatten(1)
-        if vq_l is not None and vq_g is not None:
-            li, gi = vq_l.indices.flatten(1), vq_g.indices.flatten(1)
-            out["local_indices"] = li
-            out["global_indices"] = gi
-            out["local_hist"] = _bincount_rows(li, model.config.num_embeddings_local)
-            out["global_hist"] = _bincount_rows(gi, model.config.num_embeddings_global)
-        if logits and model.fc1 is not None:
-            out["logits_local"], out["logits"] = model.classify(local_q, global_q)
-    return {
-        k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
-        for k, v in out.items()
-    }

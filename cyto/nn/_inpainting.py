@@ -24,11 +24,13 @@ import copy
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+
+from ._protocol import ModelLoss
 
 __all__ = ["InpaintingLoss", "InpaintingOutput", "PairedInpainting", "PairedInpaintingConfig"]
 
@@ -53,9 +55,6 @@ class PairedInpaintingConfig:
     ----------
     in_channels : int, default 2
         Channels of a crop; at least 2 (the protein, then the nucleus or distance map).
-    num_classes : int, default 2
-        Proteins in the store (unused by the model; kept so the trainer treats every
-        model alike).
     image_size : int, default 100
         Crop side; divisible by 4.
     width : float, default 1.0
@@ -71,7 +70,6 @@ class PairedInpaintingConfig:
     """
 
     in_channels: int = 2
-    num_classes: int = 2
     image_size: int = 100
     width: float = 1.0
     source_widths: tuple[int, ...] = (96, 256, 384, 384, 256)
@@ -131,8 +129,26 @@ class PairedInpaintingConfig:
 
     @classmethod
     def from_saved(cls, values: Mapping[str, Any]) -> PairedInpaintingConfig:
-        """Rebuild the config saved with a run or checkpoint."""
-        return cls.from_dict(values)
+        """Rebuild the config saved with a run or checkpoint (earlier configs held
+        an unused ``num_classes``, dropped here)."""
+        return cls.from_dict({k: v for k, v in values.items() if k != "num_classes"})
+
+    def for_data(
+        self, *, in_channels: int, image_size: int, num_classes: int
+    ) -> PairedInpaintingConfig:
+        """This config fitted to a crop store's channels and crop side (the model
+        identifies nothing: ``num_classes`` is not used)."""
+        return self.replace(in_channels=in_channels, image_size=image_size)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, int]:
+        """``(0, 0)``: the model has no codebooks."""
+        return (0, 0)
+
+    @property
+    def quantizer(self) -> None:
+        """None: the model has no codebooks."""
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-safe dict (``from_dict`` inverts it)."""
@@ -177,14 +193,9 @@ class InpaintingOutput:
     encoding: torch.Tensor
 
 
-@dataclass
-class InpaintingLoss:
+class InpaintingLoss(ModelLoss):
     """The loss: pixel-wise MSE of the painted protein channel, divided by the store's
     pixel variance (as cytoself's reconstruction term). Tensors, never read back."""
-
-    total: torch.Tensor
-    task: torch.Tensor
-    terms: dict[str, torch.Tensor]
 
 
 class PairedInpainting(nn.Module):
@@ -205,6 +216,9 @@ class PairedInpainting(nn.Module):
     >>> {k: v.shape[1] for k, v in m.features(torch.zeros(2, 2, 32, 32)).items()}
     {'conv3': 24, 'conv4': 24, 'conv5': 16}
     """
+
+    #: learns from pairs of crops of one protein (the trainer serves pairs)
+    paired: ClassVar[bool] = True
 
     def __init__(self, config: PairedInpaintingConfig) -> None:
         super().__init__()
@@ -285,6 +299,10 @@ class PairedInpainting(nn.Module):
         mse = torch.mean((output.prediction.float() - truth) ** 2) / float(reconstruction_scale)
         return InpaintingLoss(total=mse, task=mse, terms={"reconstruction": mse})
 
+    def health_arrays(self, output: InpaintingOutput) -> tuple[torch.Tensor, None]:
+        """The source crops' encodings (no codebooks: no code indices)."""
+        return output.encoding, None
+
     # ---------------------------------------------------------- what embed writes
     @property
     def global_shape(self) -> tuple[int, ...]:
@@ -294,7 +312,9 @@ class PairedInpainting(nn.Module):
     def local_shape(self) -> tuple[int, ...]:
         return (0,)
 
-    def embed_layout(self, **options: Any) -> dict[str, tuple[int, np.dtype]]:
+    def embed_layout(
+        self, *, logits: bool = False, local: bool = False, global_only: bool = False
+    ) -> dict[str, tuple[int, np.dtype]]:
         """Datasets of the embeddings file: ``global`` (the feature layer) and every
         ``layer_<name>``."""
         f32 = np.dtype(np.float32)
@@ -302,8 +322,16 @@ class PairedInpainting(nn.Module):
         layout.update({f"layer_{n}": (w, f32) for n, w in self.feature_widths.items()})
         return layout
 
-    def embed_arrays(self, x: torch.Tensor, **options: Any) -> dict[str, np.ndarray]:
-        """The rows of :meth:`embed_layout` for a batch of single crops."""
+    def embed_arrays(
+        self,
+        x: torch.Tensor,
+        *,
+        logits: bool = False,
+        local: bool = False,
+        global_only: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """The rows of :meth:`embed_layout` for a batch of single crops (no logits, no
+        local encodings: the options change nothing)."""
         feats = {k: v.float().cpu().numpy() for k, v in self.features(x).items()}
         out = {"global": feats[self.config.feature_layer]}
         out.update({f"layer_{n}": v for n, v in feats.items()})

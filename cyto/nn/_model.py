@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +15,7 @@ from ._config import CytoselfConfig
 from ._decoders import ResidualDecoder, upsampling_sizes
 from ._encoders import create_encoder
 from ._heads import MLPHead
+from ._protocol import ModelLoss
 from .quantize import VectorQuantizer, VQOutput
 
 __all__ = ["Cytoself", "CytoselfLoss", "CytoselfOutput"]
@@ -59,9 +61,8 @@ class CytoselfOutput:
     logits_global: torch.Tensor | None = None
 
 
-@dataclass
-class CytoselfLoss:
-    """The weighted training loss and its parts.
+class CytoselfLoss(ModelLoss):
+    """The weighted training loss and its parts (a :class:`~cyto.nn._protocol.ModelLoss`).
 
     Attributes
     ----------
@@ -77,22 +78,30 @@ class CytoselfLoss:
         cls_global)``: the total without the feature-space terms (``local_reconstruction``,
         ``vq_*``), whose scale follows the encoders' output and can grow while the
         model improves. The default criterion of the best checkpoint (``task_loss``).
-    perplexity_local, perplexity_global : scalar Tensor or None
-        Codebook perplexities of the batch (detached).
-    accuracy_local, accuracy_global : scalar Tensor or None
-        Identification accuracies of the batch (detached).
+    metrics : dict of str to scalar Tensor
+        ``perplexity_local``, ``perplexity_global`` (codebook perplexities of the batch)
+        and ``accuracy_local``, ``accuracy_global`` (identification accuracies), detached,
+        where the model has the parts; also readable as attributes of those names.
 
     Every value stays a tensor on the model's device: nothing here waits for the GPU;
     the training loop reads them at its logging steps only.
     """
 
-    total: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    task: torch.Tensor | None = None
-    perplexity_local: torch.Tensor | None = None
-    perplexity_global: torch.Tensor | None = None
-    accuracy_local: torch.Tensor | None = None
-    accuracy_global: torch.Tensor | None = None
+    @property
+    def perplexity_local(self) -> torch.Tensor | None:
+        return self.metrics.get("perplexity_local")
+
+    @property
+    def perplexity_global(self) -> torch.Tensor | None:
+        return self.metrics.get("perplexity_global")
+
+    @property
+    def accuracy_local(self) -> torch.Tensor | None:
+        return self.metrics.get("accuracy_local")
+
+    @property
+    def accuracy_global(self) -> torch.Tensor | None:
+        return self.metrics.get("accuracy_global")
 
 
 # Loss terms whose scale is fixed by the data, not by the encoders' output.
@@ -108,6 +117,23 @@ def _cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(int(s) for s in t.shape)
+
+
+def _index_dtype(k: int) -> np.dtype:
+    """The smallest integer dtype of code indices below ``k``."""
+    return np.dtype(np.int16) if k <= np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
+def _count_dtype(max_count: int) -> np.dtype:
+    """The smallest dtype of per-crop code counts up to ``max_count``."""
+    return np.dtype(np.uint16) if max_count <= np.iinfo(np.uint16).max else np.dtype(np.int32)
+
+
+def _bincount_rows(indices: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-row histograms of ``indices`` (n, m) into ``k`` bins, one bincount call."""
+    n = indices.shape[0]
+    offsets = torch.arange(n, device=indices.device).unsqueeze(1) * k
+    return torch.bincount((indices + offsets).reshape(-1), minlength=n * k).reshape(n, k)
 
 
 class Cytoself(nn.Module):
@@ -155,6 +181,9 @@ class Cytoself(nn.Module):
     >>> sorted(loss.terms)
     ['cls_global', 'cls_local', 'local_reconstruction', 'reconstruction', 'vq_global', 'vq_local']
     """
+
+    #: learns from single crops (not pairs)
+    paired: ClassVar[bool] = False
 
     def __init__(self, config: CytoselfConfig) -> None:
         super().__init__()
@@ -519,8 +548,8 @@ class Cytoself(nn.Module):
             terms["vq_local"] = output.vq_local.loss
             terms["vq_global"] = output.vq_global.loss
             # tensors, not floats: reading a number here would wait for the GPU every step
-            result.perplexity_local = output.vq_local.perplexity.detach()
-            result.perplexity_global = output.vq_global.perplexity.detach()
+            result.metrics["perplexity_local"] = output.vq_local.perplexity.detach()
+            result.metrics["perplexity_global"] = output.vq_global.perplexity.detach()
         if output.logits_local is not None and output.logits_global is not None:
             if not isinstance(labels, torch.Tensor) or labels.shape != (x.shape[0],):
                 got = _shape(labels) if isinstance(labels, torch.Tensor) else repr(labels)
@@ -530,8 +559,12 @@ class Cytoself(nn.Module):
             terms["cls_local"] = F.cross_entropy(output.logits_local.float(), labels)
             terms["cls_global"] = F.cross_entropy(output.logits_global.float(), labels)
             with torch.no_grad():
-                result.accuracy_local = (output.logits_local.argmax(1) == labels).float().mean()
-                result.accuracy_global = (output.logits_global.argmax(1) == labels).float().mean()
+                for part, logits in (
+                    ("local", output.logits_local),
+                    ("global", output.logits_global),
+                ):
+                    hits = logits.argmax(1) == labels
+                    result.metrics[f"accuracy_{part}"] = hits.float().mean()
         weights = {
             "reconstruction": cfg.w_reconstruction,
             "local_reconstruction": cfg.w_reconstruction,
@@ -551,6 +584,93 @@ class Cytoself(nn.Module):
         result.task = task if task is not None else result.total
         result.terms = terms
         return result
+
+    # ------------------------------------------------------------------ what embed writes
+    def health_arrays(self, output: CytoselfOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The flattened global encodings of a forward pass (quantized when the model
+        quantizes) and VQ2's code indices (None without codebooks)."""
+        encodings = output.global_quantized
+        if encodings is None:
+            encodings = output.global_
+        indices = output.global_indices
+        return encodings.flatten(1), None if indices is None else indices.flatten(1)
+
+    def embed_layout(
+        self, *, logits: bool = False, local: bool = False, global_only: bool = False
+    ) -> dict[str, tuple[int, np.dtype]]:
+        """The datasets ``cyto embed`` writes, name to (row width, dtype).
+
+        ``global`` always; ``local`` on request; the code indices and per-crop code
+        histograms of both codebooks when the model quantizes; the identification
+        logits of both heads on request. ``global_only`` leaves out everything of the
+        local path (the fast path of :meth:`encode_global`).
+        """
+        cfg = self.config
+        d, lh, lw = self.local_shape
+        g, gh, gw = self.global_shape
+        layout: dict[str, tuple[int, np.dtype]] = {"global": (g * gh * gw, np.dtype(np.float32))}
+        if local and not global_only:
+            layout["local"] = (d * lh * lw, np.dtype(np.float32))
+        if self.vq_local is not None and self.vq_global is not None:
+            kl, kg = cfg.num_embeddings_local, cfg.num_embeddings_global
+            if not global_only:
+                layout["local_indices"] = (lh * lw, _index_dtype(kl))
+            layout["global_indices"] = (cfg.global_vq_split * gh * gw, _index_dtype(kg))
+            if not global_only:
+                layout["local_hist"] = (kl, _count_dtype(lh * lw))
+            layout["global_hist"] = (kg, _count_dtype(cfg.global_vq_split * gh * gw))
+        if logits and self.fc1 is not None:
+            layout["logits"] = (cfg.num_classes, np.dtype(np.float32))
+            if not global_only:
+                layout["logits_local"] = (cfg.num_classes, np.dtype(np.float32))
+        return layout
+
+    def embed_arrays(
+        self,
+        x: torch.Tensor,
+        *,
+        logits: bool = False,
+        local: bool = False,
+        global_only: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """The rows of :meth:`embed_layout` for a batch of crops ``(B, C, S, S)``.
+
+        Call it under ``torch.inference_mode()`` on a model in eval mode.
+        """
+        out = self._embed_global(x, logits) if global_only else self._embed_all(x, logits, local)
+        return {
+            k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+            for k, v in out.items()
+        }
+
+    def _embed_global(self, x: torch.Tensor, logits: bool) -> dict[str, torch.Tensor]:
+        """encoder1 -> encoder2 -> VQ2 only: no VQ1, decoders or local head."""
+        global_q, gidx = self.encode_global(x)
+        out = {"global": global_q.flatten(1)}
+        if gidx is not None:
+            out["global_indices"] = gi = gidx.flatten(1)
+            out["global_hist"] = _bincount_rows(gi, self.config.num_embeddings_global)
+        if logits and self.fc2 is not None:
+            out["logits"] = self.fc2(global_q)
+        return out
+
+    def _embed_all(self, x: torch.Tensor, logits: bool, local: bool) -> dict[str, torch.Tensor]:
+        local_c, global_c = self.encode(x)
+        vq_l, vq_g = self.quantize(local_c, global_c)
+        local_q = vq_l.quantized if vq_l is not None else local_c
+        global_q = vq_g.quantized if vq_g is not None else global_c
+        out = {"global": global_q.flatten(1)}
+        if local:
+            out["local"] = local_q.flatten(1)
+        if vq_l is not None and vq_g is not None:
+            li, gi = vq_l.indices.flatten(1), vq_g.indices.flatten(1)
+            out["local_indices"] = li
+            out["global_indices"] = gi
+            out["local_hist"] = _bincount_rows(li, self.config.num_embeddings_local)
+            out["global_hist"] = _bincount_rows(gi, self.config.num_embeddings_global)
+        if logits and self.fc1 is not None:
+            out["logits_local"], out["logits"] = self.classify(local_q, global_q)
+        return out
 
     # ------------------------------------------------------------------ reporting
     def num_parameters(self) -> dict[str, int]:

@@ -23,7 +23,7 @@ from cyto.nn import (
     train,
 )
 
-from .test_train import make_store
+from .helpers import make_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -208,7 +208,7 @@ def test_collapse_advice_fits_the_situation():
     degenerate-embed hint never suggests --checkpoint last when last is in use."""
     from cyto._health import HealthAccumulator
     from cyto.nn._embed import _degenerate_message
-    from cyto.nn._train import _collapse_message
+    from cyto.nn._monitors import _collapse_message
 
     acc = HealthAccumulator(num_codes=4)
     acc.update(np.zeros((8, 3), np.float32), np.zeros((8, 2), np.int64))

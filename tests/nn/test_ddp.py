@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 from cyto.nn import load_checkpoint
 from cyto.nn._distributed import DistInfo, replica_divergence
 
-from .test_train import make_store
+from .helpers import make_store
 
 
 def _free_port() -> int:

@@ -12,11 +12,10 @@ import torch
 
 from cyto.cli import main
 from cyto.data import CropStore, Embeddings, write_crop_store
-from cyto.nn import CropDataset, TrainConfig, load_model, train
-from cyto.nn import _embed as embed_module
+from cyto.nn import CropDataset, Cytoself, TrainConfig, load_model, train
 from cyto.nn import embed as _embed
 
-from .test_train import make_store
+from .helpers import make_store
 
 # The fixture's run trains 4 steps of the tiny model, whose encodings are degenerate
 # (the health check refuses them: tests/nn/test_health.py); these tests check the file.
@@ -169,16 +168,16 @@ def test_interrupted_embedding_resumes(trained, tmp_path, monkeypatch):
     ref, _ = _read(
         embed(run, store, tmp_path / "ref.h5", batch_size=4, num_workers=0, progress=False)
     )
-    original = embed_module._encode
+    original = Cytoself.embed_arrays
     calls = {"n": 0}
 
-    def flaky(*args, **kwargs):
+    def flaky(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt("simulated kill")
-        return original(*args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(embed_module, "_encode", flaky)
+    monkeypatch.setattr(Cytoself, "embed_arrays", flaky)
     out = tmp_path / "emb.h5"
     with pytest.raises(KeyboardInterrupt):
         embed(run, store, out, batch_size=4, num_workers=0, progress=False)

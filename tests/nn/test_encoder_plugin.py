@@ -10,7 +10,7 @@ import torch
 from cyto.cli import main
 from cyto.nn import Cytoself, CytoselfConfig, list_encoders, resolve_encoder
 
-from .test_train import make_store
+from .helpers import make_store
 
 PLUGIN = textwrap.dedent(
     """

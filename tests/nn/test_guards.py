@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from bad_inputs import hold
 
 from cyto import LockedError
 from cyto.cli import EXIT_CODES, main
@@ -15,8 +16,7 @@ from cyto.data import CropStore, write_crop_store
 from cyto.nn import embed as _embed
 from cyto.nn import train
 
-from ..test_lock import hold
-from .test_train import FAST, make_store
+from .helpers import FAST, make_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

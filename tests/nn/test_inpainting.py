@@ -19,7 +19,8 @@ from cyto.nn import (
     load_model,
     train,
 )
-from tests.nn.test_train import _assert_same_weights, epochs, make_store
+
+from .helpers import assert_same_weights, epochs, make_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -156,7 +157,7 @@ def test_resume_is_exact(lu_run, store, tmp_path, monkeypatch) -> None:
     monkeypatch.undo()
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
     train(store, run, resume=True)
-    _assert_same_weights(run / "checkpoints" / "last.pt", lu_run / "checkpoints" / "last.pt")
+    assert_same_weights(run / "checkpoints" / "last.pt", lu_run / "checkpoints" / "last.pt")
     got, want = epochs(run), epochs(lu_run)
     np.testing.assert_allclose([r["train_loss"] for r in got], [r["train_loss"] for r in want])
 

@@ -17,8 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cyto
-from cyto.nn import Cytoself, CytoselfConfig
-from cyto.nn._train import train_one_epoch
+from cyto.nn import Cytoself, CytoselfConfig, train_one_epoch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from cyto.cli import main
-from cyto.data import write_crop_store
 from cyto.nn import (
     CropDataset,
     NonFiniteLossError,
@@ -27,45 +26,13 @@ from cyto.nn import (
     train,
 )
 
-# 3 train steps of 8 crops per epoch on the "tiny" preset: seconds per run on 2 cores
-# A few steps of the tiny model give degenerate encodings; these tests are about the run
-# mechanics, so every epoch competes for the best checkpoint (test_collapse.py tests the
-# default, skip_degenerate=True).
-FAST = TrainConfig(
-    preset="tiny",
-    batch_size=8,
-    max_epochs=3,
-    num_workers=0,
-    log_every=1,
-    progress=False,
-    skip_degenerate=False,
-)
+from .helpers import FAST, assert_same_weights, epochs, make_store
 
 # dropout makes the result depend on the restored torch RNG state
 DROP = {"fc_dropout": 0.5}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def make_store(path, *, n_per_protein=8, proteins=4, size=32, seed=0, nan_row=None):
-    """A small store whose proteins differ by a bright band at a protein-specific row."""
-    rng = np.random.default_rng(seed)
-    n = n_per_protein * proteins
-    prot = np.repeat([f"P{k}" for k in range(proteins)], n_per_protein)
-    fov = np.array([f"{p}-f{i % n_per_protein}" for i, p in enumerate(prot)])
-    crops = rng.normal(0, 0.3, size=(n, 2, size, size)).astype(np.float32)
-    band = size // proteins
-    for k in range(proteins):
-        crops[prot == f"P{k}", 0, k * band : (k + 1) * band] += 2.0
-    if nan_row is not None:
-        crops[nan_row, 0, 3, 3] = np.nan
-    return write_crop_store(path, crops.astype(np.float16), prot, fov_ids=fov)
-
-
-def epochs(run):
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["kind"] == "epoch"]
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +59,6 @@ def _interrupt_after(monkeypatch, reads):
         return original(self, positions)
 
     monkeypatch.setattr(CropDataset, "read", read)
-
-
-def _assert_same_weights(a, b):
-    sa, sb = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        torch.testing.assert_close(sa[k], sb[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
 # ----------------------------------------------------------------------------- config
@@ -191,8 +151,8 @@ def test_resume_after_kill_matches_uninterrupted(
     saved = load_checkpoint(run / "checkpoints" / "last.pt")
     assert saved["step"] == (3 if checkpoint_every == 0 else 4)
     train(store, run, resume=True)
-    _assert_same_weights(run / "checkpoints" / "last.pt", reference_run / "checkpoints" / "last.pt")
-    _assert_same_weights(run / "checkpoints" / "best.pt", reference_run / "checkpoints" / "best.pt")
+    assert_same_weights(run / "checkpoints" / "last.pt", reference_run / "checkpoints" / "last.pt")
+    assert_same_weights(run / "checkpoints" / "best.pt", reference_run / "checkpoints" / "best.pt")
     got, want = epochs(run), epochs(reference_run)
     assert [r["epoch"] for r in got] == [0, 1, 2]  # no duplicated records
     np.testing.assert_allclose([r["val_loss"] for r in got], [r["val_loss"] for r in want])
@@ -260,7 +220,9 @@ def test_bad_stores_rejected_before_training(store, tmp_path):
     with pytest.raises(ValueError, match="not a readable HDF5"):
         train(not_h5, tmp_path / "r2", config=FAST)
     nan_store = make_store(tmp_path / "nan.h5", nan_row=0)
-    with pytest.raises(ValueError, match="non-finite pixel values"):
+    with pytest.raises(
+        ValueError, match=r"holds non-finite pixels \(crops \[0\]\); training would diverge"
+    ):
         train(nan_store, tmp_path / "r3", config=FAST)
     for r in ("r0", "r1", "r2", "r3"):
         assert not (tmp_path / r / "checkpoints").exists()

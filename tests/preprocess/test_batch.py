@@ -12,50 +12,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import tifffile
 
 from cyto.cli import main
 from cyto.data import CropStore
 from cyto.preprocess import preprocess_dataset, preprocess_fov, read_stack
 
-from ._synth import grid_centers, nuclei_field
-
-CROP = 48
-
-
-def _write_fov(path: Path, seed: int) -> None:
-    centers = grid_centers((256, 256), spacing=70, margin=58)
-    hoechst, labels = nuclei_field((256, 256), centers, 16, seed=seed)
-    rng = np.random.default_rng(seed + 100)
-    protein = 200 + 800 * (labels > 0) * rng.random() + rng.normal(0, 20, labels.shape)
-    z = np.linspace(0.7, 1.0, 3)[:, None, None]
-    stack = np.stack([hoechst * z, protein * z]).clip(0, 65535).astype(np.uint16)
-    tifffile.imwrite(path, stack, photometric="minisblack")
-
-
-def _make_dataset(root: Path, n_good: int = 4, bad: bool = True) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    rows = ["path,protein_id,fov_id"]
-    for i in range(n_good):
-        _write_fov(root / f"good{i}.tif", seed=i)
-        rows.append(f"good{i}.tif,P{i % 2},g{i}")
-    if bad:
-        (root / "junk.tif").write_bytes(b"this is not a tiff")
-        rows.append("junk.tif,P0,junk")
-        tifffile.imwrite(root / "nan.tif", np.full((2, 2, 128, 128), np.nan, np.float32))
-        rows.append("nan.tif,P1,nan")
-        tifffile.imwrite(root / "one_channel.tif", np.zeros((128, 128), np.uint16))
-        rows.append("one_channel.tif,P1,onech")
-        tifffile.imwrite(
-            root / "time.ome.tif",
-            np.zeros((2, 2, 3, 64, 64), np.uint16),
-            ome=True,
-            metadata={"axes": "TCZYX"},
-        )
-        rows.append("time.ome.tif,P0,time")
-        rows.append("missing.tif,P0,missing")
-    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-    return root / "manifest.csv"
+from ._synth import CROP, _make_dataset, _write_fov
 
 
 @pytest.fixture(scope="module")

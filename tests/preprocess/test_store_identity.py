@@ -6,14 +6,14 @@ import os
 
 import h5py
 import pytest
+from bad_inputs import hold
 
 from cyto import LockedError
 from cyto.cli import main
 from cyto.data import CropStore
 from cyto.preprocess import fingerprint, preprocess_dataset, read_manifest
 
-from ..test_lock import hold
-from .test_batch import CROP, _make_dataset, _write_fov
+from ._synth import CROP, _make_dataset, _write_fov
 
 
 def _run(manifest, out, **kw):
