@@ -18,8 +18,13 @@ from cyto.analysis._evaluate import (
     retrieval_scores,
     umap_replicates,
 )
-from cyto.analysis._explore import CodeClusters, code_clusters, explore_embeddings, explorer_data
-from cyto.analysis._explorer import (
+from cyto.analysis._explorer_data import (
+    CodeClusters,
+    code_clusters,
+    explore_embeddings,
+    explorer_data,
+)
+from cyto.analysis._explorer_page import (
     ExplorerData,
     crop_thumbnails,
     nearest_proteins,

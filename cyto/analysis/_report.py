@@ -18,7 +18,7 @@ import numpy as np
 from cyto._atomic import atomic_path
 from cyto._provenance import package_versions
 from cyto.analysis._evaluate import Evaluation, evaluate
-from cyto.analysis._explore import CodeClusters
+from cyto.analysis._explorer_data import CodeClusters
 from cyto.analysis._ground_truth import GroundTruth, labels_for
 from cyto.analysis._profiles import center_scale_by_batch
 from cyto.analysis._reading import (
@@ -962,8 +962,8 @@ class _AnalysisRun:
         max_thumbnails: int,
     ) -> None:
         """Write ``explorer.html`` and link it at the top of the atlas section."""
-        from cyto.analysis._explore import explorer_data
-        from cyto.analysis._explorer import write_explorer
+        from cyto.analysis._explorer_data import explorer_data
+        from cyto.analysis._explorer_page import write_explorer
 
         rows = main["rows"]
         _log(self.verbose, f"explorer: {rows.size} crops")

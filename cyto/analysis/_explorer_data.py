@@ -1,4 +1,6 @@
-"""From an embeddings file (or an analysis in progress) to the explorer's arrays."""
+"""The explorer's data, from an embeddings file (or an analysis in progress): positions,
+colourings, thumbnails, spectra and neighbours, handed to the page writer
+(:mod:`._explorer_page`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto.analysis._explorer import (
+from cyto.analysis._explorer_page import (
     ExplorerData,
     crop_thumbnails,
     nearest_proteins,
