@@ -161,13 +161,11 @@ def _export_only(args: argparse.Namespace) -> int:
 
 
 def _export(embeddings: Path, args: argparse.Namespace) -> None:
-    from cyto.workflows import export_anndata
+    from cyto.data import export_h5ad
+    from cyto.workflows import ground_truth_obs
 
-    path = export_anndata(
-        embeddings,
-        _h5ad_target(embeddings, args),
-        ground_truth=args.ground_truth,
-        complexes=args.complexes,
-        overwrite=args.overwrite,
+    obs = ground_truth_obs(embeddings, ground_truth=args.ground_truth, complexes=args.complexes)
+    path = export_h5ad(
+        embeddings, _h5ad_target(embeddings, args), obs=obs, overwrite=args.overwrite
     )
     print(f"AnnData written to {path}")

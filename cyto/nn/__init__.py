@@ -15,7 +15,7 @@ from ._dataset import (
     split_crops,
 )
 from ._distributed import resolve_device
-from ._embed import embed, export_h5ad, load_model
+from ._embed import embed, load_model
 from ._encoders import (
     EncoderPair,
     create_encoder,
@@ -77,7 +77,6 @@ __all__: list[str] = [
     "default_threads",
     "embed",
     "encode_labels",
-    "export_h5ad",
     "list_encoders",
     "list_models",
     "load_checkpoint",
@@ -110,6 +109,13 @@ def __getattr__(name: str) -> object:
             stacklevel=2,
         )
         return globals()[_RENAMED[name]]
+    if name == "export_h5ad":
+        warnings.warn(
+            "cyto.nn.export_h5ad is cyto.data.export_h5ad", DeprecationWarning, stacklevel=2
+        )
+        from cyto.data import export_h5ad
+
+        return export_h5ad
     if name == "MODELS":
         warnings.warn(
             "cyto.nn.MODELS is replaced by cyto.nn.list_models()", DeprecationWarning, stacklevel=2

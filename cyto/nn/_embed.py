@@ -64,7 +64,7 @@ from ._dataset import (
 from ._distributed import resolve_device
 from ._registry import saved_config
 
-__all__ = ["EMBEDDING_FORMAT", "embed", "export_h5ad", "load_model"]
+__all__ = ["EMBEDDING_FORMAT", "embed", "load_model"]
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str | os.PathLike) -> Path:

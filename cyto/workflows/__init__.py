@@ -35,7 +35,8 @@ from cyto.workflows._ablate import (
 )
 from cyto.workflows._demo import run_demo, stage_hashes
 from cyto.workflows._evaluate import card_markdown, evaluation_card
-from cyto.workflows._export import export_anndata
+from cyto.workflows._export import export_anndata as export_anndata  # deprecated
+from cyto.workflows._export import ground_truth_obs
 from cyto.workflows._inputs import (
     DEMO_PRESETS,
     STAGES,
@@ -57,7 +58,7 @@ __all__ = [
     "baseline_scores",
     "card_markdown",
     "evaluation_card",
-    "export_anndata",
+    "ground_truth_obs",
     "knn_family_accuracy",
     "localize_hidden",
     "run_ablation",

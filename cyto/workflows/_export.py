@@ -1,8 +1,9 @@
-"""``cyto embed EMB.h5 --h5ad``: AnnData from an embeddings file, with ground-truth labels."""
+"""``cyto embed EMB.h5 --h5ad``: the ground truth's labels for an AnnData export."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,38 @@ import numpy as np
 from cyto.analysis import GroundTruth, anndata_labels
 from cyto.data import Embeddings, export_h5ad
 
-__all__ = ["export_anndata"]
+__all__ = ["ground_truth_obs"]
+
+
+def ground_truth_obs(
+    embeddings: str | os.PathLike,
+    *,
+    ground_truth: str | os.PathLike | None = None,
+    complexes: str | os.PathLike | None = None,
+    min_grade: int = 2,
+) -> dict[str, list]:
+    """``family`` and ``complex`` of every crop of an embeddings file, for the ``obs`` of
+    :func:`cyto.data.export_h5ad` (None where a protein is not annotated).
+
+    With them, ``sc.pl.umap(adata, color="family")`` works after
+    ``sc.pp.neighbors(adata); sc.tl.umap(adata)``.
+
+    Parameters
+    ----------
+    embeddings : path-like
+        File written by ``cyto embed``.
+    ground_truth, complexes : path-like, optional
+        As for :func:`cyto.analysis.GroundTruth.read` (neither: no columns).
+    min_grade : int, default 2
+
+    Returns
+    -------
+    obs : dict of str to list
+    """
+    gt = GroundTruth.read(ground_truth, complexes, min_grade=min_grade)
+    with Embeddings(embeddings) as emb:
+        pids = np.asarray(emb.protein_ids)
+    return anndata_labels(gt, pids)
 
 
 def export_anndata(
@@ -22,30 +54,14 @@ def export_anndata(
     min_grade: int = 2,
     overwrite: bool = False,
 ) -> Path:
-    """Export an embeddings file to ``.h5ad`` without re-embedding.
-
-    ``X`` = global encodings; ``obs`` = what :func:`cyto.data.export_h5ad` writes plus
-    ``family`` and ``complex`` from the ground truth (missing where a protein is not
-    annotated), so ``sc.pl.umap(adata, color="family")`` works after
-    ``sc.pp.neighbors(adata); sc.tl.umap(adata)``.
-
-    Parameters
-    ----------
-    embeddings : path-like
-        File written by ``cyto embed``.
-    out : path-like
-        Output ``.h5ad``.
-    ground_truth, complexes : path-like, optional
-        As for :func:`cyto.analysis.GroundTruth.read`.
-    min_grade : int, default 2
-    overwrite : bool, default False
-        Replace an ``.h5ad`` file cyto exported earlier at ``out`` (never another file).
-
-    Returns
-    -------
-    path : Path
-    """
-    gt = GroundTruth.read(ground_truth, complexes, min_grade=min_grade)
-    with Embeddings(embeddings) as emb:
-        pids = np.asarray(emb.protein_ids)
-    return export_h5ad(embeddings, out, obs=anndata_labels(gt, pids), overwrite=overwrite)
+    """Deprecated: ``cyto.data.export_h5ad(embeddings, out, obs=ground_truth_obs(...))``."""
+    warnings.warn(
+        "cyto.workflows.export_anndata is replaced by cyto.data.export_h5ad with "
+        "obs=cyto.workflows.ground_truth_obs(...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    obs = ground_truth_obs(
+        embeddings, ground_truth=ground_truth, complexes=complexes, min_grade=min_grade
+    )
+    return export_h5ad(embeddings, out, obs=obs, overwrite=overwrite)
