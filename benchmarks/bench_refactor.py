@@ -100,12 +100,12 @@ def main() -> int:
         "images_per_s": runs,
         "median": med,
         "ratio_after_before": med["after"] / med["before"],
-        "machine": machine_info(),
+        "machine": machine_info(packages=("numpy", "torch"), load=True),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "refactor.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
-        "# Training throughput before and after the #15 redesign",
+        f"# Training throughput before ({args.before}) and after ({after}) a code change",
         "",
         f"`python benchmarks/bench_refactor.py --before {args.before}` (after = {after}): "
         f"`train_one_epoch`, `small` preset, batch 32, {args.steps} steps, CPU, "
@@ -118,7 +118,10 @@ def main() -> int:
             for k, v in runs.items()
         ),
         "",
-        f"after / before = **{record['ratio_after_before']:.3f}**",
+        f"after / before = **{record['ratio_after_before']:.3f}**; paired ratios per "
+        "repeat: " + ", ".join(f"{a / b:.2f}" for a, b in zip(runs["after"], runs["before"])),
+        "",
+        "Machine, load and package versions: `refactor.json`.",
         "",
     ]
     (RESULTS / "refactor.md").write_text("\n".join(lines))
