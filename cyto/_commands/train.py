@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``cyto train``."""
 
     from cyto.data import RunDir
-    from cyto.nn import TrainConfig, read_config_file, train
+    from cyto.nn import TrainConfig, read_config_file, resume_config, train
 
     resume = args.resume is not False
     run_dir = args.output
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             from cyto.nn import resolve_encoder
 
             resolve_encoder(args.encoder)
-        config = TrainConfig.from_dict(saved["train"]).replace(**overrides)
+        config = resume_config(run_dir, **overrides)
         crops = args.crops  # None: the run's own store (RunDir.store_path)
     else:
         if args.crops is None:

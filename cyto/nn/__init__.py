@@ -30,7 +30,7 @@ from ._model import Cytoself, CytoselfLoss, CytoselfOutput
 from ._monitors import PlateauState, TermWatch, TrainingWarning
 from ._protocol import CytoModel, ModelConfig, ModelLoss
 from ._registry import build_model, list_models, register_model
-from ._train import train
+from ._train import resume_config, train
 from ._train_config import LR_SCHEDULES, NonFiniteLossError, TrainConfig, read_config_file
 from .quantize import (
     VectorQuantizer,
@@ -88,6 +88,7 @@ __all__: list[str] = [
     "register_model",
     "resolve_device",
     "resolve_encoder",
+    "resume_config",
     "save_checkpoint",
     "split_crops",
     "train",

@@ -24,6 +24,8 @@ from ._distributed import (
 )
 from ._train_config import NonFiniteLossError
 
+__all__ = ["train_one_epoch", "validation_metrics"]
+
 
 def _stack(values: Mapping[str, torch.Tensor | float], device: torch.device) -> torch.Tensor:
     return torch.stack(

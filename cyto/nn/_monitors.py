@@ -14,6 +14,8 @@ from typing import Any
 
 from ._train_config import NonFiniteLossError, TrainConfig
 
+__all__ = ["PlateauState", "TermWatch", "TrainingWarning"]
+
 
 @dataclass
 class PlateauState:

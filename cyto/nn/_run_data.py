@@ -27,14 +27,13 @@ from ._dataset import (
     encode_labels,
     split_crops,
 )
-from ._distributed import (
-    DistInfo,
-)
+from ._distributed import DistInfo
 from ._registry import saved_config
 from ._train_config import TrainConfig
 
+__all__: list[str] = []  # internal to cyto.nn.train
 
-# --------------------------------------------------------------------------- setup
+
 @dataclass
 class _RunData:
     store_path: Path

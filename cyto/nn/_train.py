@@ -60,8 +60,12 @@ from ._run_data import _check_store_matches, _model_config, _prepare_data, _RunD
 from ._train_config import _RESUMABLE, NonFiniteLossError, TrainConfig
 from ._trainer import _non_finite_stop, _Trainer
 
+__all__ = ["resume_config", "train"]
+
 
 def _resolve_resume_config(saved: TrainConfig, given: TrainConfig | None) -> TrainConfig:
+    """``given`` when it differs from the run's ``saved`` options only where resuming
+    allows (``saved`` when None)."""
     if given is None:
         return saved
     changed = [
@@ -75,6 +79,36 @@ def _resolve_resume_config(saved: TrainConfig, given: TrainConfig | None) -> Tra
             f"the result; only {sorted(_RESUMABLE)} may differ"
         )
     return given
+
+
+def resume_config(run_dir: str | os.PathLike, **changes: Any) -> TrainConfig:
+    """The training options of the run in ``run_dir``, with ``changes`` applied.
+
+    What ``cyto train --resume`` passes to :func:`train`; :func:`train` checks a given
+    config against the run's in the same way.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder (:class:`cyto.data.RunDir`) that has started.
+    **changes
+        :class:`TrainConfig` fields to change: only those that do not change the result
+        (``max_epochs``, ``num_workers``, ``device``, ``progress``, ``log_every``,
+        ``checkpoint_every``, ``tensorboard``, ``threads``, ``compile``).
+
+    Returns
+    -------
+    TrainConfig
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` holds no run.
+    ValueError
+        If a change would change the result (the message names it).
+    """
+    saved = TrainConfig.from_dict(RunDir(run_dir).read_config()["train"])
+    return _resolve_resume_config(saved, saved.replace(**changes))
 
 
 # --------------------------------------------------------------------------- train

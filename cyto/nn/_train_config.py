@@ -13,6 +13,15 @@ import numpy as np
 
 from ._config import _is_int, _is_nonneg_number
 
+__all__ = [
+    "LR_SCHEDULES",
+    "MAXIMIZED_METRICS",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "read_config_file",
+]
+
+
 _AMP_CHOICES = ("bf16", "fp16", "off")
 
 #: Learning-rate schedules of :class:`TrainConfig` (``lr_schedule``).

@@ -49,6 +49,8 @@ from ._registry import saved_config
 from ._run_data import _make_loaders, _RunData, _setup_record
 from ._train_config import NonFiniteLossError, TrainConfig
 
+__all__: list[str] = []  # internal to cyto.nn.train
+
 
 @dataclass
 class _Trainer:

@@ -362,3 +362,14 @@ def test_steps_per_epoch_caps_each_epoch_to_a_fresh_subset(store, tmp_path):
     assert [s["step"] for s in steps] == [1, 2, 3]
     with pytest.raises(ValueError, match="`steps_per_epoch` must be an int >= 0"):
         TrainConfig(steps_per_epoch=-1)
+
+
+def test_resume_config_allows_only_changes_that_keep_the_result(reference_run):
+    from cyto.nn import resume_config
+
+    assert resume_config(reference_run) == FAST
+    assert resume_config(reference_run, max_epochs=9).max_epochs == 9
+    with pytest.raises(ValueError, match=r"changed training option\(s\) \['lr'\]"):
+        resume_config(reference_run, lr=0.5)
+    with pytest.raises(FileNotFoundError, match="config.json missing"):
+        resume_config(reference_run / "nowhere")
