@@ -555,7 +555,7 @@ CASES: list[Case] = [
     Case("evaluate", "--split test of a file without test crops",
          lambda ws: ["evaluate", str(_val_embeddings(ws)), "-o", str(ws.path("c3")), "-q", "--allow-degenerate",
                      "--ground-truth", str(ws.manifest("gt5.csv", "protein_id,family\nP0,er\nP1,golgi\n"))],
-         2, "holds no test crops"),
+         2, "`split` 'test' not in the embeddings file emb-val.h5; it has ['val']"),
     Case("evaluate", "a ground truth that labels one protein",
          lambda ws: _evaluate(ws, "-o", str(ws.path("c4")), gt=str(ws.manifest("gt1.csv", "protein_id,family\nP0,er\nXYZ,golgi\n"))),
          2, "labels 1 of the 4 proteins"),

@@ -51,20 +51,17 @@ from cyto.analysis._ground_truth import (
     load_complexes,
     load_ground_truth,
 )
+from cyto.analysis._page import Link, load_sections, write_report
 from cyto.analysis._profiles import (
+    CORRECTIONS,
     aggregate,
     center_scale_by_batch,
     drop_constant,
     harmony,
     sphere,
 )
-from cyto.analysis._report import (
-    AnalysisReport,
-    Link,
-    analyze_embeddings,
-    load_sections,
-    write_report,
-)
+from cyto.analysis._reading import AtlasInput, batch_column, read_atlas
+from cyto.analysis._report import AnalysisReport, analyze_embeddings
 from cyto.analysis._retrieval import (
     RetrievalResult,
     average_precision,
@@ -96,8 +93,10 @@ from cyto.analysis._spectra import (
 from cyto.analysis._umap import AtlasUMAP, aligned_umap, umap_embed
 
 __all__ = [
+    "CORRECTIONS",
     "THRESHOLDS",
     "AnalysisReport",
+    "AtlasInput",
     "AtlasUMAP",
     "Biclusters",
     "CodeClusters",
@@ -118,6 +117,7 @@ __all__ = [
     "average_precision",
     "baseline_features",
     "baseline_scores",
+    "batch_column",
     "benjamini_hochberg",
     "bicluster",
     "center_scale_by_batch",
@@ -162,6 +162,7 @@ __all__ = [
     "plot_protein_highlights",
     "plot_scores",
     "plot_training_curves",
+    "read_atlas",
     "representative_images",
     "retrieval_scores",
     "sample_per_group",

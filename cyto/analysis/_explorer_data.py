@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,13 @@ from cyto.analysis._explorer_page import (
     write_explorer,
 )
 from cyto.analysis._ground_truth import LEVEL_COLUMNS, GroundTruth, anndata_labels
-from cyto.analysis._spectra import bicluster, cluster_shares, code_correlation, feature_spectra
+from cyto.analysis._spectra import (
+    Biclusters,
+    bicluster,
+    cluster_shares,
+    code_correlation,
+    feature_spectra,
+)
 from cyto.data import check_output
 
 __all__ = ["CodeClusters", "code_clusters", "explore_embeddings", "explorer_data"]
@@ -34,16 +40,28 @@ _OBS_COLORINGS = ("plate", "Metadata_Plate", "batch", "Metadata_Batch", "well")
 class CodeClusters:
     """Feature clusters of the local codes, as the analysis found them.
 
+    Made by :func:`code_clusters` (the one place they are computed, for the report and
+    the explorer alike), which also fills the optional fields.
+
     Parameters
     ----------
     order : (k,) int array
         The used codes in display order (biclustering order).
     cluster_of_code : (K,) int array
         Feature cluster of every code of the codebook, -1 for unused codes.
+    used : (k,) int array, optional
+        The codes that vary between proteins (the ones clustered), ascending.
+    correlation : (k, k) float array, optional
+        Correlation of the used codes across proteins (rows and columns as ``used``).
+    biclusters : Biclusters, optional
+        The biclustering of ``correlation`` (its indices count the used codes).
     """
 
     order: np.ndarray
     cluster_of_code: np.ndarray
+    used: np.ndarray | None = field(default=None, repr=False)
+    correlation: np.ndarray | None = field(default=None, repr=False)
+    biclusters: Biclusters | None = field(default=None, repr=False)
 
 
 def _crop_clusters(local_idx: np.ndarray, cluster_of_code: np.ndarray) -> np.ndarray:
@@ -238,7 +256,7 @@ def explore_embeddings(
     path : Path
     """
     from cyto.analysis._evaluate import umap_replicates
-    from cyto.analysis._reading import _ground_truth_of, _log, _read_embeddings
+    from cyto.analysis._reading import _ground_truth_of, _log, read_atlas
 
     t0 = time.perf_counter()
 
@@ -251,7 +269,7 @@ def explore_embeddings(
     inputs = [("the embeddings file", path), ("the crop store", crops)]
     inputs += [("the ground truth", ground_truth), ("the complex table", complexes)]
     check_output(out, "explorer page", inputs=inputs, overwrite=overwrite)
-    main = _read_embeddings(
+    main = read_atlas(
         path,
         split=split,
         fit_split=None,
@@ -260,41 +278,41 @@ def explore_embeddings(
         allow_degenerate=allow_degenerate,
         crops=crops,
     )
-    rows = main["rows"]
-    pids = main["pids_all"][rows]
+    rows = main.rows
+    pids = main.pids
     gt = _ground_truth_of(ground_truth, complexes, min_grade, pids)
     fit = None
     if umap_sample is not None and rows.size > umap_sample:
-        fit = main["X"][sample_per_group(pids, int(umap_sample), seed=seed)]
+        fit = main.X[sample_per_group(pids, int(umap_sample), seed=seed)]
     log(
         f"UMAP of {rows.size} crops" + (f" (fit on {fit.shape[0]})" if fit is not None else ""),
     )
     # a sampled fit places the other crops at their nearest fitted crops: umap-learn's
     # transform of 10^6 points takes half an hour on 2 cores (docs/scale.md)
     (xy,), _ = umap_replicates(
-        main["X"], [seed], fit=fit, n_neighbors=n_neighbors, min_dist=min_dist, backend=backend,
+        main.X, [seed], fit=fit, n_neighbors=n_neighbors, min_dist=min_dist, backend=backend,
         placement="neighbors",
     )  # fmt: skip
     spectra = clusters = local = None
-    if main["local_idx"] is not None and main["num_codes"] > 0:
-        local = main["local_idx"][rows]
-        spectra = feature_spectra(local, pids, main["num_codes"])
+    if main.local_idx is not None and main.num_codes > 0:
+        local = main.local_idx[rows]
+        spectra = feature_spectra(local, pids, main.num_codes)
         clusters = code_clusters(spectra, n_clusters)
     log("thumbnails and nearest proteins")
     data = explorer_data(
         xy,
         pids,
-        main["X"],
+        main.X,
         gt=gt,
-        crop_index=main["crop_index"][rows],
-        store=main["store"],
+        crop_index=main.crop_index[rows],
+        store=main.store,
         obs=_obs_rows(path, rows),
         local_idx=local,
         spectra=spectra,
         clusters=clusters,
         max_thumbnails=max_thumbnails,
         thumbnail_size=thumbnail_size,
-        title=f"cyto atlas — {main['variant']}",
+        title=f"cyto atlas — {main.variant}",
         seed=seed,
     )
     out_path = write_explorer(out, data, seed=seed)
@@ -304,6 +322,10 @@ def explore_embeddings(
 
 def code_clusters(spectra: Any, n_clusters: int = 11) -> CodeClusters | None:
     """Feature clusters of the codes that vary between proteins (None when < 2 do).
+
+    The codes' correlation across proteins, biclustered into at most ``n_clusters``
+    clusters; the one computation behind the report's feature-spectra section and the
+    explorer's feature-cluster colouring.
 
     Parameters
     ----------
@@ -321,7 +343,13 @@ def code_clusters(spectra: Any, n_clusters: int = 11) -> CodeClusters | None:
     bic = bicluster(corr, n_clusters=min(n_clusters, int(used.size)))
     cluster_of_code = np.full(spectra.spectra.shape[1], -1)
     cluster_of_code[used] = bic.labels
-    return CodeClusters(order=used[bic.order], cluster_of_code=cluster_of_code)
+    return CodeClusters(
+        order=used[bic.order],
+        cluster_of_code=cluster_of_code,
+        used=used,
+        correlation=corr,
+        biclusters=bic,
+    )
 
 
 def _obs_rows(path: Path, rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -4,13 +4,21 @@ PCA whitening (sphering) and Harmony — the usual steps of image-based profilin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from cyto.analysis._spectra import mean_by_label
 
-__all__ = ["aggregate", "center_scale_by_batch", "drop_constant", "harmony", "sphere"]
+__all__ = [
+    "CORRECTIONS",
+    "aggregate",
+    "center_scale_by_batch",
+    "drop_constant",
+    "harmony",
+    "sphere",
+]
 
 
 def aggregate(X: Any, groups: Any, *, how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
@@ -150,3 +158,11 @@ def harmony(X: Any, batch: Any, *, n_components: int = 50, seed: int = 0) -> np.
     out = hp.run_harmony(pcs, meta, ["batch"], random_state=seed, verbose=False)
     Z = np.asarray(out.Z_corr)
     return Z.T if Z.shape[0] != len(X) else Z
+
+
+#: Batch corrections by name: ``f(X, batch) -> corrected features``. The one registry
+#: ``cyto evaluate`` (its ``corrections``) and the report's batch section look them up in.
+CORRECTIONS: dict[str, Callable[[Any, Any], np.ndarray]] = {
+    "center_scale": center_scale_by_batch,
+    "harmony": harmony,
+}

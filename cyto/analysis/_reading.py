@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cyto._health import EncodingHealth
 from cyto.analysis._ground_truth import GroundTruth
 from cyto.data._embeddings import Embeddings, LazyRows
 
@@ -57,7 +59,85 @@ def _local_codes(emb: Embeddings) -> tuple[LazyRows | None, int]:
     return idx, top + 1
 
 
-def _read_embeddings(
+@dataclass(frozen=True, eq=False)
+class AtlasInput:
+    """What an analysis reads from one embeddings file: the atlas rows and their encodings.
+
+    Made by :func:`read_atlas`; a modified copy (another variant name, corrected
+    encodings) is made with :func:`dataclasses.replace`, never by changing this one.
+
+    Attributes
+    ----------
+    path : Path
+        The embeddings file.
+    variant : str
+        Name of the model variant: the run folder's name, else the file's stem.
+    n_all : int
+        Crops in the file.
+    pids_all, split_all, fov_all : (n_all,) str ndarray
+        Protein, split and field of view of every crop of the file.
+    crop_index : (n_all,) int ndarray
+        Row of every crop in the crop store.
+    store : Path or None
+        The crop store (checked against the recorded fingerprint), None when not found.
+    split_used : str
+        The split the atlas shows (``"all"`` for every crop).
+    rows : (n,) int ndarray
+        Sorted rows of the file in the atlas.
+    X : (n, d) float32 ndarray
+        Global encodings of the atlas rows.
+    health : EncodingHealth
+        Their health (degenerate ones only with ``allow_degenerate``).
+    X_fit : (m, d) float32 ndarray or None
+        Global encodings of the ``fit_split`` crops the UMAP is fitted on.
+    local_idx : LazyRows or None
+        Local code maps of every crop of the file, read lazily (None without local codes
+        or when they were not asked for).
+    num_codes : int
+        Local codebook size (0 without local codes).
+    reference : tuple of (ndarray, ndarray) or None
+        Global encodings and proteins of the training crops, the k-NN reference of a
+        test-split atlas.
+    """
+
+    path: Path
+    variant: str
+    n_all: int
+    pids_all: np.ndarray
+    split_all: np.ndarray
+    fov_all: np.ndarray
+    crop_index: np.ndarray
+    store: Path | None
+    split_used: str
+    rows: np.ndarray
+    X: np.ndarray
+    health: EncodingHealth
+    X_fit: np.ndarray | None = None
+    local_idx: LazyRows | None = None
+    num_codes: int = 0
+    reference: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def pids(self) -> np.ndarray:
+        """Proteins of the atlas rows."""
+        return self.pids_all[self.rows]
+
+
+def _fit_encodings(emb: Embeddings, fit_split: str | None) -> np.ndarray | None:
+    """Global encodings of the ``fit_split`` crops (None without one)."""
+    if fit_split is None:
+        return None
+    available = sorted(set(emb.split.tolist()))
+    if fit_split not in available:
+        raise ValueError(
+            f"`fit_split` {fit_split!r} not in the embeddings file {emb.path.name}; "
+            f"it has {available}"
+        )
+    fit_rows = np.flatnonzero(emb.split == fit_split)
+    return emb.read("global", fit_rows).astype(np.float32, copy=False)
+
+
+def read_atlas(
     path: Path,
     *,
     split: str | None,
@@ -66,16 +146,50 @@ def _read_embeddings(
     local: bool,
     allow_degenerate: bool = False,
     crops: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """Open an embeddings file, pick the atlas rows and read what the analysis needs.
+    reference: bool | None = None,
+) -> AtlasInput:
+    """Open an embeddings file, pick the atlas rows and read what an analysis needs.
 
-    Raises :class:`~cyto.analysis.DegenerateEncodingError` when the atlas rows' global
-    encodings are degenerate, unless ``allow_degenerate``; a ValueError when ``crops``
-    (or the recorded store) is not the store the file was embedded from.
+    The one reader of an embeddings file for ``cyto analyze``, ``cyto evaluate`` and
+    ``cyto explore``.
+
+    Parameters
+    ----------
+    path : Path
+        The embeddings file (``cyto embed``).
+    split : str or None
+        The split of the atlas rows; None or ``"all"``: every crop.
+    fit_split : str or None
+        Also read this split's encodings (to fit a UMAP on).
+    max_points : int or None
+        Subsample the atlas rows to at most this many (seeded).
+    local : bool
+        Read the local code maps (lazily) and the local codebook size too.
+    allow_degenerate : bool, default False
+        Return degenerate encodings instead of raising.
+    crops : path-like, optional
+        The crop store (default: the one the file records), checked against the
+        recorded fingerprint.
+    reference : bool, optional
+        Read the training crops' encodings, the k-NN reference of a test-split atlas
+        (default: ``local``).
+
+    Returns
+    -------
+    AtlasInput
+
+    Raises
+    ------
+    DegenerateEncodingError
+        (a ValueError) If the atlas rows' global encodings are degenerate, unless
+        ``allow_degenerate``.
+    ValueError
+        If a split is not in the file, or ``crops`` (or the recorded store) is not the
+        store the file was embedded from.
     """
     with Embeddings(path) as emb:
         run = emb.attrs.get("run")
-        out: dict[str, Any] = {
+        file_wide = {
             "n_all": emb.n,
             "pids_all": emb.protein_ids,
             "split_all": emb.split,
@@ -84,27 +198,40 @@ def _read_embeddings(
             "store": emb.crop_store(crops),
             "variant": Path(str(run)).name if run else path.stem,
         }
-        rows, out["split_used"] = _atlas_rows(emb, split, max_points)
-        out["rows"] = rows
-        out["X"] = emb.read("global", rows).astype(np.float32, copy=False)
-        out["health"] = emb.check_health(rows, out["X"], allow=allow_degenerate)
-        out["X_fit"] = None
-        if fit_split is not None:
-            available = sorted(set(emb.split.tolist()))
-            if fit_split not in available:
-                raise ValueError(
-                    f"`fit_split` {fit_split!r} not in the embeddings file {path.name}; "
-                    f"it has {available}"
-                )
-            fit_rows = np.flatnonzero(emb.split == fit_split)
-            out["X_fit"] = emb.read("global", fit_rows).astype(np.float32, copy=False)
-        out["local_idx"], out["num_codes"] = _local_codes(emb) if local else (None, 0)
-        out["reference"] = None
-        out["path"] = path
-        if local and out["split_used"] == "test" and (emb.split == "train").any():
+        rows, split_used = _atlas_rows(emb, split, max_points)
+        X = emb.read("global", rows).astype(np.float32, copy=False)
+        health = emb.check_health(rows, X, allow=allow_degenerate)
+        X_fit = _fit_encodings(emb, fit_split)
+        local_idx, num_codes = _local_codes(emb) if local else (None, 0)
+        ref = None
+        if (local if reference is None else reference) and split_used == "test":
             ref_rows = np.flatnonzero(emb.split == "train")
-            out["reference"] = (emb.read("global", ref_rows), out["pids_all"][ref_rows])
-    return out
+            if ref_rows.size:
+                ref = (emb.read("global", ref_rows), file_wide["pids_all"][ref_rows])
+    return AtlasInput(
+        path=path,
+        split_used=split_used,
+        rows=rows,
+        X=X,
+        health=health,
+        X_fit=X_fit,
+        local_idx=local_idx,
+        num_codes=num_codes,
+        reference=ref,
+        **file_wide,
+    )
+
+
+def batch_column(atlas: AtlasInput, key: str) -> np.ndarray:
+    """The per-crop column ``key`` of the atlas's embeddings file, at the atlas rows."""
+    with Embeddings(atlas.path) as emb:  # read here: only a batch key needs them
+        obs = emb.obs()
+    if key not in obs:
+        raise ValueError(
+            f"`batch_key` {key!r} is not a per-crop column of {atlas.path.name}; it has "
+            f"{sorted(obs)} (columns come from the manifest: plate, well, Metadata_*)"
+        )
+    return np.asarray(obs[key])[atlas.rows]
 
 
 def _embedding_inputs(path: Path) -> dict[str, Any]:

@@ -559,3 +559,33 @@ def localize(
         r = np.where(denom > 0, fz @ sz / np.where(denom > 0, denom, 1.0), np.nan)
     order = np.lexsort((np.arange(r.size), np.where(np.isnan(r), np.inf, -r)))
     return [(names[i], float(r[i])) for i in order]
+
+
+def _loo_localization_accuracy(spectra: np.ndarray, families: np.ndarray) -> float | None:
+    """Fraction of labelled proteins whose best-correlated family (leave-one-out) is theirs."""
+    lab = np.array([f is not None for f in families])
+    if lab.sum() < 3:
+        return None
+    S = spectra[lab]
+    fam = families[lab].astype(str)
+    names, inverse = np.unique(fam, return_inverse=True)
+    counts = np.bincount(inverse, minlength=names.size)
+    if names.size < 2:
+        return None
+    sums = np.zeros((names.size, S.shape[1]))
+    np.add.at(sums, inverse, S)
+    means = sums / counts[:, None]
+
+    def _z(a: np.ndarray) -> np.ndarray:
+        a = a - a.mean(axis=-1, keepdims=True)
+        n = np.linalg.norm(a, axis=-1, keepdims=True)
+        return a / np.where(n > 0, n, 1.0)
+
+    r = _z(S) @ _z(means).T  # (G, F)
+    own_n = counts[inverse]
+    loo = (sums[inverse] - S) / np.maximum(own_n - 1, 1)[:, None]
+    r_own = np.einsum("ij,ij->i", _z(S), _z(loo))
+    rows = np.arange(S.shape[0])
+    r[rows, inverse] = np.where(own_n > 1, r_own, -np.inf)  # singleton families can't be hit
+    valid = own_n > 1
+    return float(np.mean(np.argmax(r[valid], axis=1) == inverse[valid])) if valid.any() else None

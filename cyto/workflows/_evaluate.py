@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 
 from cyto.analysis import (
+    CORRECTIONS,
     GroundTruth,
     aggregate,
     baseline_features,
-    center_scale_by_batch,
+    batch_column,
     evaluate,
-    harmony,
+    read_atlas,
 )
-from cyto.data import CropStore, Embeddings, check_output, output_folder
+from cyto.data import CropStore, check_output, output_folder
 from cyto.workflows._inputs import _atomic_json, _atomic_text, _print_stderr
 
 __all__ = ["CARD_FILES", "CORRECTIONS", "card_markdown", "evaluation_card"]
@@ -65,49 +66,6 @@ def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth
     return written
 
 
-def _rows_of(emb: Embeddings, split: str) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Rows evaluated (the test split, or all) and the k-NN reference (train split)."""
-    if split == "all":
-        return np.arange(emb.n), None, "all"
-    test = np.flatnonzero(emb.split == "test")
-    if not test.size:
-        raise ValueError(
-            f"`split` 'test': {emb.path.name} holds no test crops (its splits: "
-            f"{sorted(set(emb.split.tolist()))}); embed the test split, or pass --split all "
-            "to evaluate every crop"
-        )
-    train = np.flatnonzero(emb.split == "train")
-    return test, (train if train.size else None), "test"
-
-
-def _inputs(
-    path: Path,
-    batch_key: str | None,
-    split: str = "test",
-    *,
-    crops: str | os.PathLike | None = None,
-    allow_degenerate: bool = False,
-) -> dict[str, Any]:
-    with Embeddings(path) as emb:
-        rows, ref, where = _rows_of(emb, split)
-        X = emb.read("global", rows).reshape(rows.size, -1).astype(np.float32)
-        emb.check_health(rows, X, allow=allow_degenerate)
-        pids = emb.protein_ids[rows]
-        store = emb.crop_store(crops)
-        out = {"X": X, "pids": pids, "rows": rows, "where": where, "store": store}
-        out["crop_index"] = emb.crop_index[rows]
-        out["reference"] = None if ref is None else (emb.read("global", ref), emb.protein_ids[ref])
-        obs = emb.obs()
-        if batch_key is not None:
-            if batch_key not in obs:
-                raise ValueError(
-                    f"`batch_key` {batch_key!r} is not a per-crop column of {path.name}; it has "
-                    f"{sorted(obs)} (columns come from the manifest: plate, well, Metadata_*)"
-                )
-            out["batch"] = np.asarray(obs[batch_key])[rows]
-    return out
-
-
 def _baseline_features(store: Any, crop_index: np.ndarray) -> dict[str, np.ndarray]:
     with CropStore(store) as cs:
         order = np.argsort(crop_index)
@@ -132,13 +90,6 @@ def _card_row(name: str, correction: str, ev: Any) -> dict[str, Any]:
         "complex_recall_null": r.get("complex", {}).get("null_mean"),
         "knn_cosine": ev.knn.get("cosine"),
     }
-
-
-#: Batch corrections of the card: name -> ``f(X, batch) -> corrected features``.
-CORRECTIONS: dict[str, Callable[[Any, Any], np.ndarray]] = {
-    "center_scale": center_scale_by_batch,
-    "harmony": harmony,
-}
 
 
 def evaluation_card(
@@ -224,15 +175,23 @@ def evaluation_card(
     inputs = [("the embeddings file", embeddings), ("the crop store", crops)]
     inputs += [("the ground truth", ground_truth), ("the complex table", complexes)]
     check_output(out_dir, "evaluation card", inputs=inputs, overwrite=overwrite)
-    inp = _inputs(
-        Path(embeddings), batch_key, split, crops=crops, allow_degenerate=allow_degenerate
+    atlas = read_atlas(
+        Path(embeddings),
+        split=split,
+        fit_split=None,
+        max_points=None,
+        local=False,
+        reference=True,
+        allow_degenerate=allow_degenerate,
+        crops=crops,
     )
-    gt.check_covers(inp["pids"], f"{Path(embeddings).name} ({inp['where']} crops)")
-    reps = {"cyto (global encodings)": inp["X"]}
-    store = inp["store"]
-    if store is not None:
+    batch = batch_column(atlas, batch_key) if batch_key is not None else None
+    gt.check_covers(atlas.pids, f"{Path(embeddings).name} ({atlas.split_used} crops)")
+    reps = {"cyto (global encodings)": atlas.X}
+    if atlas.store is not None:
+        crop_index = atlas.crop_index[atlas.rows]
         reps |= {
-            f"baseline: {k}": v for k, v in _baseline_features(store, inp["crop_index"]).items()
+            f"baseline: {k}": v for k, v in _baseline_features(atlas.store, crop_index).items()
         }
     else:
         echo("[evaluate] no crop store found: baselines left out (give --crops)")
@@ -240,18 +199,18 @@ def evaluation_card(
     rows, details = [], {}
     for name, X in reps.items():
         for corr in applied:
-            Xc = X if corr == "none" else CORRECTIONS[corr](X, inp["batch"])
-            ref = inp["reference"] if (corr == "none" and name.startswith("cyto")) else None
+            Xc = X if corr == "none" else CORRECTIONS[corr](X, batch)
+            ref = atlas.reference if (corr == "none" and name.startswith("cyto")) else None
             echo(f"[evaluate] {name}, correction {corr}: {len(Xc)} crops")
             ev = evaluate(
-                Xc, inp["pids"], gt, reference=ref, umap_seeds=umap_seeds, hidden_seed=seed
+                Xc, atlas.pids, gt, reference=ref, umap_seeds=umap_seeds, hidden_seed=seed
             )
             rows.append(_card_row(name, corr, ev))
             details[f"{name} | {corr}"] = ev.to_dict()
     card = {
         "embeddings": Path(embeddings).name,
-        "evaluated_on": inp["where"],
-        "n_crops": len(inp["X"]),
+        "evaluated_on": atlas.split_used,
+        "n_crops": len(atlas.X),
         "batch_key": batch_key,
         "ground_truth": gt.to_dict(),
         "rows": rows,
@@ -260,7 +219,7 @@ def evaluation_card(
     with output_folder(out_dir, "evaluation card", inputs=inputs, overwrite=overwrite) as out:
         _atomic_json(out / CARD_FILES[0], card)
         _atomic_text(out / CARD_FILES[1], card_markdown(card))
-        _write_profiles(out / CARD_FILES[2], inp["X"], inp["pids"], gt)
+        _write_profiles(out / CARD_FILES[2], atlas.X, atlas.pids, gt)
     return card
 
 

@@ -108,7 +108,7 @@ def test_a_moved_folder_keeps_finding_its_inputs(tmp_path: Path) -> None:
 def test_representative_crops_name_protein_family_share_and_show_a_scale(fake_embeddings) -> None:
     pytest.importorskip("matplotlib")
     from cyto.analysis import _figures
-    from cyto.analysis._report import _representative_crops
+    from cyto.analysis._sections import _representative_crops
 
     picks = np.array([[0, 12], [24, -1]])
     pids = np.array([f"P{i // 12}" for i in range(48)])

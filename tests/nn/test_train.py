@@ -371,5 +371,5 @@ def test_resume_config_allows_only_changes_that_keep_the_result(reference_run):
     assert resume_config(reference_run, max_epochs=9).max_epochs == 9
     with pytest.raises(ValueError, match=r"changed training option\(s\) \['lr'\]"):
         resume_config(reference_run, lr=0.5)
-    with pytest.raises(FileNotFoundError, match="config.json missing"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json missing"):
         resume_config(reference_run / "nowhere")
