@@ -394,7 +394,7 @@ CASES: list[Case] = [
          "crop store"),
     Case("train", "a store with NaN pixels in a validation crop",
          lambda ws: ["train", str(_nan_store(ws)), "-o", str(ws.path("r8")), "--preset", "tiny", "--batch-size", "8", "--no-progress"], 2,
-         "validation crops of"),
+         "holds non-finite pixels (1 crop of a validation batch)"),
     Case("train", "--batch-size 0",
          lambda ws: ["train", str(ws.store), "-o", str(ws.path("r9")), "--batch-size", "0"], 2,
          "`batch_size` must be an int >= 1"),

@@ -56,7 +56,8 @@ def check_finite_crops(
     x : (B, ...) array or Tensor
         A batch of crops.
     rows : (B,) int array or None
-        Their store rows (named in the message), or None when unknown.
+        Their store rows (named in the message), or None when unknown (a validation
+        batch: the message says so).
     store : path-like
         The crop store (named in the message).
     consequence : str
@@ -70,7 +71,8 @@ def check_finite_crops(
     if finite.all():
         return
     if rows is None:
-        which = f"{int((~finite).sum())} crops of one batch"
+        bad = int((~finite).sum())
+        which = f"{bad} crop{'s' if bad > 1 else ''} of a validation batch"
     else:
         bad = np.asarray(rows)[~finite]
         which = f"crops {bad[:5].tolist()}{' ...' if bad.size > 5 else ''}"
