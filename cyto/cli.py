@@ -211,10 +211,17 @@ def entry() -> None:
     interpreter's teardown: HDF5 would otherwise report the failed write again for each
     object it frees (and may crash doing so), after the one sentence already printed.
     Every output is complete or absent by then (atomic writes, locks released).
+
+    Once :func:`main` has returned, the outcome is decided: SIGINT and SIGTERM are
+    ignored for the rest of the teardown (one landing there would otherwise kill the
+    process with the signal, neither 0 nor 130, and say nothing).
     """
     import os
+    import signal
 
     code = main()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     if _IO_FAILED:
         sys.stdout.flush()
         sys.stderr.flush()
