@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto._atomic import atomic_path
+from cyto._atomic import write_text_atomic
 from cyto.analysis._palette import UNLABELLED_COLOR, categorical_colors
 from cyto.analysis._validate import as_float_array, encode_labels, random_rank_in_group
 
@@ -452,6 +452,4 @@ def write_explorer(path: str | os.PathLike, data: ExplorerData, *, seed: int = 0
         title=data.title, payload=Markup(payload), script=Markup(script)
     )
     path = Path(path)
-    with atomic_path(path, mkdir=True) as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    return path
+    return write_text_atomic(path, page, mkdir=True)

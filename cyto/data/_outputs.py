@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cyto._atomic import atomic_path
+from cyto._atomic import write_text_atomic
 
 __all__ = [
     "FOLDER_KINDS",
@@ -314,8 +314,7 @@ def write_marker(path: str | os.PathLike, kind: str, files: Iterable[str]) -> No
     """Write the folder's :data:`MARKER` (its kind and the files cyto wrote in it)."""
     path = Path(path)
     record = {"kind": kind, "files": sorted(set(files) - {MARKER, ".lock"})}
-    with atomic_path(path / MARKER) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(path / MARKER, json.dumps(record, indent=1) + "\n")
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure
+from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure, write_text_atomic
 from cyto._lock import write_lock
 from cyto.data import check_output
 from cyto.preprocess._batch_inputs import (
@@ -582,7 +582,7 @@ def _prepare_parts(out: Path, parts: Path, params: dict) -> None:
     parts.mkdir(exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.*.tmp"):  # from a killed merge
         stale.unlink(missing_ok=True)
-    (parts / "params.json").write_text(json.dumps(params, sort_keys=True))
+    write_text_atomic(parts / "params.json", json.dumps(params, sort_keys=True))
 
 
 def _result_handler(

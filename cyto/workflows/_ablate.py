@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import write_text_atomic
 from cyto.analysis import GroundTruth, evaluate
 from cyto.data import Embeddings, RunDir, write_marker
 from cyto.workflows._inputs import (
     DemoPreset,
     _atomic_json,
-    _atomic_text,
     _check_job,
     _check_preprocessed,
     _demo_inputs,
@@ -579,7 +579,7 @@ def _write_ablation_tables(
         "mean profiles retrieving their family; protein: test crops retrieving their "
         f"protein); mean ± s.e.m. over {n_models}.\n\n"
     )
-    _atomic_text(
+    write_text_atomic(
         files["ablation.md"],
         header + table.to_markdown() + "\n" + knn_header + knn.to_markdown() + "\n",
     )
@@ -588,6 +588,6 @@ def _write_ablation_tables(
     csv_lines = ["variant,level,mean,sem,n"] + [
         f'"{r["variant"]}",{r["level"]},{r["mean"]:.6g},{r["sem"]:.6g},{r["n"]}' for r in records
     ]
-    _atomic_text(files["ablation.csv"], "\n".join(csv_lines) + "\n")
+    write_text_atomic(files["ablation.csv"], "\n".join(csv_lines) + "\n")
     save_figure(plot_scores(table, title="Ablation: clustering score"), files["ablation.png"])
     return table, knn, files

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto._atomic import write_text_atomic
 from cyto.analysis import (
     CORRECTIONS,
     GroundTruth,
@@ -20,7 +21,7 @@ from cyto.analysis import (
     read_atlas,
 )
 from cyto.data import CropStore, check_output, output_folder
-from cyto.workflows._inputs import _atomic_json, _atomic_text, _print_stderr
+from cyto.workflows._inputs import _atomic_json, _print_stderr
 
 __all__ = ["CARD_FILES", "CORRECTIONS", "card_markdown", "evaluation_card"]
 
@@ -47,7 +48,7 @@ def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth
     w.writerow(meta + features)
     for name, lab, n, row in zip(names, labels, counts, profiles):
         w.writerow([name, *lab, int(n), *(f"{v:.6g}" for v in row)])
-    _atomic_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
     written = [path]
     if importlib.util.find_spec("pyarrow") is not None:
         import pandas as pd
@@ -218,7 +219,7 @@ def evaluation_card(
     }
     with output_folder(out_dir, "evaluation card", inputs=inputs, overwrite=overwrite) as out:
         _atomic_json(out / CARD_FILES[0], card)
-        _atomic_text(out / CARD_FILES[1], card_markdown(card))
+        write_text_atomic(out / CARD_FILES[1], card_markdown(card))
         _write_profiles(out / CARD_FILES[2], atlas.X, atlas.pids, gt)
     return card
 

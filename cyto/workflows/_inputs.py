@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto._atomic import atomic_path
+from cyto._atomic import write_text_atomic
 
 STAGES: tuple[str, ...] = ("synth", "preprocess", "train", "embed", "baselines", "analyze")
 
@@ -199,15 +199,9 @@ def _resolve_preset(preset: str | DemoPreset) -> DemoPreset:
 
 
 def _atomic_json(path: Path, obj: Any) -> Path:
-    with atomic_path(path, mkdir=True) as tmp:
-        tmp.write_text(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False))
-    return path
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    with atomic_path(path, mkdir=True) as tmp:
-        tmp.write_text(text)
-    return path
+    """``obj`` as standard JSON (NaN/inf as null), written atomically."""
+    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+    return write_text_atomic(path, text, mkdir=True)
 
 
 def _finite(obj: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cyto._atomic import atomic_path
+from cyto._atomic import atomic_path, write_text_atomic
 from cyto.data._outputs import check_output, clear_folder, write_marker
 from cyto.data.synthetic._cells import layout_cells
 from cyto.data.synthetic._families import FAMILIES, sample_complex_params
@@ -569,8 +569,7 @@ def _write_tables(out: Path, cfg: SyntheticAtlasConfig, catalog: Sequence[Any]) 
             for p in catalog
         ],
     }
-    with atomic_path(out / "synth.json", mkdir=True) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
+    write_text_atomic(out / "synth.json", json.dumps(meta, indent=1), mkdir=True)
     _write_csv(
         out / "annotations.csv",
         ["ensg_id", "target_name", "annotation_name", "annotation_grade"],
