@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,10 +29,37 @@ def _project(image: object, name: str, z_axis: int) -> np.ndarray:
     return as_float_image(arr, name, ndim=2)
 
 
+def _images(
+    protein: object, hoechst: object, stains: Mapping[str, object] | None, z_axis: int
+) -> dict[str, np.ndarray]:
+    """The projected 2-D images by channel name, all of one shape."""
+    if stains is None:
+        if protein is None or hoechst is None:
+            raise TypeError("give `protein` and `hoechst`, or `stains` (with `nucleus_channel`)")
+        p, h = _project(protein, "protein", z_axis), _project(hoechst, "hoechst", z_axis)
+        if p.shape != h.shape:
+            raise ValueError(
+                f"`protein` (shape {p.shape} after projection) and `hoechst` (shape {h.shape}) "
+                "must have the same shape"
+            )
+        return {"protein": p, "nucleus": h}
+    if protein is not None or hoechst is not None:
+        raise TypeError("give `stains` or `protein` and `hoechst`, not both")
+    if not isinstance(stains, Mapping) or not stains:
+        raise TypeError(f"`stains` must be a non-empty mapping of names to images, got {stains!r}")
+    images = {str(k): _project(v, f"stains[{k!r}]", z_axis) for k, v in stains.items()}
+    shapes = {k: v.shape for k, v in images.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"the `stains` images must have one shape after projection; got {shapes}")
+    return images
+
+
 def preprocess_fov(
-    protein: np.ndarray,
-    hoechst: np.ndarray,
+    protein: np.ndarray | None = None,
+    hoechst: np.ndarray | None = None,
     *,
+    stains: Mapping[str, np.ndarray] | None = None,
+    nucleus_channel: str = "nucleus",
     channels: Sequence[str] = ("protein", "distance"),
     downsample_factor: int = 2,
     crop_size: int = 100,
@@ -53,16 +80,26 @@ def preprocess_fov(
     each nucleus whose crop fits in the field (:func:`crop_cells`), protein
     scaled to [0, 1] and distance to [-1, 1] (:func:`normalize_crops`).
 
+    Any stain set (Cell Painting's DNA, ER, RNA, AGP, Mito...) goes in as ``stains``, a
+    mapping of channel names to images, with the nuclear stain named by
+    ``nucleus_channel``; every stain is projected, downsampled, cropped and scaled the
+    same way.
+
     Parameters
     ----------
-    protein, hoechst : (Z, M, N) or (M, N) ndarray
+    protein, hoechst : (Z, M, N) or (M, N) ndarray, optional
         Tagged-protein and nuclear channels, z-stacks or already projected; the
-        same shape after projection.
+        same shape after projection (named ``"protein"`` and ``"nucleus"``).
+    stains : mapping of str to (Z, M, N) or (M, N) ndarray, optional
+        Instead of ``protein`` and ``hoechst``: every stain of the field by name.
+    nucleus_channel : str, default "nucleus"
+        The stain segmented into nuclei (a key of ``stains``; ``"nucleus"`` is the
+        ``hoechst`` image).
     channels : sequence of str
-        Crop channels, in order, from ``"protein"``, ``"distance"`` (signed distance
-        to the nuclear boundary) and ``"nucleus"`` (the Hoechst image). The paper
-        uses ``("protein", "distance")``; its ablations ``("protein",)`` and
-        ``("protein", "nucleus")``.
+        Crop channels, in order: names of the images given and ``"distance"`` (signed
+        distance to the nuclear boundary). The paper uses ``("protein", "distance")``;
+        its ablations ``("protein",)`` and ``("protein", "nucleus")``; a Cell Painting
+        screen e.g. ``("DNA", "ER", "RNA", "AGP", "Mito")``.
     downsample_factor : int
         Block-mean factor applied after projection (1 = none).
     crop_size : int
@@ -129,24 +166,25 @@ def preprocess_fov(
     factor = check_positive(downsample_factor, "downsample_factor", integer=True)
     size = check_positive(crop_size, "crop_size", integer=True)
     diameter = check_positive(nucleus_diameter, "nucleus_diameter", allow_none=True)
-    p = _project(protein, "protein", z_axis)
-    h = _project(hoechst, "hoechst", z_axis)
-    if p.shape != h.shape:
+    images = _images(protein, hoechst, stains, z_axis)
+    missing = [n for n in (*names, nucleus_channel) if n != "distance" and n not in images]
+    if missing:
         raise ValueError(
-            f"`protein` (shape {p.shape} after projection) and `hoechst` (shape {h.shape}) "
-            "must have the same shape"
+            f"`channels`/`nucleus_channel` name {missing}, not among the images given "
+            f"({list(images)}) or 'distance'"
         )
-    small = (p.shape[0] // factor, p.shape[1] // factor)
+    full = images[nucleus_channel].shape
+    small = (full[0] // factor, full[1] // factor)
     if min(small) < size:
         raise ValueError(
-            f"`protein` field of shape {p.shape} is {small} after downsampling ×{factor}, "
-            f"smaller than one crop of crop_size={size}"
+            f"`{'protein' if stains is None else 'stains'}` field of shape {full} is {small} "
+            f"after downsampling ×{factor}, smaller than one crop of crop_size={size}"
         )
-    full = p.shape
-    p = downsample(p, factor) if factor > 1 else p
-    h = downsample(h, factor) if factor > 1 else h
+    if factor > 1:
+        images = {k: downsample(v, factor) for k, v in images.items()}
+    h = images[nucleus_channel]
     if nuclei is not None:
-        labels = _sample_labels(nuclei, "nuclei", full, p.shape, factor)
+        labels = _sample_labels(nuclei, "nuclei", full, h.shape, factor)
     else:
         labels = run_segmenter(
             segmenter,
@@ -156,15 +194,11 @@ def preprocess_fov(
         )
     centring = labels
     if cells is not None:
-        centring = _cell_centring(labels, _sample_labels(cells, "cells", full, p.shape, factor))
-    planes = []
-    for name in names:
-        if name == "protein":
-            planes.append(p.astype(np.float32, copy=False))
-        elif name == "nucleus":
-            planes.append(h.astype(np.float32, copy=False))
-        else:
-            planes.append(signed_distance(labels))
+        centring = _cell_centring(labels, _sample_labels(cells, "cells", full, h.shape, factor))
+    planes = [
+        signed_distance(labels) if n == "distance" else images[n].astype(np.float32, copy=False)
+        for n in names
+    ]
     field = np.stack(planes)
     if normalize == "field":
         field = normalize_crops(field[None], channels=names)[0]

@@ -94,7 +94,7 @@ def test_normalize_constant_planes_and_empty() -> None:
     [
         (np.zeros((2, 4, 4)), ("protein",), ValueError, "4-D"),
         (np.zeros((1, 2, 4, 4)), ("protein",), ValueError, "names 1 channels"),
-        (np.zeros((1, 1, 4, 4)), ("dapi",), ValueError, "must be a non-empty sequence"),
+        (np.zeros((1, 1, 4, 4)), ("4dapi",), ValueError, "must be a non-empty sequence"),
         (np.zeros((1, 1, 4, 4)), "protein", TypeError, "sequence"),
         (np.full((1, 1, 4, 4), np.inf), ("protein",), ValueError, "non-finite"),
     ],

@@ -111,3 +111,31 @@ def test_real_micromanager_stack(shared_data) -> None:
     out = preprocess_fov(protein, hoechst, downsample_factor=1, crop_size=32)
     assert out.labels.max() >= 3
     assert out.crops.shape[1:] == (2, 32, 32)
+
+
+def test_any_named_stains_crop_like_protein_and_nucleus(field) -> None:
+    """Cell Painting-style stains by name: the nuclear stain segmented, every stain
+    cropped and scaled as the protein is (same numbers for the same images)."""
+    protein, hoechst = field
+    er = protein[:, ::-1].copy()
+    stains = {"DNA": hoechst, "ER": er, "Mito": protein}
+    out = preprocess_fov(
+        stains=stains, nucleus_channel="DNA", channels=("DNA", "ER", "Mito"), crop_size=64
+    )
+    ref = preprocess_fov(protein, hoechst, channels=("nucleus", "protein"), crop_size=64)
+    assert out.channels == ("DNA", "ER", "Mito") and out.crops.shape == (9, 3, 64, 64)
+    np.testing.assert_array_equal(out.crops[:, 0], ref.crops[:, 0])
+    np.testing.assert_array_equal(out.crops[:, 2], ref.crops[:, 1])
+    np.testing.assert_array_equal(out.centers, ref.centers)
+    with_distance = preprocess_fov(
+        stains=stains, nucleus_channel="DNA", channels=("ER", "distance"), crop_size=64
+    )
+    assert with_distance.channels == ("ER", "distance")
+    with pytest.raises(ValueError, match=r"name \['AGP'\], not among the images given"):
+        preprocess_fov(stains=stains, nucleus_channel="DNA", channels=("AGP",), crop_size=64)
+    with pytest.raises(ValueError, match=r"name \['Hoechst'\]"):
+        preprocess_fov(stains=stains, nucleus_channel="Hoechst", channels=("ER",), crop_size=64)
+    with pytest.raises(TypeError, match="not both"):
+        preprocess_fov(protein, hoechst, stains=stains, channels=("ER",))
+    with pytest.raises(ValueError, match="one shape after projection"):
+        preprocess_fov(stains={"DNA": hoechst, "ER": er[:, :200]}, nucleus_channel="DNA")
