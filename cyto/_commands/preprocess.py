@@ -17,12 +17,33 @@ examples:
   cyto preprocess manifest.csv --masks masks/ -o crops.h5        # your own nucleus masks
 """
 
-_CHANNEL_SETS = {
-    "protein,distance": ("protein", "distance"),
-    "protein": ("protein",),
-    "protein,nucleus": ("protein", "nucleus"),
-    "protein,distance,nucleus": ("protein", "distance", "nucleus"),
-}
+
+def _channel_options(p: argparse.ArgumentParser) -> None:
+    """Which channels the crops hold, and which one holds the nuclei."""
+    p.add_argument(
+        "--channels",
+        default=("protein", "distance"),
+        type=_channel_list,
+        metavar="LIST",
+        help="crop channels in order, comma-separated: protein, nucleus, distance (signed "
+        "distance to the nucleus), or any stain named in the manifest, e.g. "
+        "DNA,ER,RNA,AGP,Mito (default: protein,distance)",
+    )
+    p.add_argument(
+        "--nucleus-channel",
+        metavar="NAME",
+        help="with named stains: the one holding the nuclei (e.g. DNA)",
+    )
+
+
+def _channel_list(value: str) -> tuple[str, ...]:
+    """``--channels``: comma-separated names, checked as a store checks them."""
+    from cyto.data import check_channels
+
+    try:
+        return check_channels([c.strip() for c in value.split(",")])
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("`channels`", "--channels")) from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,19 +58,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "distance to [-1, 1]) into one HDF5 crop store. INPUT is a manifest CSV (columns "
             "path, protein_id, optional fov_id, protein_channel, nucleus_channel, axes, "
             "nucleus_path for a separate Hoechst file) or a "
-            "folder with manifest.csv or one sub-folder of TIFFs per protein id. Re-running "
-            "resumes; unreadable files are reported and skipped."
+            "folder with manifest.csv or one sub-folder of TIFFs per protein id. Any stain "
+            "set (Cell Painting: --channels DNA,ER,RNA,AGP,Mito --nucleus-channel DNA) is "
+            "read from manifest columns named like the stains, or from path,channel rows. "
+            "Re-running resumes; unreadable files are reported and skipped."
         ),
     )
     p.add_argument("input", help="manifest CSV, dataset folder, or OME-Zarr plate/image (.zarr)")
     p.add_argument("-o", "--output", required=True, help="crop store to write (.h5)")
-    p.add_argument(
-        "--channels",
-        default="protein,distance",
-        choices=sorted(_CHANNEL_SETS),
-        metavar="LIST",
-        help="crop channels: " + " | ".join(_CHANNEL_SETS) + " (default: protein,distance)",
-    )
+    _channel_options(p)
     p.add_argument("--crop-size", type=int, default=100, help="crop side in px (default 100)")
     p.add_argument(
         "--downsample", type=int, default=2, help="block-mean factor after projection (default 2)"
@@ -116,7 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         report = preprocess_dataset(
             args.input,
             args.output,
-            channels=_CHANNEL_SETS[args.channels],
+            channels=args.channels,
+            nucleus_channel=args.nucleus_channel,
             crop_size=args.crop_size,
             downsample_factor=args.downsample,
             nucleus_diameter=args.nucleus_diameter,

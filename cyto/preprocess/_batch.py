@@ -104,6 +104,38 @@ def _atomic_savez(target: Path, **arrays: np.ndarray) -> None:
         raise
 
 
+def _nucleus_channel(name: str | None, channels: Sequence[str]) -> str:
+    """The stain segmented into nuclei: required with named stains, one of ``channels``."""
+    if name is None:
+        raise ValueError(
+            f"`nucleus_channel` is required with named stains {list(channels)}: which one "
+            "holds the nuclei (e.g. DNA)?"
+        )
+    if name not in channels or name == "distance":
+        raise ValueError(f"`nucleus_channel` {name!r} must be one of `channels` {list(channels)}")
+    return name
+
+
+def _read_stains(spec: FovSpec) -> dict[str, np.ndarray]:
+    """Every named stain of a field, (Z, Y, X) each, checked to be one field's images."""
+    images = {}
+    for name, path, index in spec.stains:
+        stack = read_stack(path, axes=spec.axes)
+        if index >= stack.shape[0]:
+            raise ValueError(
+                f"wrong channel count: {Path(path).name} has {stack.shape[0]} channel(s) but "
+                f"channel {index} of it is stain {name!r}"
+            )
+        images[name] = stack[index]
+    shapes = {n: a.shape[-2:] for n, a in images.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"the stains of field {spec.fov_id} differ in size (Y, X): {shapes}")
+    for name, arr in images.items():
+        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
+            raise ValueError(f"the {name} channel is all NaN")
+    return images
+
+
 def _read_channels(spec: FovSpec) -> tuple[np.ndarray, np.ndarray]:
     """The protein and Hoechst (Z, Y, X) stacks of a field, checked."""
     stack = read_stack(spec.path, axes=spec.axes)
@@ -155,10 +187,14 @@ def _read_masks(spec: FovSpec, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
 def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int, str]:
     """Worker: one FOV to one shard. Returns (fov_id, status, n_crops, reason)."""
     try:
-        protein, hoechst = _read_channels(spec)
+        if spec.stains:
+            images = {"stains": _read_stains(spec), "nucleus_channel": params["nucleus_channel"]}
+            shape = images["stains"][params["nucleus_channel"]].shape[-2:]
+        else:
+            protein, hoechst = _read_channels(spec)
+            images, shape = {"protein": protein, "hoechst": hoechst}, protein.shape[-2:]
         out = preprocess_fov(
-            protein,
-            hoechst,
+            **images,
             channels=tuple(params["channels"]),
             downsample_factor=params["downsample_factor"],
             crop_size=params["crop_size"],
@@ -166,7 +202,7 @@ def _process_one(spec: FovSpec, params: dict, parts: str) -> tuple[str, str, int
             normalize=params["normalize"],
             min_contrast=params["min_contrast"],
             segmenter=params.get("segmenter"),
-            **_read_masks(spec, protein.shape[-2:]),
+            **_read_masks(spec, shape),
         )
         _atomic_savez(
             Path(parts) / _shard_name(spec.fov_id),
@@ -400,6 +436,7 @@ def preprocess_dataset(
     out: str | os.PathLike,
     *,
     channels: Sequence[str] = ("protein", "distance"),
+    nucleus_channel: str | None = None,
     crop_size: int = 100,
     downsample_factor: int = 2,
     nucleus_diameter: float | None = None,
@@ -438,6 +475,10 @@ def preprocess_dataset(
         The ``.h5`` crop store to write or complete.
     channels, crop_size, downsample_factor, nucleus_diameter, normalize, min_contrast
         As in :func:`preprocess_fov`.
+    nucleus_channel : str, optional
+        With named stains (``channels`` such as ``("DNA", "ER", "RNA", "AGP", "Mito")``,
+        read from a manifest's columns): the stain segmented into nuclei (required then,
+        and recorded in the store's parameters).
     dtype : {"float16", "float32"}
         Storage type of the crops.
     compression : {"lzf", None}, default "lzf"
@@ -513,6 +554,9 @@ def preprocess_dataset(
         "min_contrast": check_positive(min_contrast, "min_contrast"),
         "dtype": dtype,
     }
+    stains = [c for c in names if c not in ("protein", "nucleus", "distance")]
+    if stains or nucleus_channel is not None:
+        params["nucleus_channel"] = _nucleus_channel(nucleus_channel, names)
     seg_name = _segmenter_name(segmenter, workers, scheduler)
     if seg_name != "cyto":  # recorded only when not the default (older stores lack it)
         params["segmenter"] = seg_name
@@ -520,7 +564,7 @@ def preprocess_dataset(
         workers = check_positive(workers, "workers", integer=True)
     if isinstance(source, (str, os.PathLike)):
         pm = dict(plate_map) if isinstance(plate_map, Mapping) else plate_map
-        specs = list_fovs(source, plate_map=pm)
+        specs = list_fovs(source, plate_map=pm, channels=names)
     else:
         specs = list(source)
     if not all(isinstance(s, FovSpec) for s in specs):

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cyto.preprocess._spec import FovSpec, _canonical
+from cyto.preprocess._spec import (
+    METADATA_COLUMNS,
+    FovSpec,
+    _canonical,
+    _relative,
+    _stem,
+    is_metadata_column,
+)
+from cyto.preprocess._stains import stain_specs
 from cyto.preprocess._validate import components_if_binary
 from cyto.preprocess._zarr import is_ome_zarr, list_zarr_fovs, read_zarr_stack, zarr_digest
 
@@ -74,7 +83,10 @@ def fingerprint(spec: FovSpec) -> str:
 
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{spec.protein_channel},{spec.nucleus_channel},{spec.axes}".encode())
-    for path in (spec.path, spec.nucleus_path):
+    for name, _, index in spec.stains:
+        h.update(f"{name}:{index}".encode())
+    files = [p for _, p, _ in spec.stains] or [spec.path, spec.nucleus_path]
+    for path in files:
         if path is not None and Path(path).is_dir():  # an OME-Zarr image
             zarr_digest(Path(path), h)
         elif path is not None:
@@ -84,14 +96,6 @@ def fingerprint(spec: FovSpec) -> str:
             h.update(tag)
             _file_digest(Path(path), h)
     return h.hexdigest()
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def _micromanager_order(tif) -> tuple[int, int] | None:
@@ -334,8 +338,10 @@ def _int_field(row: dict, key: str, default: int, where: str) -> int:
     return out
 
 
-def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
-    """Read a manifest CSV: one row per field of view.
+def read_manifest(
+    path: str | os.PathLike, *, channels: Sequence[str] | None = None
+) -> list[FovSpec]:
+    """Read a manifest CSV: one row per field of view (or per image of a field).
 
     Columns: ``path`` (relative to the CSV's folder, or absolute), ``protein_id``;
     optional ``fov_id`` (default: the file name without ``.tif``/``.ome.tif``),
@@ -349,10 +355,18 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
     In rows with a ``nucleus_path`` both channel indices default to 0, so two
     single-channel files need no channel columns.
 
+    With ``channels`` naming stains (``DNA,ER,RNA,AGP,Mito``: anything but
+    ``protein``, ``nucleus`` and ``distance``), the manifest names its stains instead:
+    one column per stain holding its image path, or one row per image with ``path``
+    and ``channel`` columns (see :mod:`cyto.preprocess._stains`).
+
     Parameters
     ----------
     path : str or PathLike
         The CSV file.
+    channels : sequence of str, optional
+        The crop channels (``cyto preprocess --channels``); stain names among them are
+        read from the manifest's columns (or its ``channel`` column).
 
     Returns
     -------
@@ -386,9 +400,13 @@ def read_manifest(path: str | os.PathLike) -> list[FovSpec]:
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     try:
+        stains = [c for c in channels or () if c not in ("protein", "nucleus", "distance")]
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, strict=True)
             fields = [c.strip() for c in (reader.fieldnames or [])]
+            if stains:
+                rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+                return stain_specs(rows, fields, [c for c in channels if c != "distance"], path)
             rows = _manifest_rows(reader, fields, path)
     except UnicodeDecodeError as err:
         raise ValueError(
@@ -477,27 +495,11 @@ def _specs_from_rows(rows: list[dict], path: Path) -> list[FovSpec]:
     return specs
 
 
-def _relative(value: str, manifest: Path) -> Path | None:
-    """A manifest path cell: relative to the manifest's folder, or absolute; None if empty."""
-    value = value.strip()
-    if not value:
-        return None
-    file = Path(value)
-    return file if file.is_absolute() else manifest.parent / file
-
-
-#: Manifest columns kept as metadata of every crop (besides ``Metadata_*`` columns).
-METADATA_COLUMNS = ("plate", "well", "field", "site")
-
-
-def is_metadata_column(name: str) -> bool:
-    """True for a manifest column that follows the crops: plate, well, field, site or
-    ``Metadata_*`` (as pycytominer names them)."""
-    return name in METADATA_COLUMNS or name.lower().startswith("metadata_")
-
-
 def list_fovs(
-    source: str | os.PathLike, *, plate_map: str | os.PathLike | dict[str, str] | None = None
+    source: str | os.PathLike,
+    *,
+    plate_map: str | os.PathLike | dict[str, str] | None = None,
+    channels: Sequence[str] | None = None,
 ) -> list[FovSpec]:
     """List the fields of view of a dataset.
 
@@ -513,6 +515,9 @@ def list_fovs(
     source : str or PathLike
     plate_map : path-like or dict, optional
         ``well,protein_id`` table of an OME-Zarr plate.
+    channels : sequence of str, optional
+        The crop channels; stain names among them are read from a manifest's columns
+        (:func:`read_manifest`).
 
     Returns
     -------
@@ -546,10 +551,16 @@ def list_fovs(
     if source.is_file():
         if source.suffix.lower() != ".csv":
             raise ValueError(f"`source` {source} must be a manifest .csv file or a folder")
-        return read_manifest(source)
+        return read_manifest(source, channels=channels)
     manifest = source / "manifest.csv"
     if manifest.is_file():
-        return read_manifest(manifest)
+        return read_manifest(manifest, channels=channels)
+    stains = [c for c in channels or () if c not in ("protein", "nucleus", "distance")]
+    if stains:
+        raise ValueError(
+            f"named stains {stains} are read from a manifest's columns; {source} holds no "
+            "manifest.csv (give a manifest with one column per stain, or path,channel rows)"
+        )
     specs = []
     for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in sorted(sub.iterdir()):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FovSpec"]
+__all__ = ["METADATA_COLUMNS", "FovSpec", "is_metadata_column"]
 
 # tifffile axis codes that mean "some stack of planes"
 _UNKNOWN_AXES = set("QIPRHEVLAMB")
@@ -46,6 +46,10 @@ class FovSpec:
     metadata : tuple of (str, str)
         Columns that follow every crop of the field to the end (plate, well, field,
         ``Metadata_*``).
+    stains : tuple of (str, Path, int)
+        Named stains read from their own files (name, file, channel index in it), as a
+        manifest that names its channels gives them (Cell Painting: DNA, ER, RNA, AGP,
+        Mito); empty for the protein/Hoechst fields above.
     """
 
     path: Path
@@ -58,6 +62,7 @@ class FovSpec:
     mask_path: Path | None = None
     cell_mask_path: Path | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    stains: tuple[tuple[str, Path, int], ...] = ()
 
 
 def _canonical(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
@@ -95,3 +100,30 @@ def _canonical(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
             data = data[None]
             axes = a + axes
     return np.transpose(data, [axes.index(a) for a in "CZYX"])
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _relative(value: str, manifest: Path) -> Path | None:
+    """A manifest path cell: relative to the manifest's folder, or absolute; None if empty."""
+    value = value.strip()
+    if not value:
+        return None
+    file = Path(value)
+    return file if file.is_absolute() else manifest.parent / file
+
+
+#: Manifest columns kept as metadata of every crop (besides ``Metadata_*`` columns).
+METADATA_COLUMNS = ("plate", "well", "field", "site")
+
+
+def is_metadata_column(name: str) -> bool:
+    """True for a manifest column that follows the crops: plate, well, field, site or
+    ``Metadata_*`` (as pycytominer names them)."""
+    return name in METADATA_COLUMNS or name.lower().startswith("metadata_")

@@ -211,7 +211,10 @@ def test_cli(tmp_path, dataset, capsys) -> None:
         assert s.channels == ("protein",) and s.dtype == np.float32 and len(s) > 0
     assert main(["preprocess", str(tmp_path / "nothing"), "-o", str(out)]) == 2
     with pytest.raises(SystemExit):
-        main(["preprocess", str(dataset), "-o", str(out), "--channels", "dapi"])
+        main(["preprocess", str(dataset), "-o", str(out), "--channels", "4dapi"])
+    code = main(["preprocess", str(dataset), "-o", str(tmp_path / "d.h5"), "--channels", "dapi",
+                 "--nucleus-channel", "dapi"])  # fmt: skip
+    assert code == 2 and not (tmp_path / "d.h5").exists()
 
 
 def test_crash_while_merging_keeps_the_old_store(tmp_path, monkeypatch) -> None:
