@@ -51,6 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="validation metric of the best checkpoint and early stopping: task_loss "
         "(default: reconstruction + identification), loss (the paper), accuracy_global, ...",
     )
+    p.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="the per-crop label to identify: protein_id (default), or a label column of "
+        "the store (perturbation, compound, gene, well, Metadata_*)",
+    )
     p.add_argument("--max-epochs", type=int, metavar="N", help="most epochs (default: 100)")
     p.add_argument("--batch-size", type=int, metavar="N", help="crops per step (default: 32)")
     p.add_argument("--lr", type=float, metavar="LR", help="initial learning rate (default: 0.0004)")
@@ -181,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("the run directory is required: -o RUN (or --resume RUN)")
     overrides = {
         "preset": args.preset,
+        "target": args.target,
         "max_epochs": args.max_epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cyto._atomic import atomic_path
+from cyto.data._channels import CHANNEL_NAMES, check_channels
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -41,12 +41,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-#: Channel names with a built-in meaning: the tagged protein, the signed distance to the
-#: nucleus (computed, scaled to [-1, 1]) and the nuclear stain. A store may also hold any
-#: other named stain (``DNA``, ``ER``, ``RNA``, ``AGP``, ``Mito``, ``GFP``...): see
-#: :func:`check_channels`.
-CHANNEL_NAMES = ("protein", "distance", "nucleus")
-_CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]{0,63}")
 _REQUIRED = ("crops", "protein_id", "fov_id", "centers", "nucleus_id")
 # the fov table's own columns; any other column is field metadata
 _FOV_COLUMNS = ("fov_id", "protein_id", "path", "n_crops", "source")
@@ -65,37 +59,6 @@ def _h5py():
 
 def _str_dtype():
     return _h5py().string_dtype("utf-8")
-
-
-def check_channels(
-    channels: object, n_channels: int | None = None, *, array: str = "`crops` (axis 1)"
-) -> tuple[str, ...]:
-    """Validate channel names (also used by ``cyto.preprocess``); ``array`` names what
-    must have ``n_channels`` channels in the error message.
-
-    A name is :data:`CHANNEL_NAMES` or any stain name: a letter, then up to 63 letters,
-    digits or ``_.+-`` (``DNA``, ``ER``, ``Mito``, ``GFP``, ``Alexa-488``).
-    """
-    if isinstance(channels, str) or not isinstance(channels, Sequence):
-        raise TypeError(
-            f"`channels` must be a sequence of channel names (e.g. {list(CHANNEL_NAMES)} "
-            f"or DNA, ER, RNA, AGP, Mito), got {type(channels).__name__} {channels!r}"
-        )
-    channels = tuple(channels)
-    bad = [c for c in channels if not isinstance(c, str) or not _CHANNEL_NAME.fullmatch(c)]
-    if bad or not channels:
-        raise ValueError(
-            f"`channels` {channels!r} must be a non-empty sequence of channel names (a "
-            f"letter, then letters, digits or _.+-){f'; not names: {bad}' if bad else ''}"
-        )
-    if len(set(channels)) != len(channels):
-        raise ValueError(f"`channels` {channels!r} contains duplicates")
-    if n_channels is not None and len(channels) != n_channels:
-        raise ValueError(
-            f"`channels` names {len(channels)} channels {channels!r} but {array} has "
-            f"{n_channels} channels"
-        )
-    return channels
 
 
 def _as_str_array(values: Any, n: int, name: str) -> np.ndarray:
@@ -719,6 +682,43 @@ class CropStore:
             for c in cols:
                 obs[c] = np.append(t[c], "")[idx].astype(str)
         return obs
+
+    def labels(self, column: str = "protein_id") -> np.ndarray:
+        """Every crop's value of a label column: what ``cyto train --target`` identifies.
+
+        Parameters
+        ----------
+        column : str, default "protein_id"
+            ``protein_id``, ``fov_id`` or a metadata column of the fields (``well``,
+            ``plate``, ``Metadata_*``: a perturbation, a compound, a gene).
+
+        Returns
+        -------
+        (n,) str ndarray
+
+        Raises
+        ------
+        ValueError
+            If the store has no such column (the message lists those it has), or some
+            crops have no value in it.
+        """
+        if column in ("protein_id", "fov_id"):
+            return (self.protein_ids if column == "protein_id" else self.fov_ids).astype(str)
+        t = self.fov_table()
+        columns = [c for c in t if c not in _FOV_COLUMNS]
+        if column not in columns:
+            raise ValueError(
+                f"`target` {column!r} is not a label column of crop store {self.path.name}; "
+                f"it has protein_id, fov_id{''.join(f', {c}' for c in columns)}"
+            )
+        values = self.crop_obs()[column]
+        empty = int((values == "").sum())
+        if empty:
+            raise ValueError(
+                f"{empty} crop(s) of {self.path.name} have no {column!r} (their fields lack "
+                "it in the manifest); fill it in or choose another `target`"
+            )
+        return values
 
     def fingerprint(self, samples: int = 64) -> dict[str, str]:
         """Cheap identity of the store's content: hashes of its ids and of sampled pixels.

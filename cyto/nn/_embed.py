@@ -160,7 +160,8 @@ def _run_split(run_dir: Path, store: Any) -> np.ndarray | None:
     path = run.split_file
     if not path.exists() or not run.started:
         return None
-    meta = run.read_config()["store"]
+    saved = run.read_config()
+    meta = saved["store"]
     same = (
         meta["n"] == len(store)
         and list(meta["channels"]) == list(store.channels)
@@ -170,9 +171,12 @@ def _run_split(run_dir: Path, store: Any) -> np.ndarray | None:
         return None
     with np.load(path, allow_pickle=False) as z:
         split, classes, labels = z["split"], z["classes"], z["labels"]
-    if split.shape != (len(store),) or not np.array_equal(
-        classes[labels].astype(str), store.protein_ids.astype(str)
-    ):
+    target = saved["train"].get("target", "protein_id")
+    try:
+        ids = store.labels(target)
+    except ValueError:  # another store, without the run's label column
+        return None
+    if split.shape != (len(store),) or not np.array_equal(classes[labels].astype(str), ids):
         return None
     return split.astype(np.int8)
 
@@ -383,6 +387,12 @@ def _plan(
 
     cfg = model.config
     with CropStore(store_path) as store:
+        trained_on = list(state.get("store", {}).get("channels", store.channels))
+        if list(store.channels) != trained_on:
+            raise ValueError(
+                f"crop store {store_path} has channels {list(store.channels)}, the model was "
+                f"trained on {trained_on}: the names and their order must be the same"
+            )
         if len(store.channels) != cfg.in_channels or store.crop_size != cfg.image_size:
             raise ValueError(
                 f"crop store {store_path} has {len(store.channels)} channels of "

@@ -93,9 +93,10 @@ def _prepare_data(store_path: Path, config: TrainConfig) -> _RunData:
         n = len(store)
         if n < 2:
             raise ValueError(f"crop store {store_path} holds {n} crops; need at least 2 to train")
-        labels, classes = encode_labels(store.protein_ids)
+        ids = store.labels(config.target)
+        labels, classes = encode_labels(ids)
         split = split_crops(
-            store.protein_ids,
+            ids,
             store.fov_ids,
             fractions=config.split,
             seed=config.seed,

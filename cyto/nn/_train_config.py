@@ -114,6 +114,10 @@ class TrainConfig:
         Train, validation, test fractions.
     group_by_fov : bool, default True
         Keep the crops of one field of view in one split.
+    target : str, default "protein_id"
+        The per-crop label the model learns to identify: ``protein_id``, or a label
+        column of the store (:meth:`cyto.data.CropStore.labels`: a perturbation, a
+        compound, a gene, ``well``...). The split keeps every class in every split.
     seed : int, default 0
         Seed of the split, the model initialisation, shuffling and augmentation.
     augment : bool, default True
@@ -194,6 +198,7 @@ class TrainConfig:
     skip_degenerate: bool = True
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     group_by_fov: bool = True
+    target: str = "protein_id"
     seed: int = 0
     augment: bool = True
     num_workers: int = -1
@@ -257,6 +262,8 @@ class TrainConfig:
             )
         if self.amp not in _AMP_CHOICES:
             raise ValueError(f"`amp` must be one of {list(_AMP_CHOICES)}; got {self.amp!r}")
+        if not isinstance(self.target, str) or not self.target:
+            raise ValueError(f"`target` must be a column name; got {self.target!r}")
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ValueError(
                 f"`monitor` must be a metric name such as 'loss'; got {self.monitor!r}"

@@ -127,7 +127,7 @@ def test_embed_one_split_and_foreign_store(trained, tmp_path):
     wrong = write_crop_store(
         tmp_path / "w.h5", np.zeros((2, 1, 32, 32), np.float32), "A", channels=("protein",)
     )
-    with pytest.raises(ValueError, match="model expects 2"):
+    with pytest.raises(ValueError, match=r"has channels \['protein'\], the model was trained on"):
         embed(run, wrong, tmp_path / "w_out.h5", progress=False)
     with pytest.raises(ValueError, match="split"):
         embed(run, store, tmp_path / "x.h5", split="holdout")
