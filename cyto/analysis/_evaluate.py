@@ -348,7 +348,9 @@ def retrieval_scores(
     family = ground_truth.family_level
     if family is not None:
         fam = ground_truth.labels(family, names)
-        if len({v for v in fam if v is not None}) >= 2:
+        known = [v for v in fam if v is not None]
+        # a family retrieves its other proteins: some family must have two
+        if len(set(known)) >= 2 and len(set(known)) < len(known):
             out["family"] = mean_average_precision(average_precision(profiles, fam), **opts)
     cpx = ground_truth.levels.get("complex", {})
     if sum(str(p) in cpx for p in names) >= 2:
@@ -505,6 +507,7 @@ def evaluate(
     X = X.reshape(len(X), -1).astype(np.float32, copy=False)
     pids = np.asarray(protein_ids)
     opts = dict(umap_options or {})
+    few = _few_crops_neighbors(opts, len(X) if fit is None else len(fit))
     fit_x = None if fit is None else np.asarray(fit).reshape(len(fit), -1)
     umaps, backend = umap_replicates(X, umap_seeds, fit=fit_x, log=log, **opts)
     labels = ground_truth.crop_labels(pids, min_classes=2)
@@ -515,7 +518,7 @@ def evaluate(
         umap={"seeds": [int(s) for s in umap_seeds], **opts, "backend": backend},
         umaps=umaps,
     )
-    ev.notes += [
+    ev.notes += few + [
         f"level '{lv}': fewer than 2 classes among the {len(X)} crops, not scored"
         for lv in ground_truth.levels
         if lv not in labels
@@ -544,6 +547,15 @@ def evaluate(
             umap_options=opts,
         )
     return ev
+
+
+def _few_crops_neighbors(opts: dict[str, Any], n: int) -> list[str]:
+    """Lower the UMAP's ``n_neighbors`` below a small atlas's size (a note saying so)."""
+    k = int(opts.get("n_neighbors", 15))
+    if not 3 <= n <= k:
+        return []
+    opts["n_neighbors"] = n - 1
+    return [f"UMAP n_neighbors lowered from {k} to {n - 1}: the atlas has only {n} crops"]
 
 
 def _hidden_rows(spectra: Any, families: Mapping[str, str], seed: int) -> list[dict[str, Any]]:

@@ -376,6 +376,11 @@ def mean_average_precision(
     if isinstance(null_size, bool) or not isinstance(null_size, (int, np.integer)) or null_size < 1:
         raise ValueError(f"`null_size` must be a positive integer, got {null_size!r}")
     valid = np.isfinite(result.ap)
+    if not valid.any():
+        raise ValueError(
+            "no query has another member of its group to retrieve (every group has one "
+            "member): mAP is undefined"
+        )
     names, inverse = np.unique(result.labels[valid].astype(str), return_inverse=True)
     conf = np.stack([result.n_pos[valid], result.n_total[valid]], axis=1)
     confs, conf_ix = np.unique(conf, axis=0, return_inverse=True)

@@ -148,3 +148,11 @@ def test_a_protein_with_two_localizations_is_left_out_everywhere(tmp_path, rng) 
     ev = evaluate(x, proteins, gt, spectra=spectra, umap_options={"backend": "umap"})
     assert all(r["protein"] != "MIX" and "MIX" not in r["top3"] for r in ev.hidden)
     assert {r["true"] for r in ev.hidden} <= {"er", "golgi", "nucleolus"}
+
+
+def test_a_small_atlas_lowers_the_umap_neighbours_and_says_so(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(12, 4)).astype(np.float32)
+    proteins = np.repeat([f"P{i}" for i in range(6)], 2)
+    ev = evaluate(x, proteins, _gt(), umap_seeds=(0,), umap_options={"backend": "umap"})
+    assert "UMAP n_neighbors lowered from 15 to 11: the atlas has only 12 crops" in ev.notes
+    assert ev.umap["n_neighbors"] == 11 and ev.umaps[0].shape == (12, 2)

@@ -183,3 +183,14 @@ def test_bad_queries_are_named(rng: np.random.Generator) -> None:
         average_precision(X, lab, queries=np.ones(5, dtype=bool))
     with pytest.raises(ValueError, match="`per_group` must be a positive integer"):
         sample_queries(lab, 0)
+
+
+def test_groups_of_one_have_nothing_to_retrieve() -> None:
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    with pytest.raises(ValueError, match="every group has one member"):
+        mean_average_precision(average_precision(X, np.array(["a", "b", "c", "d"])))
+    # a family per protein: no family mAP (nothing to retrieve), protein mAP still there
+    gt = GroundTruth({"family": {p: p for p in "ab"}})
+    pids = np.repeat(["a", "b"], 6)
+    out = retrieval_scores(np.random.default_rng(1).normal(size=(12, 3)), pids, gt)
+    assert "family" not in out and "protein" in out
