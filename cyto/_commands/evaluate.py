@@ -54,6 +54,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--split", choices=("test", "all"), default="test", help="crops evaluated (default test)"
     )
+    p.add_argument(
+        "--control",
+        metavar="VALUE",
+        help="perturbation screen: the control perturbation (e.g. DMSO; protein_id holds "
+        "the perturbation); adds the JUMP metrics on well profiles: phenotypic activity "
+        "and consistency (perturbations of one MoA, the ground truth's family)",
+    )
+    p.add_argument(
+        "--well-key",
+        default="well",
+        metavar="COLUMN",
+        help="with --control: the per-crop column naming the well (default: well)",
+    )
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation nulls")
     add_allow_degenerate(p, "score")
@@ -81,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
         corrections=tuple(args.corrections),
         allow_degenerate=args.allow_degenerate,
         overwrite=args.overwrite,
+        control=args.control,
+        well_key=args.well_key,
         echo=(lambda msg: None) if args.quiet else None,
     )
     print(card_markdown(card))

@@ -5,6 +5,7 @@ functions that need them.
 """
 
 from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, HealthAccumulator
+from cyto.analysis._activity import phenotypic_activity, phenotypic_consistency
 from cyto.analysis._baselines import baseline_features, handcrafted_features
 from cyto.analysis._evaluate import (
     Evaluation,
@@ -153,6 +154,8 @@ __all__ = [
     "mean_sem",
     "merge_score_tables",
     "nearest_proteins",
+    "phenotypic_activity",
+    "phenotypic_consistency",
     "plot_atlas",
     "plot_correlation_heatmap",
     "plot_crop_grid",

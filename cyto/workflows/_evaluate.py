@@ -18,6 +18,8 @@ from cyto.analysis import (
     baseline_features,
     batch_column,
     evaluate,
+    phenotypic_activity,
+    phenotypic_consistency,
     read_atlas,
 )
 from cyto.data import CropStore, check_output, output_folder
@@ -77,6 +79,74 @@ def _baseline_features(store: Any, crop_index: np.ndarray) -> dict[str, np.ndarr
     return baseline_features(crops[:, pch])
 
 
+def _well_profiles(
+    X: np.ndarray, pids: np.ndarray, wells: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean profile and perturbation of every well (a well holds one perturbation)."""
+    names, inverse = np.unique(wells, return_inverse=True)
+    sums = np.zeros((names.size, X.shape[1]))
+    np.add.at(sums, inverse, X)
+    profiles = sums / np.bincount(inverse)[:, None]
+    pert = np.empty(names.size, dtype=object)
+    for k in range(names.size):
+        mine = set(pids[inverse == k].tolist())
+        if len(mine) > 1:
+            raise ValueError(f"well {names[k]!r} holds several perturbations: {sorted(mine)}")
+        pert[k] = mine.pop()
+    return profiles, pert.astype(str)
+
+
+def _screen_metrics(
+    X: np.ndarray, pids: np.ndarray, wells: np.ndarray, control: str, gt: Any, seed: int
+) -> dict[str, Any]:
+    """Phenotypic activity and consistency of one representation on well profiles."""
+    profiles, pert = _well_profiles(np.asarray(X, dtype=np.float64), pids, wells)
+    act = phenotypic_activity(profiles, pert, control=control, seed=seed)
+    out = {
+        "activity_map": act["map"],
+        "activity_significant": act["fraction_significant"],
+        "active": sorted(g["label"] for g in act["groups"] if g["q_value"] < 0.05),
+        "n_wells": len(pert),
+    }
+    if gt.family_level is not None:
+        try:
+            moa = {p: m for p, m in gt.family_of().items() if m is not None}
+            con = phenotypic_consistency(profiles, pert, moa, control=control, seed=seed)
+            out["consistency_map"] = con["map"]
+        except ValueError:  # no MoA with two perturbations among these wells
+            out["consistency_map"] = None
+    return out
+
+
+def _score(
+    reps: dict[str, np.ndarray],
+    applied: list[str],
+    atlas: Any,
+    gt: Any,
+    batch: np.ndarray | None,
+    screen: tuple[np.ndarray, str] | None,
+    umap_seeds: Sequence[int],
+    seed: int,
+    echo: Callable[[str], None],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The card's rows (and their full evaluations): every representation × correction,
+    with the screen metrics on well profiles when ``screen`` = (wells, control)."""
+    rows, details = [], {}
+    for name, X in reps.items():
+        for corr in applied:
+            Xc = X if corr == "none" else CORRECTIONS[corr](X, batch)
+            ref = atlas.reference if (corr == "none" and name.startswith("cyto")) else None
+            echo(f"[evaluate] {name}, correction {corr}: {len(Xc)} crops")
+            ev = evaluate(
+                Xc, atlas.pids, gt, reference=ref, umap_seeds=umap_seeds, hidden_seed=seed
+            )
+            rows.append(_card_row(name, corr, ev))
+            if screen is not None:
+                rows[-1] |= _screen_metrics(Xc, atlas.pids, screen[0], screen[1], gt, seed)
+            details[f"{name} | {corr}"] = ev.to_dict()
+    return rows, details
+
+
 def _card_row(name: str, correction: str, ev: Any) -> dict[str, Any]:
     r = ev.retrieval
     return {
@@ -108,6 +178,8 @@ def evaluation_card(
     corrections: Sequence[str] = ("center_scale",),
     allow_degenerate: bool = False,
     overwrite: bool = False,
+    control: str | None = None,
+    well_key: str = "well",
 ) -> dict[str, Any]:
     """Evaluate an embeddings file against a ground truth, with baselines, as one card.
 
@@ -141,6 +213,15 @@ def evaluation_card(
         Receives progress lines (default: stderr).
     split : {"test", "all"}, default "test"
         Crops evaluated: the test split (an error when the file has none), or all.
+    control : str, optional
+        For a perturbation screen (``protein_id`` = the perturbation): the control
+        perturbation (``DMSO``). Every representation is then also scored on well
+        profiles (the mean of each well's crops) by the JUMP metrics: phenotypic
+        activity (:func:`cyto.analysis.phenotypic_activity`: mAP and the fraction of
+        perturbations active at q < 0.05) and consistency (perturbations of one MoA, the
+        ground truth's family, :func:`cyto.analysis.phenotypic_consistency`).
+    well_key : str, default "well"
+        The per-crop column naming each crop's well (with ``control``).
     corrections : sequence of {"center_scale", "harmony"}, default ("center_scale",)
         Batch corrections scored beside the uncorrected rows (with ``batch_key``).
     allow_degenerate : bool, default False
@@ -187,6 +268,7 @@ def evaluation_card(
         crops=crops,
     )
     batch = batch_column(atlas, batch_key) if batch_key is not None else None
+    wells = batch_column(atlas, well_key) if control is not None else None
     gt.check_covers(atlas.pids, f"{Path(embeddings).name} ({atlas.split_used} crops)")
     reps = {"cyto (global encodings)": atlas.X}
     if atlas.store is not None:
@@ -197,17 +279,8 @@ def evaluation_card(
     else:
         echo("[evaluate] no crop store found: baselines left out (give --crops)")
     applied = ["none"] + (list(dict.fromkeys(corrections)) if batch_key is not None else [])
-    rows, details = [], {}
-    for name, X in reps.items():
-        for corr in applied:
-            Xc = X if corr == "none" else CORRECTIONS[corr](X, batch)
-            ref = atlas.reference if (corr == "none" and name.startswith("cyto")) else None
-            echo(f"[evaluate] {name}, correction {corr}: {len(Xc)} crops")
-            ev = evaluate(
-                Xc, atlas.pids, gt, reference=ref, umap_seeds=umap_seeds, hidden_seed=seed
-            )
-            rows.append(_card_row(name, corr, ev))
-            details[f"{name} | {corr}"] = ev.to_dict()
+    screen = None if control is None else (wells, control)
+    rows, details = _score(reps, applied, atlas, gt, batch, screen, umap_seeds, seed, echo)
     card = {
         "embeddings": Path(embeddings).name,
         "evaluated_on": atlas.split_used,
@@ -233,6 +306,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     levels = sorted({lv for r in card["rows"] for lv in r["gamma"]})
     header = ["representation", "correction", *(f"Γ {lv}" for lv in levels)]
     header += ["family mAP (q<0.05)", "protein mAP", "complex recall (null)", "kNN cosine"]
+    screen = any("activity_map" in r for r in card["rows"])
+    if screen:
+        header += ["activity mAP (active at q<0.05)", "consistency mAP"]
     lines = [
         f"Evaluation of {card['embeddings']} ({card['evaluated_on']} crops, n = "
         f"{card['n_crops']}); batch key: {card['batch_key'] or 'none'}.",
@@ -252,5 +328,10 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"{_fmt(r['complex_recall'], '.2f')} ({_fmt(r['complex_recall_null'], '.2f')})",
             _fmt(r["knn_cosine"]),
         ]
+        if screen:
+            cells += [
+                f"{_fmt(r.get('activity_map'))} ({_fmt(r.get('activity_significant'), '.0%')})",
+                _fmt(r.get("consistency_map")),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

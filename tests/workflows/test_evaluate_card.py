@@ -127,3 +127,52 @@ def test_analyze_reports_before_and_after_batch_correction(tmp_path: Path) -> No
     assert "Batch correction (plate)" in html and "per-plate centring and scaling" in html
     bad = ["analyze", str(emb), "-o", str(tmp_path / "rep2"), "--ground-truth"]
     assert main([*bad, str(tmp_path / "gt.csv"), "--batch-key", "well", "-q"]) == 2
+
+
+def _screen_embeddings(path: Path, seed: int = 0) -> Path:
+    """A compound screen: 12 DMSO wells, 6 compounds x 3 wells (2 MoAs), 6 crops a well;
+    the 4 compounds of MoA 'tub' and 'hdac' move their wells, 'inert' ones do not."""
+    rng = np.random.default_rng(seed)
+    moa = {"c0": "tub", "c1": "tub", "c2": "hdac", "c3": "hdac", "c4": "inert", "c5": "inert"}
+    wells = [(f"D{k}", "DMSO") for k in range(12)]
+    wells += [(f"{c}w{r}", c) for c in moa for r in range(3)]
+    pert = np.repeat([p for _, p in wells], 6)
+    well = np.repeat([w for w, _ in wells], 6)
+    X = rng.normal(size=(pert.size, 16))
+    for c, m in moa.items():
+        if m != "inert":
+            X[pert == c, {"tub": 0, "hdac": 1}[m]] += 2.5
+    w = EmbeddingsWriter(path, {"format": "test"})
+    w.create(
+        {"global": (16, np.dtype(np.float32))},
+        protein_ids=pert,
+        fov_ids=np.array([f"{x}-f0" for x in well]),
+        split=np.full(pert.size, "test"),
+        crop_index=np.arange(pert.size),
+        classes=sorted(set(pert)),
+        attrs={},
+        obs={"well": well},
+    )
+    w.write({"global": X.astype(np.float32)})
+    w.finish({})
+    (path.parent / "moa.csv").write_text(
+        "protein_id,family\n" + "".join(f"{c},{m}\n" for c, m in moa.items())
+    )
+    return w.commit()
+
+
+def test_card_of_a_compound_screen_scores_activity_and_consistency(tmp_path: Path) -> None:
+    emb = _screen_embeddings(tmp_path / "emb.h5")
+    argv = ["evaluate", str(emb), "-o", str(tmp_path / "card"), "--ground-truth",
+            str(tmp_path / "moa.csv"), "--control", "DMSO"]  # fmt: skip
+    assert main(argv) == 0
+    card = json.loads((tmp_path / "card" / "evaluation.json").read_text())
+    row = next(r for r in card["rows"] if r["representation"].startswith("cyto"))
+    # the 4 compounds that change their wells are found active at q < 0.05
+    assert {"c0", "c1", "c2", "c3"} <= set(row["active"])
+    assert row["activity_significant"] == pytest.approx(len(row["active"]) / 6)
+    assert row["n_wells"] == 30 and row["consistency_map"] > 0.5
+    table = (tmp_path / "card" / "evaluation.md").read_text()
+    assert "activity mAP (active at q<0.05)" in table
+    argv[argv.index("DMSO")] = "PBS"
+    assert main([*argv[:3], str(tmp_path / "card2"), *argv[4:]]) == 2
