@@ -67,6 +67,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="with --control: the per-crop column naming the well (default: well)",
     )
+    p.add_argument(
+        "--cellprofiler",
+        action="store_true",
+        help="also score CellProfiler features of every stain (cp-measure; pip install "
+        '"cyto[cellprofiler]") as a baseline',
+    )
     p.add_argument("--seeds", type=int, default=1, help="number of UMAP seeds (0..N-1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation nulls")
     add_allow_degenerate(p, "score")
@@ -96,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         control=args.control,
         well_key=args.well_key,
+        cellprofiler=args.cellprofiler,
         echo=(lambda msg: None) if args.quiet else None,
     )
     print(card_markdown(card))

@@ -7,6 +7,7 @@ functions that need them.
 from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, HealthAccumulator
 from cyto.analysis._activity import phenotypic_activity, phenotypic_consistency
 from cyto.analysis._baselines import baseline_features, handcrafted_features
+from cyto.analysis._cellprofiler import cellprofiler_features
 from cyto.analysis._evaluate import (
     Evaluation,
     baseline_scores,
@@ -121,6 +122,7 @@ __all__ = [
     "batch_column",
     "benjamini_hochberg",
     "bicluster",
+    "cellprofiler_features",
     "center_scale_by_batch",
     "choose_hidden",
     "class_medians",

@@ -4,6 +4,7 @@ accuracy, for the model and the model-free baselines, before and after batch cor
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from cyto.analysis import (
     aggregate,
     baseline_features,
     batch_column,
+    cellprofiler_features,
     evaluate,
     phenotypic_activity,
     phenotypic_consistency,
@@ -69,14 +71,32 @@ def _write_profiles(path: Path, X: np.ndarray, pids: np.ndarray, gt: GroundTruth
     return written
 
 
-def _baseline_features(store: Any, crop_index: np.ndarray) -> dict[str, np.ndarray]:
+def _baseline_features(
+    store: Any, crop_index: np.ndarray, *, cellprofiler: bool = False
+) -> dict[str, np.ndarray]:
+    """The baselines on the evaluated crops: raw pixels and intensity statistics of the
+    protein channel (or the first), and with ``cellprofiler`` CellProfiler features of
+    every stain (timed: their cost per crop is printed)."""
     with CropStore(store) as cs:
         order = np.argsort(crop_index)
         sorted_crops = cs.read(crop_index[order]).astype(np.float32)
-        pch = list(cs.channels).index("protein") if "protein" in cs.channels else 0
+        channels = tuple(cs.channels)
+        nucleus = cs.params.get("nucleus_channel")
     crops = np.empty_like(sorted_crops)
     crops[order] = sorted_crops  # back in the embeddings file's row order
-    return baseline_features(crops[:, pch])
+    pch = channels.index("protein") if "protein" in channels else 0
+    out = baseline_features(crops[:, pch])
+    if cellprofiler:
+        t0 = time.perf_counter()
+        out["CellProfiler (cp-measure)"] = cellprofiler_features(
+            crops, channels, nucleus_channel=nucleus
+        )[0]
+        seconds = time.perf_counter() - t0
+        _print_stderr(
+            f"[evaluate] CellProfiler features: {1000 * seconds / max(len(crops), 1):.0f} ms "
+            f"per crop ({len(crops)} crops, {len(channels)} channels)"
+        )
+    return out
 
 
 def _well_profiles(
@@ -180,6 +200,7 @@ def evaluation_card(
     overwrite: bool = False,
     control: str | None = None,
     well_key: str = "well",
+    cellprofiler: bool = False,
 ) -> dict[str, Any]:
     """Evaluate an embeddings file against a ground truth, with baselines, as one card.
 
@@ -222,6 +243,10 @@ def evaluation_card(
         ground truth's family, :func:`cyto.analysis.phenotypic_consistency`).
     well_key : str, default "well"
         The per-crop column naming each crop's well (with ``control``).
+    cellprofiler : bool, default False
+        Also score CellProfiler features of every stain (cp-measure, the
+        ``cellprofiler`` extra; :func:`cyto.analysis.cellprofiler_features`) as a
+        baseline, when the crop store is found.
     corrections : sequence of {"center_scale", "harmony"}, default ("center_scale",)
         Batch corrections scored beside the uncorrected rows (with ``batch_key``).
     allow_degenerate : bool, default False
@@ -254,6 +279,10 @@ def evaluation_card(
         from cyto._optional import require
 
         require("harmonypy", "harmony", purpose="Harmony batch correction")  # fail before work
+    if cellprofiler:
+        from cyto._optional import require
+
+        require("cp_measure.bulk", "cellprofiler", purpose="CellProfiler features")
     inputs = [("the embeddings file", embeddings), ("the crop store", crops)]
     inputs += [("the ground truth", ground_truth), ("the complex table", complexes)]
     check_output(out_dir, "evaluation card", inputs=inputs, overwrite=overwrite)
@@ -274,7 +303,10 @@ def evaluation_card(
     if atlas.store is not None:
         crop_index = atlas.crop_index[atlas.rows]
         reps |= {
-            f"baseline: {k}": v for k, v in _baseline_features(atlas.store, crop_index).items()
+            f"baseline: {k}": v
+            for k, v in _baseline_features(
+                atlas.store, crop_index, cellprofiler=cellprofiler
+            ).items()
         }
     else:
         echo("[evaluate] no crop store found: baselines left out (give --crops)")

@@ -3,6 +3,7 @@ stains in one store: preprocess -> train -> embed -> evaluate from the command l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def test_nf1_wells_through_every_stage(shared_data: Path, tmp_path: Path) -> Non
     gt = tmp_path / "wells.csv"
     gt.write_text("protein_id,family\n" + "".join(f"{w},{w}\n" for w in WELLS))
     card = tmp_path / "card"
+    cp = ["--cellprofiler"] if importlib.util.find_spec("cp_measure") else []
     assert main(["evaluate", str(emb), "--ground-truth", str(gt), "-o", str(card), "-q",
-                 "--allow-degenerate"]) == 0  # fmt: skip
+                 "--allow-degenerate", *cp]) == 0  # fmt: skip
     rows = json.loads((card / "evaluation.json").read_text())["rows"]
-    assert {r["representation"] for r in rows} >= {"cyto (global encodings)", "baseline: pixels"}
+    names = {r["representation"] for r in rows}
+    assert names >= {"cyto (global encodings)", "baseline: pixels"}
+    assert ("baseline: CellProfiler (cp-measure)" in names) == bool(cp)
