@@ -60,8 +60,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_quiet(p)
     p.add_argument("--list-families", action="store_true", help="print the families and exit")
+    p.add_argument(
+        "--kind",
+        choices=["atlas", "cellpainting"],
+        default="atlas",
+        help="atlas (default): a protein localization atlas; cellpainting: a 5-stain "
+        "Cell Painting screen of perturbations with known MoAs and control wells",
+    )
     p.set_defaults(func=_run)
     return p
+
+
+def _cellpainting(args: argparse.Namespace) -> int:
+    """``cyto synth --kind cellpainting``: the synthetic Cell Painting screen."""
+    from pathlib import Path
+
+    from cyto.data.synthetic import CellPaintingConfig, generate_cellpainting
+
+    cfg = CellPaintingConfig(seed=args.seed, z_planes=args.z_planes or 3)
+    manifest = generate_cellpainting(
+        args.output, cfg, progress=not args.quiet, overwrite=args.overwrite
+    )
+    out = Path(args.output)
+    print(f"wrote {manifest}")
+    print(
+        f"next: cyto preprocess {manifest} -o {out / 'crops.h5'} --channels DNA,ER,RNA,AGP,Mito "
+        f"--nucleus-channel DNA --crop-size 64; then cyto evaluate ... --ground-truth "
+        f"{out / 'moa.csv'} --control DMSO"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -74,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if not args.output:
         raise ValueError("`-o/--output` is required: the folder to write the atlas to")
+    if args.kind == "cellpainting":
+        return _cellpainting(args)
     kw: dict = {"seed": args.seed, "write_masks": not args.no_masks}
     if args.families:
         kw["families"] = tuple(f.strip() for f in args.families.split(",") if f.strip())

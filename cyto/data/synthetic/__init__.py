@@ -6,6 +6,9 @@ with known nuclei, rendered with one of the localization families of
 complexes of one family differ subtly, so organelle-level separation is easy and
 complex-level separation needs a good model. NumPy/SciPy only.
 
+A second kind, a synthetic **Cell Painting screen** (:func:`generate_cellpainting`),
+renders 5-stain fields of perturbed cells with known mechanisms of action.
+
 See ``docs/synthetic.md`` for the layout of the output folder and the preprocessing
 settings that match it.
 """
@@ -18,13 +21,16 @@ from cyto.data.synthetic._atlas import (
     make_catalog,
     make_field,
 )
+from cyto.data.synthetic._cellpainting import CellPaintingConfig, generate_cellpainting
 from cyto.data.synthetic._families import list_families
 
 __all__ = [
+    "CellPaintingConfig",
     "SyntheticAtlasConfig",
     "SyntheticField",
     "SyntheticProtein",
     "generate_atlas",
+    "generate_cellpainting",
     "list_families",
     "make_catalog",
     "make_field",
