@@ -69,6 +69,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="per-crop column (plate, well, Metadata_*): also score after per-batch correction",
     )
     p.add_argument(
+        "--control",
+        metavar="VALUE",
+        help="perturbation screen: the control perturbation (e.g. DMSO); adds phenotypic "
+        "activity and consistency on well profiles (a 'well' column) to the report",
+    )
+    p.add_argument(
         "--ablation",
         metavar="FILE",
         help="feature-ablation maps to show (Fig. 5): a NumPy .npz file holding "
@@ -108,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         verbose=not args.quiet,
         allow_degenerate=args.allow_degenerate,
         batch_key=args.batch_key,
+        control=args.control,
         overwrite=args.overwrite,
     )
     if report.scores is not None:

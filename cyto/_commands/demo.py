@@ -67,6 +67,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="with --data: per-crop column (plate, well...) to score the encodings before "
         "and after per-batch correction",
     )
+    p.add_argument(
+        "--kind",
+        choices=["atlas", "cellpainting"],
+        default="atlas",
+        help="atlas (default): the synthetic protein atlas; cellpainting: a synthetic Cell "
+        "Painting screen of perturbations (5 stains, MoAs, DMSO wells), scored by "
+        "phenotypic activity and consistency",
+    )
     add_quiet(p)
     p.set_defaults(func=_run)
     return p
@@ -84,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
         train_budget_s=args.train_budget,
         batch_key=args.batch_key,
+        kind=args.kind,
         stages=args.stages,
         progress=not args.quiet,
     )

@@ -5,7 +5,11 @@ functions that need them.
 """
 
 from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, HealthAccumulator
-from cyto.analysis._activity import phenotypic_activity, phenotypic_consistency
+from cyto.analysis._activity import (
+    phenotypic_activity,
+    phenotypic_consistency,
+    well_profiles,
+)
 from cyto.analysis._baselines import baseline_features, handcrafted_features
 from cyto.analysis._cellprofiler import cellprofiler_features
 from cyto.analysis._evaluate import (
@@ -62,7 +66,7 @@ from cyto.analysis._profiles import (
     harmony,
     sphere,
 )
-from cyto.analysis._reading import AtlasInput, batch_column, read_atlas
+from cyto.analysis._reading import AtlasInput, batch_column, read_atlas, well_column
 from cyto.analysis._report import AnalysisReport, analyze_embeddings
 from cyto.analysis._retrieval import (
     RetrievalResult,
@@ -176,6 +180,8 @@ __all__ = [
     "sphere",
     "umap_embed",
     "umap_replicates",
+    "well_column",
+    "well_profiles",
     "write_explorer",
     "write_report",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 from cyto.analysis._retrieval import RetrievalResult, average_precision, mean_average_precision
 from cyto.analysis._spectra import mean_by_label
 
-__all__ = ["phenotypic_activity", "phenotypic_consistency"]
+__all__ = ["phenotypic_activity", "phenotypic_consistency", "well_profiles"]
 
 
 def _labels(values: Any, n: int, name: str) -> np.ndarray:
@@ -148,3 +148,39 @@ def phenotypic_consistency(
     r = average_precision(profiles, labels, metric=metric)
     out = mean_average_precision(r, null_size=null_size, seed=seed, threshold=threshold)
     return {**out, "n_perturbations": len(names)}
+
+
+def well_profiles(X: Any, perturbations: Any, wells: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The mean profile and the perturbation of every well.
+
+    Parameters
+    ----------
+    X : (n, d) array_like
+        Crop profiles (encodings or features).
+    perturbations, wells : (n,) array_like of str
+        Each crop's perturbation and well (give ``plate/well`` when wells repeat across
+        plates).
+
+    Returns
+    -------
+    profiles : (w, d) float64 ndarray
+    perturbation : (w,) str ndarray
+
+    Raises
+    ------
+    ValueError
+        If a well holds crops of several perturbations.
+    """
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    pids = _labels(perturbations, len(X), "perturbations")
+    names, inverse = np.unique(_labels(wells, len(X), "wells"), return_inverse=True)
+    sums = np.zeros((names.size, X.shape[1]))
+    np.add.at(sums, inverse, X)
+    profiles = sums / np.bincount(inverse)[:, None]
+    pert = np.empty(names.size, dtype=object)
+    for k in range(names.size):
+        mine = set(pids[inverse == k].tolist())
+        if len(mine) > 1:
+            raise ValueError(f"well {names[k]!r} holds several perturbations: {sorted(mine)}")
+        pert[k] = mine.pop()
+    return profiles, pert.astype(str)

@@ -161,7 +161,8 @@ def crop_thumbnails(
     crops : (m, C, H, W) array
         Crops as read from the crop store.
     channels : sequence of str
-        Channel names of axis 1 (must include ``"protein"``).
+        Channel names of axis 1. The protein channel is shown, else the first stain that
+        is not nuclear (a Cell Painting crop: ER), else the first.
     size : int, default 64
         Thumbnail side in pixels.
 
@@ -179,13 +180,12 @@ def crop_thumbnails(
             f"`crops` must have shape (m, {len(channels)}, H, W) for channels {channels}, "
             f"got {crops.shape}"
         )
-    if "protein" not in channels:
-        raise ValueError(f"`channels` must include 'protein', got {channels}")
+    shown = _shown_channel(channels)
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"`size` must be an int >= 8, got {size!r}")
     out = np.empty((crops.shape[0], size, size, 3), dtype=np.uint8)
     for i, crop in enumerate(crops.astype(np.float32)):
-        prot = resize(crop[channels.index("protein")], (size, size), anti_aliasing=True)
+        prot = resize(crop[shown], (size, size), anti_aliasing=True)
         lo, hi = np.percentile(prot, (0.5, 99.5))
         grey = np.clip((prot - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
         out[i] = (grey * 255).astype(np.uint8)[..., None]
@@ -195,6 +195,15 @@ def crop_thumbnails(
             edge = find_boundaries(small, mode="inner")
             out[i][edge] = (0, 220, 255)
     return out
+
+
+def _shown_channel(channels: list[str]) -> int:
+    """The channel a thumbnail shows: the protein, else the first stain that is not the
+    nuclear one (a Cell Painting store: ER), else the first."""
+    if "protein" in channels:
+        return channels.index("protein")
+    nuclear = {"distance", "nucleus", "DNA", "DAPI", "Hoechst", "dna", "dapi", "hoechst"}
+    return next((k for k, c in enumerate(channels) if c not in nuclear), 0)
 
 
 def _nucleus_mask(crop: np.ndarray, channels: list[str]) -> np.ndarray | None:

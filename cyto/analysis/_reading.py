@@ -261,3 +261,15 @@ def _ground_truth_of(
     gt = GroundTruth.read(ground_truth, complexes, min_grade=min_grade)
     gt.check_covers(pids)
     return gt
+
+
+def well_column(atlas: AtlasInput, key: str = "well") -> np.ndarray:
+    """Each atlas crop's well, as ``plate/well`` when the file has a ``plate`` column (one
+    well name is used on every plate of a screen)."""
+    wells = batch_column(atlas, key).astype(str)
+    with Embeddings(atlas.path) as emb:
+        obs = emb.obs()
+    if "plate" in obs and key != "plate":
+        plates = np.asarray(obs["plate"])[atlas.rows].astype(str)
+        wells = np.char.add(np.char.add(plates, "/"), wells)
+    return wells

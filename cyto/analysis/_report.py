@@ -45,6 +45,7 @@ from cyto.analysis._sections import (
     no_score_section,
     retrieval_section,
     score_section,
+    screen_section,
     spectra_section,
 )
 from cyto.analysis._spectra import FeatureSpectra, feature_spectra
@@ -110,6 +111,7 @@ def analyze_embeddings(
     hidden_seed: int = 0,
     baselines: str | os.PathLike | Mapping[str, Any] | None = None,
     batch_key: str | None = None,
+    control: str | None = None,
     explorer: bool = True,
     max_thumbnails: int = 5000,
     overwrite: bool = False,
@@ -201,6 +203,11 @@ def analyze_embeddings(
         the encodings are also evaluated after per-batch centring and scaling
         (:func:`~cyto.analysis.center_scale_by_batch`), before/after in one section and
         in ``scores.json`` → ``evaluation_corrected``.
+    control : str, optional
+        For a perturbation screen (``protein_id`` = the perturbation, a ``well`` column):
+        the control perturbation. A section then scores the encodings on well profiles
+        by phenotypic activity and consistency (:func:`~cyto.analysis.phenotypic_activity`),
+        also in ``scores.json`` → ``screen``.
     explorer : bool, default True
         Write ``explorer.html`` and link it from the atlas section.
     max_thumbnails : int, default 5000
@@ -258,6 +265,7 @@ def analyze_embeddings(
             batch_key=batch_key,
             n_clusters=n_clusters,
             ablation=ablation,
+            control=control,
         )
         if explorer:
             run.explorer(main, ev.umaps[0], gt, spectra, crops=None, max_thumbnails=max_thumbnails)
@@ -415,6 +423,7 @@ class _AnalysisRun:
         batch_key: str | None,
         n_clusters: int,
         ablation: Any,
+        control: str | None = None,
     ) -> None:
         """Append the page's sections (:mod:`._sections`) in order, keeping what they
         return for the summary."""
@@ -436,6 +445,9 @@ class _AnalysisRun:
                 main, ev, batch_key, lambda fixed: self.evaluate(fixed, gt)
             )
             self.summary["evaluation_corrected"] = corrected
+            self.sections.append(section)
+        if control is not None:
+            section, self.summary["screen"] = screen_section(main, gt, control)
             self.sections.append(section)
         if ev.hidden:
             self.sections.append(hidden_section(ev))

@@ -97,7 +97,7 @@ def _prepare_data(store_path: Path, config: TrainConfig) -> _RunData:
         labels, classes = encode_labels(ids)
         split = split_crops(
             ids,
-            store.fov_ids,
+            store.labels(config.split_by),
             fractions=config.split,
             seed=config.seed,
             group_by_fov=config.group_by_fov,

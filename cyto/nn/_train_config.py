@@ -114,6 +114,9 @@ class TrainConfig:
         Train, validation, test fractions.
     group_by_fov : bool, default True
         Keep the crops of one field of view in one split.
+    split_by : str, default "fov_id"
+        With ``group_by_fov``: the crops sharing this column stay in one split (a label
+        column of the store, e.g. a well id: held-out wells).
     target : str, default "protein_id"
         The per-crop label the model learns to identify: ``protein_id``, or a label
         column of the store (:meth:`cyto.data.CropStore.labels`: a perturbation, a
@@ -199,6 +202,7 @@ class TrainConfig:
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     group_by_fov: bool = True
     target: str = "protein_id"
+    split_by: str = "fov_id"
     seed: int = 0
     augment: bool = True
     num_workers: int = -1
@@ -262,8 +266,9 @@ class TrainConfig:
             )
         if self.amp not in _AMP_CHOICES:
             raise ValueError(f"`amp` must be one of {list(_AMP_CHOICES)}; got {self.amp!r}")
-        if not isinstance(self.target, str) or not self.target:
-            raise ValueError(f"`target` must be a column name; got {self.target!r}")
+        for name in ("target", "split_by"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"`{name}` must be a column name; got {getattr(self, name)!r}")
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ValueError(
                 f"`monitor` must be a metric name such as 'loss'; got {self.monitor!r}"

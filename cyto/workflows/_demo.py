@@ -32,6 +32,14 @@ from cyto.workflows._inputs import (
     _resolve_preset,
 )
 
+#: Preprocessing of the synthetic Cell Painting screen (nuclei ≈ 15–20 px across).
+SCREEN_PREPROCESS = {
+    "channels": ("DNA", "ER", "RNA", "AGP", "Mito"),
+    "nucleus_channel": "DNA",
+    "crop_size": 48,
+    "downsample_factor": 1,
+}
+
 
 class _Demo:
     """The stages of one demo folder (internal; use :func:`run_demo`).
@@ -57,9 +65,11 @@ class _Demo:
         complexes: Path | None = None,
         preprocess_options: Mapping[str, Any] | None = None,
         batch_key: str | None = None,
+        kind: str = "atlas",
     ) -> None:
         self.out = out
-        self.batch_key = batch_key
+        self.kind = kind
+        self.batch_key = batch_key or ("plate" if kind == "cellpainting" else None)
         self.preset = preset
         self.device = device
         self.seed = seed
@@ -116,7 +126,9 @@ class _Demo:
     def gt(self) -> GroundTruth:
         """The ground truth every evaluation of this demo uses (empty without tables)."""
         if self._gt is None:
-            if self.synthetic:
+            if self.kind == "cellpainting":  # each perturbation's MoA
+                tables = (self.atlas / "moa.csv", None)
+            elif self.synthetic:
                 # annotations.csv, as OpenCell's: a 'mixed' protein has two localizations,
                 # so the organelle level leaves it out (the paper's single-localization rule)
                 tables = (self.atlas / "annotations.csv", self.atlas / "complexes.csv")
@@ -141,6 +153,8 @@ class _Demo:
     def synth(self) -> str:
         if not self.synthetic:
             return self._describe_input()
+        if self.kind == "cellpainting":
+            return self._screen()
         from cyto.data import SyntheticAtlasConfig, generate_atlas
 
         cfg = SyntheticAtlasConfig(seed=self.seed, **dict(self.preset.atlas))
@@ -155,6 +169,26 @@ class _Demo:
         n_fields = sum(1 for _ in open(self.atlas / "manifest.csv")) - 1
         n_prot = len(info.get("proteins", []))
         return f"{n_prot} proteins, {n_fields} fields of view ({info.get('image_size', '?')} px)"
+
+    def _screen(self) -> str:
+        """The synth stage of ``kind="cellpainting"``: the synthetic Cell Painting screen."""
+        from cyto.data.synthetic import CellPaintingConfig, generate_cellpainting
+
+        # 8 wells a perturbation: half train, 2 held-out wells each for validation and
+        # test; 16 DMSO wells a plate: 8 held-out ones, activity's negatives
+        settings = {"replicates": 8, "control_wells": 16}
+        if self.preset.name == "tiny":
+            settings |= {"perturbations_per_moa": 2, "control_wells": 8, "field_size": 192}
+        cfg = CellPaintingConfig(seed=self.seed, **settings)
+        generate_cellpainting(self.atlas, cfg, progress=False)
+        info = json.loads((self.atlas / "synth.json").read_text())
+        n_fields = sum(1 for _ in open(self.atlas / "manifest.csv")) - 1
+        n_active = sum(p["potency"] > 0 for p in info["perturbations"])
+        return (
+            f"Cell Painting screen: {len(info['perturbations'])} perturbations ({n_active} "
+            f"active) of {len({p['moa'] for p in info['perturbations']})} MoAs, {n_fields} "
+            f"fields of 5 stains on {cfg.plates} plates"
+        )
 
     def _describe_input(self) -> str:
         """The synth stage on user data: check and describe the input, generate nothing."""
@@ -191,7 +225,9 @@ class _Demo:
                 return f"crop store used as is: {len(store)} crops, channels {store.channels}"
         from cyto.preprocess import preprocess_dataset
 
-        if self.synthetic:
+        if self.kind == "cellpainting":
+            source, options = self.atlas / "manifest.csv", dict(SCREEN_PREPROCESS)
+        elif self.synthetic:
             source = self.atlas / "manifest.csv"
             options = dict(json.loads((self.atlas / "synth.json").read_text())["preprocess_hint"])
         else:
@@ -213,6 +249,12 @@ class _Demo:
             threads=self.threads,
             deterministic=True,
         )
+        if self.kind == "cellpainting":  # hold out whole wells; the budget still applies
+            cfg = cfg.replace(
+                split=(0.5, 0.25, 0.25),
+                split_by="Metadata_well_id",
+                max_epochs=max(cfg.max_epochs, 15),
+            )
         resume = RunDir(self.run).resumable
         train(
             self.crops,
@@ -279,6 +321,8 @@ class _Demo:
             if self.synthetic
             else (self.ground_truth, self.complexes)
         )
+        if self.kind == "cellpainting":
+            tables = (self.atlas / "moa.csv", None)
         rep = analyze_embeddings(
             self.embeddings,
             self.analysis,
@@ -292,6 +336,7 @@ class _Demo:
             hidden_seed=self.seed,
             baselines=self.baselines if self.baselines.exists() else None,
             batch_key=self.batch_key,
+            control="DMSO" if self.kind == "cellpainting" else None,
         )
         ev = rep.evaluation
         _atomic_json(self.scores, {"evaluated_on": where or "all", **ev.to_dict()})
@@ -404,6 +449,7 @@ def run_demo(
     stages: Sequence[str] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    kind: str = "atlas",
 ) -> DemoResult:
     """Run the whole method — on the synthetic atlas, or on your data — with an HTML report.
 
@@ -458,6 +504,11 @@ def run_demo(
         Progress bars and stage summaries on stderr.
     echo : callable, optional
         Receives each stage's one-line summary (default: print to stderr).
+    kind : {"atlas", "cellpainting"}, default "atlas"
+        The embedded default: the synthetic protein atlas, or a synthetic Cell Painting
+        screen (:func:`cyto.data.synthetic.generate_cellpainting`: 5 stains,
+        perturbations of known MoAs, DMSO wells on two plates) trained to identify the
+        perturbation and scored by phenotypic activity and consistency.
 
     Returns
     -------
@@ -480,6 +531,12 @@ def run_demo(
             )
         preset = dataclasses.replace(preset, train_budget_s=float(train_budget_s))
     inputs = _demo_inputs(data, ground_truth, complexes, preprocess_options)
+    if kind not in ("atlas", "cellpainting"):
+        raise ValueError(f"`kind` must be 'atlas' or 'cellpainting', got {kind!r}")
+    if kind == "cellpainting":
+        if inputs["data"] is not None:
+            raise ValueError("`kind` 'cellpainting' makes its own screen: give no `data`")
+        inputs["kind"] = kind
     _check_batch_key(inputs["data"], batch_key)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"`threads` must be an integer >= 0, got {threads!r}")
@@ -508,6 +565,7 @@ def run_demo(
         complexes=inputs["complexes"],
         preprocess_options=inputs["options"],
         batch_key=batch_key,
+        kind=kind,
     )
     # a rerun stage invalidates the stages after it
     first_rerun = min((STAGES.index(s) for s in rerun), default=len(STAGES))
@@ -555,6 +613,11 @@ def _record_demo(
             raise ValueError(
                 f"`out_dir` {str(out)!r} holds a demo of data={before.get('data')!r}, not "
                 f"data={source['data']!r}; use another folder"
+            )
+        if before.get("kind", "atlas") != source.get("kind", "atlas"):
+            raise ValueError(
+                f"`out_dir` {str(out)!r} holds a demo of kind {before.get('kind', 'atlas')!r}, "
+                f"not {source.get('kind', 'atlas')!r}; use another folder"
             )
     _atomic_json(
         record,
@@ -605,7 +668,7 @@ def _run_stage(demo: _Demo, name: str, rerun: bool, echo: Callable[[str], None])
         echo(f"[{name}] done already ({rec.seconds:.1f} s): {rec.summary}")
         return rec
     echo(f"[{name}] running ...")
-    if name == "synth" and demo.synthetic:
+    if name == "synth" and demo.synthetic and demo.kind == "atlas":
         echo(f"[{name}] {atlas_size_note(demo.preset)}")
     t0 = time.perf_counter()
     summary = getattr(demo, "baselines_" if name == "baselines" else name)()

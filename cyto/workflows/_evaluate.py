@@ -23,6 +23,8 @@ from cyto.analysis import (
     phenotypic_activity,
     phenotypic_consistency,
     read_atlas,
+    well_column,
+    well_profiles,
 )
 from cyto.data import CropStore, check_output, output_folder
 from cyto.workflows._inputs import _atomic_json, _print_stderr
@@ -99,28 +101,11 @@ def _baseline_features(
     return out
 
 
-def _well_profiles(
-    X: np.ndarray, pids: np.ndarray, wells: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean profile and perturbation of every well (a well holds one perturbation)."""
-    names, inverse = np.unique(wells, return_inverse=True)
-    sums = np.zeros((names.size, X.shape[1]))
-    np.add.at(sums, inverse, X)
-    profiles = sums / np.bincount(inverse)[:, None]
-    pert = np.empty(names.size, dtype=object)
-    for k in range(names.size):
-        mine = set(pids[inverse == k].tolist())
-        if len(mine) > 1:
-            raise ValueError(f"well {names[k]!r} holds several perturbations: {sorted(mine)}")
-        pert[k] = mine.pop()
-    return profiles, pert.astype(str)
-
-
 def _screen_metrics(
     X: np.ndarray, pids: np.ndarray, wells: np.ndarray, control: str, gt: Any, seed: int
 ) -> dict[str, Any]:
     """Phenotypic activity and consistency of one representation on well profiles."""
-    profiles, pert = _well_profiles(np.asarray(X, dtype=np.float64), pids, wells)
+    profiles, pert = well_profiles(X, pids, wells)
     act = phenotypic_activity(profiles, pert, control=control, seed=seed)
     out = {
         "activity_map": act["map"],
@@ -297,7 +282,7 @@ def evaluation_card(
         crops=crops,
     )
     batch = batch_column(atlas, batch_key) if batch_key is not None else None
-    wells = batch_column(atlas, well_key) if control is not None else None
+    wells = well_column(atlas, well_key) if control is not None else None
     gt.check_covers(atlas.pids, f"{Path(embeddings).name} ({atlas.split_used} crops)")
     reps = {"cyto (global encodings)": atlas.X}
     if atlas.store is not None:

@@ -92,8 +92,9 @@ def test_crop_thumbnails_outline_the_central_nucleus_only() -> None:
     assert np.all(np.hypot(rr - 20, cc - 20) < 8)  # around the centre, not the corner
     grey = thumbs[0, 20, 28]  # inside the protein disc, outside the nucleus outline
     assert grey[0] == grey[1] == grey[2] == 255
-    with pytest.raises(ValueError, match="'protein'"):
-        crop_thumbnails(crops, ["nucleus", "distance"])
+    # without a protein channel the first stain that is not nuclear is shown (Cell Painting)
+    stains = crop_thumbnails(crops, ["ER", "DNA"], size=40)
+    assert tuple(stains[0, 20, 28]) == (255, 255, 255) and tuple(stains[0, 38, 2]) == (0, 0, 0)
     with pytest.raises(ValueError, match="`crops`"):
         crop_thumbnails(crops[0], ["protein", "distance"])
 

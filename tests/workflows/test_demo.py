@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cyto.cli import main
+from cyto.data import CropStore
 from cyto.workflows import STAGES, run_demo, stage_hashes
 
 pytestmark = pytest.mark.slow
@@ -184,3 +186,21 @@ def test_a_demo_folder_of_other_data_is_refused(demo, own) -> None:
         run_demo(out, data=out / "crops.h5", **_quiet())
     with pytest.raises(ValueError, match="`train_budget_s` must be a number of seconds >= 0"):
         run_demo(mine, data=out / "crops.h5", preset="tiny", train_budget_s=-1.0)
+
+
+@pytest.mark.slow
+def test_the_cell_painting_demo_scores_the_screen(tmp_path) -> None:
+    """``cyto demo --kind cellpainting --preset tiny``: the synthetic screen through every
+    stage, held-out wells, the JUMP metrics in the report and in scores.json."""
+    out = tmp_path / "cp"
+    assert main(["demo", "--kind", "cellpainting", "--preset", "tiny", "-o", str(out), "-q",
+                 "--threads", "2"]) == 0  # fmt: skip
+    screen = json.loads((out / "analysis" / "scores.json").read_text())["screen"]
+    assert screen["n_wells"] >= 20 and 0 < screen["activity_map"] <= 1
+    assert "Perturbation screen (JUMP metrics)" in (out / "report.html").read_text()
+    with CropStore(out / "crops.h5") as store:
+        assert store.channels == ("DNA", "ER", "RNA", "AGP", "Mito")
+    with pytest.raises(SystemExit):
+        main(["demo", "--kind", "screen", "-o", str(out)])
+    # a folder of the atlas demo is not continued as a screen
+    assert main(["demo", "--preset", "tiny", "-o", str(out), "-q"]) == 2

@@ -223,8 +223,9 @@ def generate_cellpainting(
         Folder (created). It receives ``images/<plate>/<well>_s<site>_<stain>.tif``, one (Z, H, W)
         uint16 TIFF per stain and well; ``manifest.csv`` (wide layout: ``DNA, ER, RNA,
         AGP, Mito`` paths, ``protein_id`` = the perturbation, ``plate``, ``well``,
-        ``Metadata_moa``, ``Metadata_active``); ``moa.csv`` (``protein_id,family``: each
-        perturbation's MoA, the ground truth of ``cyto evaluate``); ``synth.json``.
+        ``Metadata_well_id`` (plate and well), ``Metadata_moa``, ``Metadata_active``);
+        ``moa.csv`` (``protein_id,family``: each perturbation's MoA, the ground truth of
+        ``cyto evaluate``); ``synth.json``.
     config : CellPaintingConfig, optional
     progress : bool, default False
     overwrite : bool, default False
@@ -256,7 +257,10 @@ def generate_cellpainting(
     perts = _perturbations(cfg, rng)
     wells = _wells(cfg, perts)
     gains = np.exp(rng.normal(0.0, cfg.plate_effect, (cfg.plates, len(STAINS))))
-    rows = ["DNA,ER,RNA,AGP,Mito,protein_id,fov_id,plate,well,Metadata_moa,Metadata_active"]
+    rows = [
+        "DNA,ER,RNA,AGP,Mito,protein_id,fov_id,plate,well,Metadata_well_id,Metadata_moa,"
+        "Metadata_active"
+    ]
     for i, w in enumerate(wells):
         for site in range(cfg.fields_per_well):
             index = i * cfg.fields_per_well + site
@@ -264,7 +268,9 @@ def generate_cellpainting(
             fov = f"{w['plate']}-{w['well']}-s{site + 1}"
             files = _write_stains(out, f"images/{w['plate']}/{w['well']}_s{site + 1}", stack)
             active = "" if w["name"] == "DMSO" else str(w["potency"] > 0).lower()
-            rows.append(",".join([*files, w["name"], fov, w["plate"], w["well"], w["moa"], active]))
+            well_id = f"{w['plate']}-{w['well']}"
+            meta = [w["name"], fov, w["plate"], w["well"], well_id, w["moa"], active]
+            rows.append(",".join([*files, *meta]))
         if progress:
             print(f"\r{i + 1}/{len(wells)} wells", end="", flush=True)
     write_text_atomic(out / "moa.csv", "protein_id,family\n"
