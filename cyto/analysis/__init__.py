@@ -8,6 +8,7 @@ from cyto._health import THRESHOLDS, DegenerateEncodingError, EncodingHealth, He
 from cyto.analysis._activity import (
     phenotypic_activity,
     phenotypic_consistency,
+    screen_metrics,
     well_profiles,
 )
 from cyto.analysis._baselines import baseline_features, handcrafted_features
@@ -177,6 +178,7 @@ __all__ = [
     "sample_per_group",
     "sample_queries",
     "save_figure",
+    "screen_metrics",
     "sphere",
     "umap_embed",
     "umap_replicates",

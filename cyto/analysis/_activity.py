@@ -21,7 +21,7 @@ import numpy as np
 from cyto.analysis._retrieval import RetrievalResult, average_precision, mean_average_precision
 from cyto.analysis._spectra import mean_by_label
 
-__all__ = ["phenotypic_activity", "phenotypic_consistency", "well_profiles"]
+__all__ = ["phenotypic_activity", "phenotypic_consistency", "screen_metrics", "well_profiles"]
 
 
 def _labels(values: Any, n: int, name: str) -> np.ndarray:
@@ -184,3 +184,53 @@ def well_profiles(X: Any, perturbations: Any, wells: Any) -> tuple[np.ndarray, n
             raise ValueError(f"well {names[k]!r} holds several perturbations: {sorted(mine)}")
         pert[k] = mine.pop()
     return profiles, pert.astype(str)
+
+
+def screen_metrics(
+    X: Any,
+    perturbations: Any,
+    wells: Any,
+    *,
+    control: str,
+    moa: dict[str, str] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A screen's JUMP metrics of one representation, on its well profiles.
+
+    Parameters
+    ----------
+    X : (n, d) array_like
+        Crop profiles.
+    perturbations, wells : (n,) array_like of str
+        Each crop's perturbation and well (:func:`well_profiles`).
+    control : str
+        The control perturbation.
+    moa : dict of str to str, optional
+        Perturbation to MoA: consistency is scored too (None: not, and no key).
+    seed : int, default 0
+        Seed of the permutation nulls.
+
+    Returns
+    -------
+    dict
+        ``activity_map``, ``fraction_active``, ``active`` (perturbations at q < 0.05),
+        ``n_wells``, ``activity`` (:func:`phenotypic_activity`'s summary) and, with
+        ``moa``, ``consistency_map`` (None when no MoA has two perturbations).
+    """
+    profiles, pert = well_profiles(X, perturbations, wells)
+    act = phenotypic_activity(profiles, pert, control=control, seed=seed)
+    out = {
+        "activity_map": act["map"],
+        "fraction_active": act["fraction_significant"],
+        "active": sorted(g["label"] for g in act["groups"] if g["q_value"] < 0.05),
+        "n_wells": int(pert.size),
+        "activity": act,
+    }
+    if moa is not None:
+        try:
+            out["consistency_map"] = phenotypic_consistency(
+                profiles, pert, moa, control=control, seed=seed
+            )["map"]
+        except ValueError:  # no MoA with two perturbations among these wells
+            out["consistency_map"] = None
+    return out

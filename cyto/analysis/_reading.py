@@ -222,16 +222,23 @@ def read_atlas(
     )
 
 
-def batch_column(atlas: AtlasInput, key: str) -> np.ndarray:
-    """The per-crop column ``key`` of the atlas's embeddings file, at the atlas rows."""
-    with Embeddings(atlas.path) as emb:  # read here: only a batch key needs them
-        obs = emb.obs()
+def _obs(atlas: AtlasInput) -> dict[str, Any]:
+    with Embeddings(atlas.path) as emb:  # read here: only a batch or well key needs them
+        return emb.obs()
+
+
+def _column(atlas: AtlasInput, obs: dict[str, Any], key: str) -> np.ndarray:
     if key not in obs:
         raise ValueError(
             f"`batch_key` {key!r} is not a per-crop column of {atlas.path.name}; it has "
             f"{sorted(obs)} (columns come from the manifest: plate, well, Metadata_*)"
         )
     return np.asarray(obs[key])[atlas.rows]
+
+
+def batch_column(atlas: AtlasInput, key: str) -> np.ndarray:
+    """The per-crop column ``key`` of the atlas's embeddings file, at the atlas rows."""
+    return _column(atlas, _obs(atlas), key)
 
 
 def _embedding_inputs(path: Path) -> dict[str, Any]:
@@ -266,9 +273,8 @@ def _ground_truth_of(
 def well_column(atlas: AtlasInput, key: str = "well") -> np.ndarray:
     """Each atlas crop's well, as ``plate/well`` when the file has a ``plate`` column (one
     well name is used on every plate of a screen)."""
-    wells = batch_column(atlas, key).astype(str)
-    with Embeddings(atlas.path) as emb:
-        obs = emb.obs()
+    obs = _obs(atlas)
+    wells = _column(atlas, obs, key).astype(str)
     if "plate" in obs and key != "plate":
         plates = np.asarray(obs["plate"])[atlas.rows].astype(str)
         wells = np.char.add(np.char.add(plates, "/"), wells)

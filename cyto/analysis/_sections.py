@@ -590,11 +590,7 @@ def screen_section(atlas: AtlasInput, gt: GroundTruth, control: str) -> tuple[Se
     """A perturbation screen's JUMP metrics on well profiles of the encodings (``plate/well``
     wells): phenotypic activity against the ``control`` wells and, with MoAs in the
     ground truth's family level, phenotypic consistency; the section and its numbers."""
-    from cyto.analysis._activity import (
-        phenotypic_activity,
-        phenotypic_consistency,
-        well_profiles,
-    )
+    from cyto.analysis._activity import screen_metrics
     from cyto.analysis._reading import well_column
 
     X, corrected = atlas.X, False
@@ -604,23 +600,16 @@ def screen_section(atlas: AtlasInput, gt: GroundTruth, control: str) -> tuple[Se
             X, corrected = CORRECTIONS[REPORT_CORRECTION](X, plates), True
     except ValueError:  # no plate column
         pass
-    profiles, pert = well_profiles(X, atlas.pids, well_column(atlas))
-    act = phenotypic_activity(profiles, pert, control=control)
-    active = sorted(g["label"] for g in act["groups"] if g["q_value"] < 0.05)
-    found = {"activity_map": act["map"], "fraction_active": act["fraction_significant"],
-             "active": active, "n_wells": int(pert.size), "plate_corrected": corrected}  # fmt: skip
     moa = {p: m for p, m in gt.family_of().items() if m is not None}
-    try:
-        found["consistency_map"] = phenotypic_consistency(profiles, pert, moa, control=control)[
-            "map"
-        ]
-    except ValueError:  # no MoA with two perturbations among these wells
-        found["consistency_map"] = None
+    m = screen_metrics(X, atlas.pids, well_column(atlas), control=control, moa=moa)
+    act, active = m["activity"], m["active"]
+    found = {k: m[k] for k in ("activity_map", "fraction_active", "active", "n_wells")}
+    found |= {"plate_corrected": corrected, "consistency_map": m["consistency_map"]}
     rows = [[g["label"], moa.get(g["label"], "–"), _num(g["map"], ".3f"),
              _num(g["q_value"], ".3g"), "yes" if g["q_value"] < 0.05 else "no"]
             for g in sorted(act["groups"], key=lambda g: g["q_value"])]  # fmt: skip
     items: list[Any] = [
-        f"Well profiles (the mean encoding of each well's crops, {pert.size} wells"
+        f"Well profiles (the mean encoding of each well's crops, {m['n_wells']} wells"
         f"{', after per-plate centring and scaling' if corrected else ''}). "
         f"Phenotypic activity: each perturbation's replicate wells ranked among the "
         f"{act['n_controls']} {control} wells (copairs' mAP, permutation p-values, "

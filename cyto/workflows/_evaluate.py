@@ -20,11 +20,9 @@ from cyto.analysis import (
     batch_column,
     cellprofiler_features,
     evaluate,
-    phenotypic_activity,
-    phenotypic_consistency,
     read_atlas,
+    screen_metrics,
     well_column,
-    well_profiles,
 )
 from cyto.data import CropStore, check_output, output_folder
 from cyto.workflows._inputs import _atomic_json, _print_stderr
@@ -105,21 +103,18 @@ def _screen_metrics(
     X: np.ndarray, pids: np.ndarray, wells: np.ndarray, control: str, gt: Any, seed: int
 ) -> dict[str, Any]:
     """Phenotypic activity and consistency of one representation on well profiles."""
-    profiles, pert = well_profiles(X, pids, wells)
-    act = phenotypic_activity(profiles, pert, control=control, seed=seed)
-    out = {
-        "activity_map": act["map"],
-        "activity_significant": act["fraction_significant"],
-        "active": sorted(g["label"] for g in act["groups"] if g["q_value"] < 0.05),
-        "n_wells": len(pert),
-    }
+    moa = None
     if gt.family_level is not None:
-        try:
-            moa = {p: m for p, m in gt.family_of().items() if m is not None}
-            con = phenotypic_consistency(profiles, pert, moa, control=control, seed=seed)
-            out["consistency_map"] = con["map"]
-        except ValueError:  # no MoA with two perturbations among these wells
-            out["consistency_map"] = None
+        moa = {p: m for p, m in gt.family_of().items() if m is not None}
+    m = screen_metrics(X, pids, wells, control=control, moa=moa, seed=seed)
+    out = {
+        "activity_map": m["activity_map"],
+        "activity_significant": m["fraction_active"],
+        "active": m["active"],
+        "n_wells": m["n_wells"],
+    }
+    if "consistency_map" in m:
+        out["consistency_map"] = m["consistency_map"]
     return out
 
 
