@@ -21,13 +21,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CP_MEASUREMENTS", "NUCLEAR_STAINS", "cellprofiler_features", "nucleus_mask"]
+from cyto.data._channels import NUCLEAR_STAINS
+
+__all__ = ["CP_MEASUREMENTS", "cellprofiler_features", "nucleus_mask"]
 
 #: cp-measure's per-stain measurements used (``sizeshape`` is measured once, on the mask).
 CP_MEASUREMENTS = ("intensity", "texture", "granularity", "radial_distribution")
-
-#: Channel names taken for the nuclear stain, in order of preference.
-NUCLEAR_STAINS = ("nucleus", "DNA", "DAPI", "Hoechst", "hoechst", "dapi", "dna")
 
 
 def _nuclear_channel(channels: Sequence[str], nucleus_channel: str | None) -> int | None:
@@ -102,7 +101,8 @@ def cellprofiler_features(
     channels : sequence of str
         Their channel names (``distance`` gives the mask and is not measured).
     nucleus_channel : str, optional
-        The nuclear stain (default: the first of :data:`NUCLEAR_STAINS` present).
+        The nuclear stain (default: the first of
+        :data:`cyto.data._channels.NUCLEAR_STAINS` present).
     measurements : sequence of str
         cp-measure core measurements per stain (default :data:`CP_MEASUREMENTS`).
 

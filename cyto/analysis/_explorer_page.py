@@ -30,6 +30,7 @@ import numpy as np
 from cyto._atomic import write_text_atomic
 from cyto.analysis._palette import UNLABELLED_COLOR, categorical_colors
 from cyto.analysis._validate import as_float_array, encode_labels, random_rank_in_group
+from cyto.data._channels import NUCLEAR_STAINS
 
 __all__ = [
     "ExplorerData",
@@ -202,7 +203,7 @@ def _shown_channel(channels: list[str]) -> int:
     nuclear one (a Cell Painting store: ER), else the first."""
     if "protein" in channels:
         return channels.index("protein")
-    nuclear = {"distance", "nucleus", "DNA", "DAPI", "Hoechst", "dna", "dapi", "hoechst"}
+    nuclear = {"distance", *NUCLEAR_STAINS}
     return next((k for k, c in enumerate(channels) if c not in nuclear), 0)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["CHANNEL_NAMES", "check_channels"]
+__all__ = ["CHANNEL_NAMES", "NUCLEAR_STAINS", "check_channels", "named_stains"]
 
 #: Channel names with a built-in meaning: the tagged protein, the signed distance to the
 #: nucleus (computed, scaled to [-1, 1]) and the nuclear stain. A store may also hold any
@@ -45,3 +45,13 @@ def check_channels(
             f"{n_channels} channels"
         )
     return channels
+
+
+#: Channel names taken for the nuclear stain, in order of preference.
+NUCLEAR_STAINS = ("nucleus", "DNA", "DAPI", "Hoechst", "hoechst", "dapi", "dna")
+
+
+def named_stains(channels: Sequence[str] | None) -> list[str]:
+    """The channels that are stains read from images by name (all but
+    :data:`CHANNEL_NAMES`: ``DNA``, ``ER``, ...), in order."""
+    return [c for c in channels or () if c not in CHANNEL_NAMES]

@@ -28,6 +28,7 @@ import numpy as np
 from cyto._atomic import atomic_path, check_free_space, human_bytes, io_failure, write_text_atomic
 from cyto._lock import write_lock
 from cyto.data import check_output
+from cyto.data._channels import named_stains
 from cyto.preprocess._batch_inputs import (
     _check_duplicates,
     _check_image_kinds,
@@ -554,7 +555,7 @@ def preprocess_dataset(
         "min_contrast": check_positive(min_contrast, "min_contrast"),
         "dtype": dtype,
     }
-    stains = [c for c in names if c not in ("protein", "nucleus", "distance")]
+    stains = named_stains(names)
     if stains or nucleus_channel is not None:
         params["nucleus_channel"] = _nucleus_channel(nucleus_channel, names)
     seg_name = _segmenter_name(segmenter, workers, scheduler)

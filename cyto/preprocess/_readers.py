@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cyto.data._channels import named_stains
 from cyto.preprocess._spec import (
     METADATA_COLUMNS,
     FovSpec,
@@ -400,7 +401,7 @@ def read_manifest(
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     try:
-        stains = [c for c in channels or () if c not in ("protein", "nucleus", "distance")]
+        stains = named_stains(channels)
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, strict=True)
             fields = [c.strip() for c in (reader.fieldnames or [])]
@@ -555,7 +556,7 @@ def list_fovs(
     manifest = source / "manifest.csv"
     if manifest.is_file():
         return read_manifest(manifest, channels=channels)
-    stains = [c for c in channels or () if c not in ("protein", "nucleus", "distance")]
+    stains = named_stains(channels)
     if stains:
         raise ValueError(
             f"named stains {stains} are read from a manifest's columns; {source} holds no "
