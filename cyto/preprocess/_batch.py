@@ -131,10 +131,15 @@ def _read_stains(spec: FovSpec) -> dict[str, np.ndarray]:
     shapes = {n: a.shape[-2:] for n, a in images.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"the stains of field {spec.fov_id} differ in size (Y, X): {shapes}")
+    _check_not_all_nan(images)
+    return images
+
+
+def _check_not_all_nan(images: Mapping[str, np.ndarray]) -> None:
+    """Refuse a channel that holds no number (a failed acquisition)."""
     for name, arr in images.items():
         if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
             raise ValueError(f"the {name} channel is all NaN")
-    return images
 
 
 def _read_channels(spec: FovSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -163,9 +168,7 @@ def _read_channels(spec: FovSpec) -> tuple[np.ndarray, np.ndarray]:
             f"the protein image {spec.path.name} is {protein.shape[-2:]} (Y, X) but the "
             f"nucleus image {spec.nucleus_path.name} is {hoechst.shape[-2:]}; they must match"
         )
-    for name, arr in (("protein", protein), ("nucleus", hoechst)):
-        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).all():
-            raise ValueError(f"the {name} channel is all NaN")
+    _check_not_all_nan({"protein": protein, "nucleus": hoechst})
     return protein, hoechst
 
 
