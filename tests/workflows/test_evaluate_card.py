@@ -13,6 +13,24 @@ from cyto.cli import main
 from cyto.data import EmbeddingsWriter
 
 
+def _write(path: Path, X: np.ndarray, proteins: np.ndarray, fovs: np.ndarray, obs: dict) -> Path:
+    """A finished embeddings file of test-split crops with these encodings and columns."""
+    w = EmbeddingsWriter(path, {"format": "test"})
+    w.create(
+        {"global": (X.shape[1], np.dtype(np.float32))},
+        protein_ids=proteins,
+        fov_ids=np.array([f"{f}-f0" for f in fovs]),
+        split=np.full(proteins.size, "test"),
+        crop_index=np.arange(proteins.size),
+        classes=sorted(set(proteins)),
+        attrs={},
+        obs=obs,
+    )
+    w.write({"global": X.astype(np.float32)})
+    w.finish({})
+    return w.commit()
+
+
 def _embeddings(path: Path, *, plate_shift: float, seed: int = 0) -> Path:
     """24 proteins in 4 families, 10 crops each, on 2 plates; plate 2 is shifted."""
     rng = np.random.default_rng(seed)
@@ -24,22 +42,9 @@ def _embeddings(path: Path, *, plate_shift: float, seed: int = 0) -> Path:
     ]
     X = 3.0 * np.eye(16)[family] + rng.normal(size=(proteins.size, 16))
     X[plate == "plate2"] += plate_shift * rng.normal(size=16)  # a plate-wide offset
-    w = EmbeddingsWriter(path, {"format": "test"})
-    w.create(
-        {"global": (16, np.dtype(np.float32))},
-        protein_ids=proteins,
-        fov_ids=np.array([f"{p}-f0" for p in proteins]),
-        split=np.full(proteins.size, "test"),
-        crop_index=np.arange(proteins.size),
-        classes=sorted(set(proteins)),
-        attrs={},
-        obs={"plate": plate},
-    )
-    w.write({"global": X.astype(np.float32)})
-    w.finish({})
     gt = path.parent / "gt.csv"
     gt.write_text("protein_id,family\n" + "".join(f"P{i:02d},fam{i % 4}\n" for i in range(24)))
-    return w.commit()
+    return _write(path, X, proteins, proteins, {"plate": plate})
 
 
 def test_card_with_batch_correction_recovers_the_family_map(tmp_path: Path) -> None:
@@ -142,23 +147,10 @@ def _screen_embeddings(path: Path, seed: int = 0) -> Path:
     for c, m in moa.items():
         if m != "inert":
             X[pert == c, {"tub": 0, "hdac": 1}[m]] += 2.5
-    w = EmbeddingsWriter(path, {"format": "test"})
-    w.create(
-        {"global": (16, np.dtype(np.float32))},
-        protein_ids=pert,
-        fov_ids=np.array([f"{x}-f0" for x in well]),
-        split=np.full(pert.size, "test"),
-        crop_index=np.arange(pert.size),
-        classes=sorted(set(pert)),
-        attrs={},
-        obs={"well": well},
-    )
-    w.write({"global": X.astype(np.float32)})
-    w.finish({})
     (path.parent / "moa.csv").write_text(
         "protein_id,family\n" + "".join(f"{c},{m}\n" for c, m in moa.items())
     )
-    return w.commit()
+    return _write(path, X, pert, well, {"well": well})
 
 
 def test_card_of_a_compound_screen_scores_activity_and_consistency(tmp_path: Path) -> None:
