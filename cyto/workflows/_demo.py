@@ -430,6 +430,8 @@ def _write_demo_report(demo: _Demo, records: Sequence[StageRecord]) -> Path:
         *load_sections(demo.analysis),
     ]
     title = "synthetic cell atlas" if demo.synthetic else Path(str(demo.data)).name
+    if demo.kind == "cellpainting":
+        title = "synthetic Cell Painting screen"
     return write_report(demo.report, title=f"cyto demo: {title}", sections=sections)
 
 
